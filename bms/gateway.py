@@ -1,0 +1,183 @@
+"""The one place that talks to Stripe: a thin wrapper over the official SDK's StripeClient.
+
+Handlers get plain dicts back and only ever see our own errors (errors.py), so they can be
+tested against an in-memory fake with the same methods. Every write takes an idempotency key;
+every call first takes a token from the fleet-wide rate limiter.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Protocol
+
+import stripe
+
+from ..errors import PaymentFailed, PermanentError, TransientError
+
+
+class RateLimiter(Protocol):
+    def acquire(self) -> None:
+        """Block until one more Stripe request may be made."""
+
+
+class NoRateLimit:
+    def acquire(self) -> None:
+        return None
+
+
+def _plain(obj: Any) -> Any:
+    return obj.to_dict() if isinstance(obj, stripe.StripeObject) else obj
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        rate_limiter: RateLimiter | None = None,
+        max_network_retries: int = 0,
+    ):
+        base = {"api": api_base} if api_base else None
+        # Retries belong to the worker (capped backoff, dead-lettering), not to the SDK.
+        self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=max_network_retries)
+        self.limiter = rate_limiter or NoRateLimit()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, fn, params: dict | None = None, *, idempotency_key: str | None = None, **kw) -> Any:
+        self.limiter.acquire()
+        options = {"idempotency_key": idempotency_key[:255]} if idempotency_key else {}
+        try:
+            return _plain(fn(params=params or {}, options=options, **kw))
+        except stripe.CardError as exc:
+            raise PaymentFailed(str(exc.user_message or exc), reason=_card_reason(exc)) from exc
+        except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
+            raise TransientError(f"stripe: {type(exc).__name__}") from exc
+        except stripe.IdempotencyError as exc:
+            raise PermanentError(f"stripe idempotency conflict: {exc.user_message}", reason="invalid") from exc
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404 or exc.code == "resource_missing":
+                raise NotFound(str(exc.user_message or exc)) from exc
+            raise PermanentError(str(exc.user_message or exc), reason="invalid") from exc
+        except stripe.StripeError as exc:
+            if exc.http_status in (402,):
+                raise PaymentFailed(str(exc.user_message or exc), reason="payment_required") from exc
+            if exc.http_status is None or exc.http_status >= 500 or exc.http_status in (409, 429):
+                raise TransientError(f"stripe {exc.http_status}: {type(exc).__name__}") from exc
+            raise PermanentError(str(exc.user_message or exc), reason="invalid") from exc
+
+    def _retrieve(self, fn, object_id: str, params: dict | None = None) -> dict | None:
+        try:
+            obj = self._call(lambda **kw: fn(object_id, **kw), params)
+        except NotFound:
+            return None
+        return None if obj.get("deleted") else obj
+
+    def _all_pages(self, fn, params: dict) -> Iterator[dict]:
+        """Every page, 100 at a time: lists cut at the first page are a classic sync bug."""
+        params = {**params, "limit": 100}
+        while True:
+            page = self._call(fn, params)
+            data = page.get("data", [])
+            yield from data
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+
+    # -- customers ----------------------------------------------------------------------------
+
+    def retrieve_customer(self, customer_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.customers.retrieve, customer_id)
+
+    def find_customer_for_tenant(self, tenant_id: str) -> dict | None:
+        page = self._call(self.client.v1.customers.search, {"query": f"metadata['tenant_id']:'{tenant_id}'"})
+        live = [c for c in page.get("data", []) if not c.get("deleted")]
+        return min(live, key=lambda c: c["created"]) if live else None
+
+    def create_customer(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.customers.create, params, idempotency_key=idempotency_key)
+
+    def update_customer(self, customer_id: str, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(lambda **kw: self.client.v1.customers.update(customer_id, **kw), params,
+                          idempotency_key=idempotency_key)
+
+    def list_customers(self) -> Iterator[dict]:
+        return self._all_pages(self.client.v1.customers.list, {})
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def retrieve_subscription(self, subscription_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.subscriptions.retrieve, subscription_id)
+
+    def list_subscriptions(self, *, customer: str | None = None, status: str = "all") -> Iterator[dict]:
+        params: dict = {"status": status}
+        if customer:
+            params["customer"] = customer
+        return self._all_pages(self.client.v1.subscriptions.list, params)
+
+    def create_subscription(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.subscriptions.create, params, idempotency_key=idempotency_key)
+
+    def update_subscription(self, subscription_id: str, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(lambda **kw: self.client.v1.subscriptions.update(subscription_id, **kw), params,
+                          idempotency_key=idempotency_key)
+
+    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict:
+        return self._call(lambda **kw: self.client.v1.subscriptions.cancel(subscription_id, **kw), {},
+                          idempotency_key=idempotency_key)
+
+    # -- catalog ------------------------------------------------------------------------------
+
+    def find_price_by_lookup_key(self, lookup_key: str) -> dict | None:
+        page = self._call(self.client.v1.prices.list, {"lookup_keys": [lookup_key], "active": True, "limit": 1})
+        return page["data"][0] if page.get("data") else None
+
+    def retrieve_product(self, product_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.products.retrieve, product_id)
+
+    def list_products(self) -> Iterator[dict]:
+        return self._all_pages(self.client.v1.products.list, {})
+
+    def list_product_feature_keys(self, product_id: str) -> list[str]:
+        fn = lambda **kw: self.client.v1.products.features.list(product_id, **kw)  # noqa: E731
+        return [pf["entitlement_feature"]["lookup_key"] for pf in self._all_pages(fn, {})]
+
+    def create_product(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.products.create, params, idempotency_key=idempotency_key)
+
+    def create_price(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.prices.create, params, idempotency_key=idempotency_key)
+
+    # -- entitlements and usage ---------------------------------------------------------------
+
+    def list_active_entitlement_keys(self, customer_id: str) -> list[str]:
+        items = self._all_pages(self.client.v1.entitlements.active_entitlements.list, {"customer": customer_id})
+        return sorted(item["lookup_key"] for item in items)
+
+    def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.billing.meter_events.create, params, idempotency_key=idempotency_key)
+
+    # -- events and test clocks ---------------------------------------------------------------
+
+    def list_events(self, *, created_gte: int | None = None, types: list[str] | None = None) -> Iterator[dict]:
+        params: dict = {}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        if types:
+            params["types"] = types
+        return self._all_pages(self.client.v1.events.list, params)
+
+    def create_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.test_helpers.test_clocks.create,
+                          {"frozen_time": frozen_time, "name": name[:300]}, idempotency_key=idempotency_key)
+
+    def advance_test_clock(self, clock_id: str, frozen_time: int) -> dict:
+        return self._call(lambda **kw: self.client.v1.test_helpers.test_clocks.advance(clock_id, **kw),
+                          {"frozen_time": frozen_time})
+
+
+class NotFound(PermanentError):
+    reason = "not_found"
+
+
+def _card_reason(exc: stripe.CardError) -> str:
+    return "card_declined" if exc.code in (None, "card_declined") else exc.code

@@ -1,0 +1,50 @@
+"""The event bus that product services share with us: two kombu topic exchanges.
+
+`billing.commands` carries product → billing commands, `billing.events` carries our outcome and
+entitlement events; routing key = the CloudEvents type without the `billing.` prefix. On Redis,
+kombu emulates topic exchanges with lists (durable), unlike its PUB/SUB fanout (lossy), so both
+exchanges are of type topic. RabbitMQ gets publisher confirms.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from kombu import Connection, Exchange, Queue
+
+COMMANDS_EXCHANGE = Exchange("billing.commands", type="topic", durable=True)
+EVENTS_EXCHANGE = Exchange("billing.events", type="topic", durable=True)
+SOURCE = "billing-sync"
+
+
+def routing_key(event_type: str) -> str:
+    return event_type.removeprefix("billing.")
+
+
+def connect(url: str) -> Connection:
+    options: dict = {}
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        options["confirm_publish"] = True
+    return Connection(url, transport_options=options, connect_timeout=5)
+
+
+def commands_queue(prefix: str) -> Queue:
+    """The queue the bridge consumes: every command type."""
+    return Queue(f"{prefix}.commands", COMMANDS_EXCHANGE, routing_key="#", durable=True)
+
+
+def cloudevent(type: str, subject: str | None, data: dict, *, id: str | None = None,
+               time: datetime | None = None, source: str = SOURCE) -> dict:
+    """A CloudEvents 1.0 structured-mode envelope."""
+    event = {
+        "specversion": "1.0",
+        "id": id or str(uuid.uuid4()),
+        "source": source,
+        "type": type,
+        "time": (time or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    if subject is not None:
+        event["subject"] = subject
+    return event

@@ -1,0 +1,83 @@
+"""The plan catalog: plans, their features and limits, and the usage meters.
+
+Loaded from a YAML file (config/catalog.yaml unless BILLING_CATALOG names another). Stripe
+enrichment (product metadata, active entitlements) is applied when entitlements are derived,
+not here: the catalog is the product's own statement of what each plan means.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, model_validator
+
+
+class CatalogPrice(BaseModel):
+    lookup_key: str
+    unit_amount: int
+    currency: str = "usd"
+    interval: str = "month"
+
+
+class Plan(BaseModel):
+    key: str
+    name: str
+    price: CatalogPrice | None = None
+    features: list[str] = Field(default_factory=list)
+    limits: dict[str, int] = Field(default_factory=dict)
+    per_seat: dict[str, int] = Field(default_factory=dict)
+
+
+class Meter(BaseModel):
+    key: str
+    event_name: str
+
+
+class Catalog(BaseModel):
+    free_plan: str
+    default_plan: str
+    past_due_grace_days: int = 7
+    plans: dict[str, Plan]
+    meters: dict[str, Meter] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_into_entries(cls, data: dict) -> dict:
+        for section in ("plans", "meters"):
+            for key, entry in (data.get(section) or {}).items():
+                entry.setdefault("key", key)
+        return data
+
+    @model_validator(mode="after")
+    def _known_plans(self) -> "Catalog":
+        for name in (self.free_plan, self.default_plan):
+            if name not in self.plans:
+                raise ValueError(f"catalog names unknown plan {name!r}")
+        return self
+
+    def plan_for_lookup_key(self, lookup_key: str | None) -> Plan | None:
+        if not lookup_key:
+            return None
+        for plan in self.plans.values():
+            if plan.price and plan.price.lookup_key == lookup_key:
+                return plan
+        return None
+
+    @property
+    def free(self) -> Plan:
+        return self.plans[self.free_plan]
+
+    @property
+    def paid_plans(self) -> list[Plan]:
+        return [plan for plan in self.plans.values() if plan.price]
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    with open(path, encoding="utf-8") as fh:
+        return Catalog.model_validate(yaml.safe_load(fh))
+
+
+@lru_cache(maxsize=8)
+def cached_catalog(path: str) -> Catalog:
+    return load_catalog(path)

@@ -1,0 +1,45 @@
+"""Errors that decide what happens to a message: retry it, or fail it for good with a reason.
+
+Handlers raise these; workers translate them (retry with capped backoff, or dead-letter and a
+billing.command.failed with `reason`). Reasons are part of the external contract.
+"""
+from __future__ import annotations
+
+
+class BillingSyncError(Exception):
+    reason = "error"
+
+    def __init__(self, message: str = "", *, reason: str | None = None):
+        super().__init__(message or self.__class__.__name__)
+        if reason:
+            self.reason = reason
+
+
+class TransientError(BillingSyncError):
+    """Worth retrying: Stripe 429/5xx or unreachable, database unavailable, lock timeout."""
+
+    reason = "bms_unavailable"
+
+
+class PermanentError(BillingSyncError):
+    """Retrying cannot help: the input or the state of the world must change first."""
+
+    reason = "invalid"
+
+
+class InvalidMessage(PermanentError):
+    reason = "invalid"
+
+
+class UnknownTenant(PermanentError):
+    reason = "unknown_tenant"
+
+
+class UnknownPlan(PermanentError):
+    reason = "unknown_plan"
+
+
+class PaymentFailed(PermanentError):
+    """A card was declined or payment is required; `reason` says which."""
+
+    reason = "card_declined"

@@ -1,0 +1,23 @@
+"""Persistence: SQLAlchemy models, the unit of work, migrations."""
+from .db import make_engine, make_session_factory
+from .tables import (
+    Base,
+    DeadLetter,
+    EntitlementSnapshot,
+    OutboxMessage,
+    ProcessedMessage,
+    Product,
+    Subscription,
+    SubscriptionItem,
+    SyncCursor,
+    Tenant,
+    UsageCounter,
+    utcnow,
+)
+from .unit_of_work import UnitOfWork
+
+__all__ = [
+    "Base", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
+    "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
+    "make_engine", "make_session_factory", "utcnow",
+]

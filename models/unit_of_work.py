@@ -1,0 +1,85 @@
+"""The unit of work: one database transaction in which a message's effects, its ledger row and
+its outbox rows commit together, or not at all."""
+from __future__ import annotations
+
+import uuid
+from typing import Callable
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .tables import OutboxMessage, ProcessedMessage, Tenant
+
+
+class UnitOfWork:
+    def __init__(self, session_factory: Callable[[], Session]):
+        self._session_factory = session_factory
+        self.session: Session
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        self.session.begin()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.session.rollback()  # a no-op after commit()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    # -- per-tenant serialization -------------------------------------------------------------
+
+    def lock_tenant(self, tenant_id: str) -> Tenant:
+        """Create the tenant row if missing, then hold its row lock until the transaction ends.
+
+        On PostgreSQL this is SELECT … FOR UPDATE: one writer per tenant at a time across the
+        fleet. On SQLite the whole transaction already holds the database write lock.
+        """
+        dialect = self.session.get_bind().dialect.name
+        values = {"id": tenant_id}
+        if dialect == "postgresql":
+            self.session.execute(pg_insert(Tenant).values(values).on_conflict_do_nothing(index_elements=["id"]))
+        elif dialect == "sqlite":
+            self.session.execute(sqlite_insert(Tenant).values(values).on_conflict_do_nothing(index_elements=["id"]))
+        else:  # pragma: no cover - other databases: best effort
+            if self.session.get(Tenant, tenant_id) is None:
+                self.session.execute(insert(Tenant).values(values))
+        return self.session.execute(
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one()
+
+    def tenant_by_customer(self, customer_id: str) -> Tenant | None:
+        return self.session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)).scalar_one_or_none()
+
+    # -- the idempotency ledger ---------------------------------------------------------------
+
+    def already_processed(self, message_id: str) -> bool:
+        return self.session.get(ProcessedMessage, message_id) is not None
+
+    def record_processed(
+        self,
+        message_id: str,
+        *,
+        kind: str,
+        type: str,
+        tenant_id: str | None = None,
+        outcome: str = "applied",
+        reason: str | None = None,
+    ) -> None:
+        self.session.add(
+            ProcessedMessage(id=message_id, kind=kind, type=type, tenant_id=tenant_id, outcome=outcome, reason=reason)
+        )
+
+    # -- the transactional outbox -------------------------------------------------------------
+
+    def add_event(self, type: str, subject: str | None, data: dict) -> OutboxMessage:
+        """Queue a CloudEvent for billing.events; the relay publishes it after commit."""
+        row = OutboxMessage(event_id=str(uuid.uuid4()), type=type, subject=subject, data=data)
+        self.session.add(row)
+        return row

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Set up a local virtualenv (once, and again when pyproject.toml changes), then run.
+
+    python3 run.py demo        # billing-sync demo on embedded defaults
+    python3 run.py test [...]  # the test suite (extra args go to pytest)
+    python3 run.py <any billing-sync sub-command>
+
+Only Python 3.11+ is needed on the machine; everything else comes from pyproject.toml.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed"
+
+
+def _wanted_stamp() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_venv() -> None:
+    if STAMP.exists() and STAMP.read_text() == _wanted_stamp():
+        return
+    if not (BIN / "python").exists():
+        print("run.py: creating .venv", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("run.py: installing billing-sync and its dependencies into .venv", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(_wanted_stamp())
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    ensure_venv()
+    if argv[0] == "test":
+        cmd = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
+    else:
+        cmd = [str(BIN / "billing-sync"), *argv]
+    os.chdir(ROOT)
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
