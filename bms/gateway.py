@@ -103,6 +103,10 @@ class StripeGateway:
     def list_customers(self) -> Iterator[dict]:
         return self._all_pages(self.client.v1.customers.list, {})
 
+    def ping(self) -> None:
+        """The cheapest authenticated call (list one customer), for `billing-sync status`."""
+        self._call(self.client.v1.customers.list, {"limit": 1})
+
     # -- subscriptions ------------------------------------------------------------------------
 
     def retrieve_subscription(self, subscription_id: str) -> dict | None:
@@ -131,6 +135,9 @@ class StripeGateway:
         page = self._call(self.client.v1.prices.list, {"lookup_keys": [lookup_key], "active": True, "limit": 1})
         return page["data"][0] if page.get("data") else None
 
+    def retrieve_price(self, price_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.prices.retrieve, price_id)
+
     def retrieve_product(self, product_id: str) -> dict | None:
         return self._retrieve(self.client.v1.products.retrieve, product_id)
 
@@ -155,6 +162,12 @@ class StripeGateway:
 
     def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict:
         return self._call(self.client.v1.billing.meter_events.create, params, idempotency_key=idempotency_key)
+
+    def list_meters(self) -> Iterator[dict]:
+        return self._all_pages(self.client.v1.billing.meters.list, {})
+
+    def create_meter(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.billing.meters.create, params, idempotency_key=idempotency_key)
 
     # -- events and test clocks ---------------------------------------------------------------
 

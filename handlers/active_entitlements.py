@@ -1,1 +1,34 @@
-"""TODO: being written."""
+"""entitlements.active_entitlement_summary.* : the customer's Stripe Entitlements changed.
+
+The summary in the payload may be cut at its first page and may be stale, so the handler
+re-reads every active entitlement of the customer (all pages) instead, and the products the
+tenant subscribes to (their attached features are what changed, often).
+"""
+from __future__ import annotations
+
+from ..models import Tenant, UnitOfWork
+from .stripe_event import StripeEvent, handle_for_customer, parse
+from .stripe_state import apply_active_entitlements, customer_id_of, refresh_products, tenant_product_ids
+
+
+def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent | None) -> list[str]:
+    """Re-read the customer's active entitlement lookup_keys unless our copy is newer than the event."""
+    if not tenant.stripe_customer_id:
+        return []
+    if event is not None and event.fresh(tenant.entitlements_synced_at):
+        return []
+    keys = ctx.bms.list_active_entitlement_keys(tenant.stripe_customer_id)
+    return apply_active_entitlements(tenant, keys, ctx.now())
+
+
+def on_summary_event(message: dict, ctx) -> str:
+    event = parse(message, ctx)
+
+    def sync(uow: UnitOfWork, tenant: Tenant) -> None:
+        sync_active_entitlements(uow, tenant, ctx, event)
+        # Stripe has no event for a feature attached to or detached from a product: it sends
+        # this summary to every customer of the product instead. So the tenant's products are
+        # refreshed too (once for all the summaries of one change; see refresh_products).
+        refresh_products(uow.session, ctx, tenant_product_ids(uow.session, tenant.id), event.received_at)
+
+    return handle_for_customer(ctx, event, customer_id_of(event.object), sync)

@@ -1,1 +1,92 @@
-"""TODO: being written."""
+"""product.* and price.* events: a catalog change in Stripe reaches every tenant on it.
+
+The product is re-read (metadata and attached Entitlements features) into its Product row; for
+a price event the price is re-read too, so a lookup_key moved to another price updates the
+items that use it. Then every tenant with an item on that product or price is re-derived, each
+under its own lock in its own transaction (a catalog change must not hold a thousand tenant
+locks at once). The event goes into the ledger last: a crash half-way re-runs the whole pass on
+redelivery, and re-deriving an unchanged tenant publishes nothing.
+"""
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
+
+from ..errors import TransientError
+from ..models import Product, Subscription, SubscriptionItem
+from .entitlements import refresh_entitlements
+from .stripe_event import KIND, StripeEvent, commit_ledger, parse, record_ignored
+from .stripe_state import ensure_products, refresh_products
+
+log = structlog.get_logger(__name__)
+
+
+def _ids(event: StripeEvent) -> tuple[str | None, str | None]:
+    """(product id, price id) that the event is about."""
+    obj = event.object
+    if event.type.startswith("price.") or obj.get("object") == "price":
+        product = obj.get("product")
+        if isinstance(product, dict):
+            product = product.get("id")
+        return product, obj.get("id")
+    return obj.get("id"), None
+
+
+def on_catalog_event(message: dict, ctx) -> str:
+    try:
+        return _on_catalog_event(message, ctx)
+    except OperationalError as exc:  # database unreachable, lock timeout: try again
+        raise TransientError(f"database: {type(exc.orig).__name__}") from exc
+
+
+def _on_catalog_event(message: dict, ctx) -> str:
+    event = parse(message, ctx)
+    product_id, price_id = _ids(event)
+    if not product_id:
+        return record_ignored(ctx, event, "no_product")
+
+    with ctx.uow() as uow:
+        if uow.already_processed(event.id):
+            return "duplicate"
+        session = uow.session
+        if price_id:
+            price = ctx.bms.retrieve_price(price_id)
+            lookup_key = price.get("lookup_key") if price else None
+            for item in session.execute(select(SubscriptionItem).where(SubscriptionItem.price_id == price_id)).scalars():
+                item.price_lookup_key = lookup_key
+        if session.get(Product, product_id) is None:
+            ensure_products(session, ctx, {product_id})
+        else:
+            refresh_products(session, ctx, {product_id}, event.received_at)
+        uow.commit()
+
+    tenants = affected_tenants(ctx, product_id, price_id)
+    changed = 0
+    for tenant_id in tenants:
+        with ctx.uow() as uow:
+            tenant = uow.lock_tenant(tenant_id)
+            changed += refresh_entitlements(uow, tenant, ctx, cause=event.id)
+            uow.commit()
+
+    with ctx.uow() as uow:
+        if uow.already_processed(event.id):
+            return "duplicate"
+        uow.record_processed(event.id, kind=KIND, type=event.type, outcome="applied")
+        if not commit_ledger(uow):
+            return "duplicate"
+    log.info("stripe_event.catalog", event_id=event.id, type=event.type, product=product_id,
+             tenants=len(tenants), entitlements_changed=changed)
+    return "applied"
+
+
+def affected_tenants(ctx, product_id: str, price_id: str | None = None) -> list[str]:
+    """Tenants with a subscription item on the product (or the price)."""
+    condition = SubscriptionItem.product_id == product_id
+    if price_id:
+        condition = or_(condition, SubscriptionItem.price_id == price_id)
+    with ctx.uow() as uow:
+        rows = uow.session.execute(
+            select(Subscription.tenant_id).join(SubscriptionItem).where(condition).distinct()
+        ).scalars()
+        return sorted(set(rows))

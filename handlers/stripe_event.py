@@ -1,0 +1,147 @@
+"""The common path of every Stripe event handler.
+
+    parse → find the tenant → lock it → ledger check → re-read from Stripe → apply →
+    refresh entitlements → record in the ledger → commit
+
+The handlers (customers, subscriptions, invoices, active entitlements) differ only in what
+they re-read; they pass that as `sync(uow, tenant)`. Event families that are not about one
+tenant (products and prices) use `parse`, `record_ignored` and the ledger directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import structlog
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ..errors import InvalidMessage, TransientError
+from ..models import Tenant, UnitOfWork
+from .entitlements import refresh_entitlements
+from .stripe_state import apply_customer, tenant_id_of
+
+log = structlog.get_logger(__name__)
+
+KIND = "stripe_event"
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    id: str
+    type: str
+    object: dict
+    created: int | None
+    received_at: datetime
+
+    def fresh(self, synced_at: datetime | None) -> bool:
+        """True when our copy was read from Stripe after this event reached us: the change the
+        event announces is already in it, so reading again would add nothing."""
+        return synced_at is not None and synced_at >= self.received_at
+
+
+def parse_time(value: str | None, default: datetime) -> datetime:
+    if not value:
+        return default
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def parse(message: dict, ctx) -> StripeEvent:
+    event = message.get("event") if isinstance(message, dict) else None
+    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+        raise InvalidMessage("not a Stripe event message")
+    obj = (event.get("data") or {}).get("object")
+    try:
+        received_at = parse_time(message.get("received_at"), ctx.now())
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(f"bad received_at in {event['id']}") from exc
+    return StripeEvent(id=str(event["id"]), type=str(event["type"]), object=obj if isinstance(obj, dict) else {},
+                       created=event.get("created"), received_at=received_at)
+
+
+def record_ignored(ctx, event: StripeEvent, reason: str, tenant_id: str | None = None) -> str:
+    """Ledger an event we do not act on, so a redelivery is a visible duplicate, not new work."""
+    with ctx.uow() as uow:
+        if uow.already_processed(event.id):
+            return "duplicate"
+        uow.record_processed(event.id, kind=KIND, type=event.type, tenant_id=tenant_id, outcome="ignored",
+                             reason=reason)
+        if not commit_ledger(uow):
+            return "duplicate"
+    log.info("stripe_event.ignored", event_id=event.id, type=event.type, reason=reason)
+    return "ignored"
+
+
+def commit_ledger(uow: UnitOfWork) -> bool:
+    """Commit; False when a concurrent delivery of the same event committed first."""
+    try:
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()
+        return False
+    return True
+
+
+@dataclass
+class Resolved:
+    tenant_id: str | None
+    customer: dict | None = None  # the customer, when resolving had to read it from Stripe
+    read: bool = False
+
+
+def resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: dict | None = None) -> Resolved:
+    """Which tenant a customer belongs to: our mapping, else the payload's metadata `tenant_id`
+    (an identity we wrote; it does not go stale), else the customer read from Stripe."""
+    tenant = uow.tenant_by_customer(customer_id)
+    if tenant is not None:
+        return Resolved(tenant.id)
+    hinted = tenant_id_of(hint)
+    if hinted:
+        return Resolved(hinted)
+    customer = ctx.bms.retrieve_customer(customer_id)
+    return Resolved(tenant_id_of(customer), customer, read=True)
+
+
+SyncFn = Callable[[UnitOfWork, Tenant], str | None]
+
+
+def handle_for_customer(ctx, event: StripeEvent, customer_id: str | None, sync: SyncFn,
+                        hint: dict | None = None) -> str:
+    """Run `sync` for the tenant that owns `customer_id`, under that tenant's lock, exactly once."""
+    if not customer_id:
+        return record_ignored(ctx, event, "no_customer")
+    try:
+        with ctx.uow() as uow:
+            if uow.already_processed(event.id):  # cheap early exit; checked again under the lock
+                return "duplicate"
+            resolved = resolve_tenant(uow, ctx, customer_id, hint)
+            if resolved.tenant_id is None:
+                uow.rollback()
+                return record_ignored(ctx, event, "no_tenant")
+            tenant = uow.lock_tenant(resolved.tenant_id)
+            if uow.already_processed(event.id):
+                return "duplicate"
+            if tenant.stripe_customer_id is None:
+                # First sight of this customer for the tenant (made in the dashboard, or the
+                # customer event is still on its way): map it now.
+                customer = resolved.customer if resolved.read else ctx.bms.retrieve_customer(customer_id)
+                if customer is None:
+                    uow.rollback()
+                    return record_ignored(ctx, event, "customer_gone", resolved.tenant_id)
+                apply_customer(uow.session, tenant, customer_id, customer, ctx.now())
+            elif tenant.stripe_customer_id != customer_id:
+                log.warning("stripe_event.other_customer", event_id=event.id, tenant_id=tenant.id,
+                            customer=customer_id, tenant_customer=tenant.stripe_customer_id)
+                uow.rollback()
+                return record_ignored(ctx, event, "not_tenant_customer", resolved.tenant_id)
+            outcome = sync(uow, tenant) or "applied"
+            changed = refresh_entitlements(uow, tenant, ctx, cause=event.id)
+            uow.record_processed(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome=outcome)
+            if not commit_ledger(uow):
+                return "duplicate"
+    except OperationalError as exc:  # database unreachable, lock timeout, deadlock: try again
+        raise TransientError(f"database: {type(exc.orig).__name__}") from exc
+    log.info("stripe_event.processed", event_id=event.id, type=event.type, tenant_id=resolved.tenant_id,
+             outcome=outcome, entitlements_changed=changed)
+    return outcome

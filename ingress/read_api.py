@@ -1,0 +1,108 @@
+"""The read API: a tenant's entitlements for the product's other services.
+
+    GET /v1/tenants/{tenant_id}/entitlements            the snapshot, its version, an ETag
+    GET /v1/tenants/{tenant_id}/entitlements/{feature}  enabled, limit, used, remaining
+
+Bearer tokens from BILLING_API_TOKENS. The ETag is `"<tenant>-v<version>"`; versions only grow
+on a real change, so a client polling with If-None-Match gets 304 until something changed.
+Database calls are synchronous SQLAlchemy and run in the thread pool, off the event loop.
+"""
+from __future__ import annotations
+
+import hmac
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..handlers.usage import current_usage
+from ..models import EntitlementSnapshot
+
+
+def routes(ctx) -> list[Route]:
+    tokens = [token.get_secret_value().encode() for token in ctx.settings.api_tokens if token.get_secret_value()]
+
+    def authorized(request: Request) -> bool:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        presented_bytes = presented.strip().encode()
+        # Compare with every token (no early exit), each in constant time.
+        matches = [hmac.compare_digest(presented_bytes, token) for token in tokens]
+        return any(matches)
+
+    def unauthorized() -> JSONResponse:
+        return JSONResponse({"error": "unauthorized"}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="billing-sync"'})
+
+    def not_found(tenant_id: str) -> JSONResponse:
+        return JSONResponse({"error": "unknown_tenant", "tenant_id": tenant_id}, status_code=404)
+
+    def load_snapshot(tenant_id: str) -> dict | None:
+        with ctx.uow() as uow:
+            snapshot = uow.session.get(EntitlementSnapshot, tenant_id)
+            return _snapshot_json(snapshot) if snapshot else None
+
+    def load_feature(tenant_id: str, feature: str) -> dict | None:
+        with ctx.uow() as uow:
+            snapshot = uow.session.get(EntitlementSnapshot, tenant_id)
+            if snapshot is None:
+                return None
+            limits = snapshot.limits or {}
+            limit = limits.get(feature)
+            enabled = feature in (snapshot.features or []) or (limit is not None and limit > 0)
+            used = current_usage(uow.session, tenant_id, feature, ctx.now())
+            remaining = max(limit - used, 0) if limit is not None else None
+            return {"tenant_id": tenant_id, "feature": feature, "enabled": enabled, "limit": limit,
+                    "used": used, "remaining": remaining, "version": snapshot.version}
+
+    async def entitlements(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        tenant_id = request.path_params["tenant_id"]
+        body = await run_in_threadpool(load_snapshot, tenant_id)
+        if body is None:
+            return not_found(tenant_id)
+        etag = f'"{tenant_id}-v{body["version"]}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(body, headers=headers)
+
+    async def feature(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        tenant_id = request.path_params["tenant_id"]
+        body = await run_in_threadpool(load_feature, tenant_id, request.path_params["feature"])
+        if body is None:
+            return not_found(tenant_id)
+        return JSONResponse(body, headers={"Cache-Control": "no-cache"})
+
+    return [
+        Route("/v1/tenants/{tenant_id}/entitlements", entitlements, methods=["GET"]),
+        Route("/v1/tenants/{tenant_id}/entitlements/{feature}", feature, methods=["GET"]),
+    ]
+
+
+def _snapshot_json(snapshot: EntitlementSnapshot) -> dict:
+    return {
+        "tenant_id": snapshot.tenant_id,
+        "version": snapshot.version,
+        "plan": snapshot.plan,
+        "status": snapshot.status,
+        "features": sorted(snapshot.features or []),
+        "limits": dict(snapshot.limits or {}),
+        "period_end": snapshot.period_end.isoformat() if snapshot.period_end else None,
+        "updated_at": snapshot.updated_at.isoformat() if snapshot.updated_at else None,
+    }
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match: `*`, or a list of (possibly weak) tags, compared weakly as RFC 9110 says."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return etag in tags

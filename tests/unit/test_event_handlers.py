@@ -1,0 +1,388 @@
+"""Stripe event handlers against the FakeGateway and a SQLite unit of work."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from billing_sync.errors import TransientError
+from billing_sync.handlers.active_entitlements import on_summary_event
+from billing_sync.handlers.catalog import on_catalog_event
+from billing_sync.handlers.customers import on_customer_event
+from billing_sync.handlers.invoices import on_invoice_event
+from billing_sync.handlers.reconcile import reconcile_tenant
+from billing_sync.handlers.subscriptions import on_subscription_event
+from billing_sync.models import (
+    EntitlementSnapshot,
+    OutboxMessage,
+    ProcessedMessage,
+    Subscription,
+    Tenant,
+)
+from contexts import Clock, make_context, message
+from fakes import FakeGateway
+
+
+class World:
+    """A FakeGateway seeded with the catalog, a clock, and a Context over SQLite."""
+
+    def __init__(self, engine, settings):
+        self.clock = Clock()
+        self.gw = FakeGateway(self.clock)
+        self.ctx = make_context(settings, engine, self.gw, self.clock)
+        self.prices = self.gw.seed_catalog(self.ctx.catalog)
+
+    def product_of(self, plan: str) -> str:
+        return self.prices[plan]["product"]
+
+    def tenant_on(self, tenant_id: str, plan: str = "pro", quantity: int = 1, **kw) -> tuple[dict, dict]:
+        customer = self.gw.add_customer(tenant_id, email=f"{tenant_id}@example.com")
+        sub = self.gw.add_subscription(customer["id"], self.prices[plan]["id"], quantity=quantity, **kw)
+        return customer, sub
+
+    def deliver(self, handler, event: dict, *, after_s: float = 1) -> str:
+        """The ingress receives `event` now (+after_s) and a worker handles it."""
+        self.clock.advance(seconds=after_s)
+        return handler(message(event, self.clock()), self.ctx)
+
+    def snapshot(self, tenant_id: str) -> dict | None:
+        with self.ctx.uow() as uow:
+            snap = uow.session.get(EntitlementSnapshot, tenant_id)
+            if snap is None:
+                return None
+            return {"version": snap.version, "plan": snap.plan, "status": snap.status,
+                    "features": list(snap.features), "limits": dict(snap.limits), "period_end": snap.period_end}
+
+    def outbox(self, tenant_id: str | None = None) -> list[dict]:
+        with self.ctx.uow() as uow:
+            query = select(OutboxMessage).order_by(OutboxMessage.id)
+            if tenant_id:
+                query = query.where(OutboxMessage.subject == tenant_id)
+            return [row.data for row in uow.session.execute(query).scalars()]
+
+    def ledger(self) -> dict[str, str]:
+        with self.ctx.uow() as uow:
+            return {row.id: row.outcome for row in uow.session.execute(select(ProcessedMessage)).scalars()}
+
+    def subscription_row(self, sub_id: str) -> dict:
+        with self.ctx.uow() as uow:
+            row = uow.session.get(Subscription, sub_id)
+            return {"status": row.status, "past_due_since": row.past_due_since,
+                    "items": [(i.price_lookup_key, i.quantity) for i in row.items]}
+
+
+@pytest.fixture
+def world(sqlite_engine, make_settings):
+    return World(sqlite_engine, make_settings())
+
+
+def test_subscription_event_applies_stripe_state_and_publishes_once(world):
+    customer, sub = world.tenant_on("t1", "pro", quantity=3)
+    event = world.gw.add_event("customer.subscription.created", sub)
+
+    assert world.deliver(on_subscription_event, event) == "applied"
+    snap = world.snapshot("t1")
+    assert (snap["version"], snap["plan"], snap["status"]) == (1, "pro", "active")
+    assert snap["limits"]["seats"] == 3
+    with world.ctx.uow() as uow:
+        tenant = uow.session.get(Tenant, "t1")
+        assert (tenant.stripe_customer_id, tenant.email) == (customer["id"], "t1@example.com")
+
+    # A redelivery changes nothing and publishes nothing.
+    assert world.deliver(on_subscription_event, event) == "duplicate"
+    assert len(world.outbox("t1")) == 1
+    assert world.ledger() == {event["id"]: "applied"}
+
+
+def test_handler_trusts_stripe_not_the_payload(world):
+    _, sub = world.tenant_on("t1", "starter")
+    stale_payload = world.gw.add_event("customer.subscription.updated", sub)
+    world.gw.set_item(sub["id"], price="enterprise_monthly", quantity=4)  # changed since the event
+    world.deliver(on_subscription_event, stale_payload)
+    snap = world.snapshot("t1")
+    assert (snap["plan"], snap["limits"]["seats"]) == ("enterprise", 4)
+
+
+def _scenario(world) -> list[dict]:
+    """Sign-up on starter, upgrade to pro with 2 seats, schedule cancellation: three events."""
+    _, sub = world.tenant_on("t1", "starter")
+    events = [world.gw.add_event("customer.subscription.created", sub)]
+    world.gw.set_item(sub["id"], price="pro_monthly", quantity=2)
+    events.append(world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))
+    world.gw.set_subscription(sub["id"], cancel_at_period_end=True)
+    events.append(world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))
+    return events
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_events_out_of_order_and_twice_give_the_same_final_state(world, sqlite_engine, make_settings, tmp_path, seed):
+    in_order = _scenario(world)
+    for event in in_order:
+        world.deliver(on_subscription_event, event)
+    expected = world.snapshot("t1")
+
+    # A second, independent database receiving the same events shuffled and each twice.
+    from billing_sync.models import make_engine
+    from billing_sync.models.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path}/other-{seed}.db"
+    upgrade(url)
+    other = World(make_engine(url), make_settings(database_url=url))
+    shuffled = _scenario(other) * 2
+    random.Random(seed).shuffle(shuffled)
+    outcomes = [other.deliver(on_subscription_event, event) for event in shuffled]
+
+    got = other.snapshot("t1")
+    assert {k: v for k, v in got.items() if k != "version"} == {k: v for k, v in expected.items() if k != "version"}
+    assert got["plan"] == "pro" and got["limits"]["seats"] == 2
+    assert sorted(outcomes) == ["applied"] * 3 + ["duplicate"] * 3
+    versions = [e["version"] for e in other.outbox("t1")]
+    assert versions == sorted(set(versions))  # strictly increasing, no repeats
+
+
+def test_an_older_event_arriving_late_does_not_roll_back(world):
+    _, sub = world.tenant_on("t1", "starter")
+    old = world.gw.add_event("customer.subscription.created", sub)
+    world.gw.set_item(sub["id"], price="pro_monthly")
+    new = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])
+    world.deliver(on_subscription_event, new)
+    world.deliver(on_subscription_event, old)  # received later: re-reads, and Stripe says pro
+    assert world.snapshot("t1")["plan"] == "pro"
+    assert [e["plan"] for e in world.outbox("t1")] == ["pro"]
+
+
+def test_events_received_together_cost_one_read(world):
+    _, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    world.gw.set_item(sub["id"], quantity=5)
+    first = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])
+    world.gw.set_subscription(sub["id"], cancel_at_period_end=True)
+    second = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])
+    world.gw.reset_calls()
+
+    received = world.clock.advance(seconds=1)  # both reach the ingress now
+    world.clock.advance(seconds=1)  # and a worker takes them a moment later
+    assert on_subscription_event(message(first, received), world.ctx) == "applied"
+    assert on_subscription_event(message(second, received), world.ctx) == "applied"
+    assert world.gw.count("retrieve_subscription") == 1
+    snap = world.snapshot("t1")
+    assert snap["limits"]["seats"] == 5 and snap["version"] == 2
+    assert world.subscription_row(sub["id"])["items"] == [("pro_monthly", 5)]
+
+    # An event received after our last read is read again.
+    world.gw.set_item(sub["id"], quantity=6)
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))
+    assert world.gw.count("retrieve_subscription") == 2
+    assert world.snapshot("t1")["limits"]["seats"] == 6
+
+
+def test_version_bumps_only_on_a_real_change(world):
+    _, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    world.gw.set_subscription(sub["id"], metadata={"note": "irrelevant"})
+    assert world.deliver(on_subscription_event,
+                         world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])) == "applied"
+    assert world.snapshot("t1")["version"] == 1
+    world.gw.set_item(sub["id"], quantity=2)
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))
+    assert world.snapshot("t1")["version"] == 2
+    assert [e["version"] for e in world.outbox("t1")] == [1, 2]
+
+
+def _invoice(sub: dict, status: str = "open") -> dict:
+    """An invoice in the API 2026-10-28 shape: its subscription under parent.subscription_details."""
+    return {"id": f"in_{sub['id']}_{status}", "object": "invoice", "customer": sub["customer"], "status": status,
+            "subscription": None,
+            "parent": {"type": "subscription_details", "quote_details": None,
+                       "subscription_details": {"metadata": {}, "subscription": sub["id"]}}}
+
+
+def test_past_due_keeps_the_plan_for_the_grace_period_then_free_tier(world):
+    _, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+
+    world.gw.set_subscription(sub["id"], status="past_due")
+    assert world.deliver(on_invoice_event, world.gw.add_event("invoice.payment_failed", _invoice(sub))) == "applied"
+    went_past_due = world.clock()
+    snap = world.snapshot("t1")
+    assert (snap["plan"], snap["status"], snap["version"]) == ("pro", "past_due", 2)
+    assert world.subscription_row(sub["id"])["past_due_since"] == went_past_due
+
+    # A later event does not restart the grace period.
+    world.clock.advance(days=3)
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))
+    assert world.subscription_row(sub["id"])["past_due_since"] == went_past_due
+
+    grace = timedelta(days=world.ctx.catalog.past_due_grace_days)
+    world.clock.current = went_past_due + grace - timedelta(seconds=5)
+    reconcile_tenant("t1", world.ctx)
+    assert world.snapshot("t1")["plan"] == "pro"
+    world.clock.advance(seconds=10)  # grace over: the sweep's reconcile applies the time rule
+    report = reconcile_tenant("t1", world.ctx)
+    snap = world.snapshot("t1")
+    assert report["entitlements_changed"] and (snap["plan"], snap["status"], snap["version"]) == ("free", "past_due", 3)
+    assert snap["features"] == ["dashboard"]
+
+    world.gw.set_subscription(sub["id"], status="active")  # the customer pays
+    world.deliver(on_invoice_event, world.gw.add_event("invoice.paid", _invoice(sub, "paid")))
+    snap = world.snapshot("t1")
+    assert (snap["plan"], snap["status"], snap["version"]) == ("pro", "active", 4)
+    assert world.subscription_row(sub["id"])["past_due_since"] is None
+
+
+def test_product_feature_change_reaches_every_tenant_on_it(world):
+    for tenant_id in ("a", "b", "c"):
+        _, sub = world.tenant_on(tenant_id, "pro")
+        world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    _, other = world.tenant_on("s", "starter")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", other))
+    before = len(world.outbox())
+
+    product_id = world.product_of("pro")
+    world.gw.product_features[product_id] = ["sandbox"]
+    world.gw.products[product_id]["metadata"]["features"] = "beta_ui"
+    event = world.gw.add_event("product.updated", world.gw.products[product_id])
+    assert world.deliver(on_catalog_event, event) == "applied"
+
+    for tenant_id in ("a", "b", "c"):
+        snap = world.snapshot(tenant_id)
+        assert {"sandbox", "beta_ui"} <= set(snap["features"]) and snap["version"] == 2
+    assert world.snapshot("s")["version"] == 1
+    assert len(world.outbox()) == before + 3
+    assert world.deliver(on_catalog_event, event) == "duplicate"
+    assert len(world.outbox()) == before + 3
+
+
+def test_price_event_follows_a_moved_lookup_key(world):
+    _, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    price_id = world.prices["pro"]["id"]
+    world.gw.prices[price_id]["lookup_key"] = None  # lookup_key moved away: price unknown to the catalog
+    world.deliver(on_catalog_event, world.gw.add_event("price.updated", world.gw.prices[price_id]))
+    # Plan still known through the product's metadata `plan` (seed_catalog sets it).
+    assert world.snapshot("t1")["plan"] == "pro"
+    assert world.subscription_row(sub["id"])["items"] == [(None, 1)]
+
+
+def test_customer_without_tenant_id_is_ignored(world):
+    customer = world.gw.add_customer(None)
+    event = world.gw.add_event("customer.created", customer)
+    assert world.deliver(on_customer_event, event) == "ignored"
+    assert world.ledger() == {event["id"]: "ignored"}
+    assert world.deliver(on_customer_event, event) == "duplicate"
+    assert world.outbox() == []
+
+
+def test_customer_events_mirror_the_customer_and_a_deletion_means_free_tier(world):
+    customer, sub = world.tenant_on("t1", "pro")
+    assert world.deliver(on_customer_event, world.gw.add_event("customer.created", customer)) == "applied"
+    assert world.snapshot("t1")["plan"] == "free"  # first sight: customer, no subscription mirrored yet
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    assert world.snapshot("t1")["plan"] == "pro"
+
+    world.gw.customers[customer["id"]]["name"] = "Acme"
+    world.deliver(on_customer_event, world.gw.add_event("customer.updated", world.gw.customers[customer["id"]]))
+    with world.ctx.uow() as uow:
+        assert uow.session.get(Tenant, "t1").name == "Acme"
+
+    del world.gw.customers[customer["id"]]
+    world.gw.subscriptions[sub["id"]]["status"] = "canceled"
+    world.deliver(on_customer_event, world.gw.add_event("customer.deleted", customer))
+    snap = world.snapshot("t1")
+    assert (snap["plan"], snap["status"]) == ("free", "canceled")
+    with world.ctx.uow() as uow:
+        assert uow.session.get(Tenant, "t1").stripe_customer_id is None
+
+
+def test_deleted_subscription_is_applied_as_canceled(world):
+    _, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    del world.gw.subscriptions[sub["id"]]
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.deleted", sub))
+    assert world.subscription_row(sub["id"])["status"] == "canceled"
+    assert world.snapshot("t1")["plan"] == "free"
+
+
+def test_active_entitlement_summary_adds_stripe_features(world):
+    customer, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    world.gw.set_active_entitlements(customer["id"], ["analytics", "sso"])
+    summary = {"object": "entitlements.active_entitlement_summary", "customer": customer["id"],
+               "entitlements": {"object": "list", "data": [], "has_more": True, "url": "/v1/x"}, "livemode": False}
+    world.deliver(on_summary_event, world.gw.add_event("entitlements.active_entitlement_summary.updated", summary))
+    assert "analytics" in world.snapshot("t1")["features"]
+    assert world.snapshot("t1")["version"] == 2
+
+
+def test_invoice_without_subscription_is_ignored(world):
+    customer, _ = world.tenant_on("t1", "pro")
+    invoice = {"id": "in_1", "object": "invoice", "customer": customer["id"], "subscription": None, "parent": None}
+    assert world.deliver(on_invoice_event, world.gw.add_event("invoice.paid", invoice)) == "ignored"
+
+
+def test_a_second_customer_claiming_the_tenant_is_ignored(world):
+    _, sub = world.tenant_on("t1", "pro")
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    impostor = world.gw.add_customer("t1")
+    assert world.deliver(on_customer_event, world.gw.add_event("customer.created", impostor)) == "ignored"
+    assert world.snapshot("t1")["plan"] == "pro"
+
+
+def test_transient_stripe_error_leaves_no_trace_and_a_retry_succeeds(world):
+    _, sub = world.tenant_on("t1", "pro")
+    event = world.gw.add_event("customer.subscription.created", sub)
+    world.gw.fail_next("retrieve_subscription", TransientError("429"))
+    with pytest.raises(TransientError):
+        world.deliver(on_subscription_event, event)
+    assert world.ledger() == {} and world.outbox() == []
+    assert world.deliver(on_subscription_event, event) == "applied"
+    assert world.snapshot("t1")["plan"] == "pro"
+
+
+def test_dispatch_routes_and_ignores_unknown_types(world):
+    from billing_sync.handlers.event_dispatch import handle_stripe_event
+
+    _, sub = world.tenant_on("t1", "pro")
+    assert world.deliver(handle_stripe_event, world.gw.add_event("customer.subscription.created", sub)) == "applied"
+    unknown = world.gw.add_event("radar.early_fraud_warning.created", {"id": "issfr_1", "object": "x"})
+    assert world.deliver(handle_stripe_event, unknown) == "ignored"
+    assert world.ledger()[unknown["id"]] == "ignored"
+    assert world.deliver(handle_stripe_event, unknown) == "duplicate"
+
+
+def test_dispatch_rejects_a_message_that_is_not_an_event(world):
+    from billing_sync.errors import InvalidMessage
+    from billing_sync.handlers.event_dispatch import handle_stripe_event
+
+    with pytest.raises(InvalidMessage):
+        handle_stripe_event({"event": {"no": "id"}}, world.ctx)
+
+
+def test_feature_detached_from_a_product_reaches_tenants_through_their_summaries(world):
+    """Stripe has no product-feature events: it sends each customer's entitlement summary."""
+    product_id = world.product_of("pro")
+    world.gw.product_features[product_id] = ["sandbox"]
+    summaries = []
+    for tenant_id in ("a", "b"):
+        customer, sub = world.tenant_on(tenant_id, "pro")
+        world.gw.set_active_entitlements(customer["id"], ["sandbox"])
+        world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+        assert "sandbox" in world.snapshot(tenant_id)["features"]
+        summaries.append({"object": "entitlements.active_entitlement_summary", "customer": customer["id"],
+                          "entitlements": {"object": "list", "data": [], "has_more": False, "url": "/v1/x"}})
+
+    world.gw.product_features[product_id] = []  # detached in the dashboard
+    for summary in summaries:
+        world.gw.set_active_entitlements(summary["customer"], [])
+    events = [world.gw.add_event("entitlements.active_entitlement_summary.updated", s) for s in summaries]
+    world.gw.reset_calls()
+    received = world.clock.advance(seconds=1)
+    world.clock.advance(seconds=1)
+    for event in events:
+        assert on_summary_event(message(event, received), world.ctx) == "applied"
+    for tenant_id in ("a", "b"):
+        assert "sandbox" not in world.snapshot(tenant_id)["features"]
+        assert world.snapshot(tenant_id)["version"] == 2
+    assert world.gw.count("retrieve_product") == 1  # one read for both tenants' summaries
