@@ -34,6 +34,10 @@ def build_context(
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     sessions = make_session_factory(engine)
+    if bms is None and rate_limiter is None:
+        from .bms.rate_limit import make_rate_limiter
+
+        rate_limiter = make_rate_limiter(settings)
     bms = bms or StripeGateway(
         settings.stripe_api_key.get_secret_value(),
         api_base=settings.stripe_api_base,

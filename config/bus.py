@@ -29,8 +29,9 @@ def connect(url: str) -> Connection:
 
 
 def commands_queue(prefix: str) -> Queue:
-    """The queue the bridge consumes: every command type."""
-    return Queue(f"{prefix}.commands", COMMANDS_EXCHANGE, routing_key="#", durable=True)
+    """The queue the bridge consumes: every command type. Not `<prefix>.commands`: that is the
+    Dramatiq queue of the apply_command actor, and on a shared RabbitMQ the names would collide."""
+    return Queue(f"{prefix}.bridge.commands", COMMANDS_EXCHANGE, routing_key="#", durable=True)
 
 
 def cloudevent(type: str, subject: str | None, data: dict, *, id: str | None = None,
@@ -48,3 +49,22 @@ def cloudevent(type: str, subject: str | None, data: dict, *, id: str | None = N
     if subject is not None:
         event["subject"] = subject
     return event
+
+
+# CloudEvents structured mode travels as `application/cloudevents+json`. Registering it with kombu
+# lets any consumer in this codebase call `message.decode()` (or use `accept=[CLOUDEVENTS]`) and
+# get the envelope dict back, and lets the relay publish with `serializer=CLOUDEVENTS`.
+CLOUDEVENTS = "cloudevents"
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+
+def _register_cloudevents_serializer() -> None:
+    import json
+
+    from kombu.serialization import register
+
+    register(CLOUDEVENTS, lambda obj: json.dumps(obj, separators=(",", ":")), json.loads,
+             content_type=CLOUDEVENTS_CONTENT_TYPE, content_encoding="utf-8")
+
+
+_register_cloudevents_serializer()

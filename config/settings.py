@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///var/billing-sync.db", description="SQLAlchemy URL")
     broker_url: str = Field(EMBEDDED, description="Dramatiq broker: redis://, amqp:// or 'embedded'")
     events_url: str | None = Field(None, description="kombu URL of the event bus; the broker's by default")
+    redis_url: str | None = Field(None, description="Redis for the fleet-wide Stripe rate limit when the broker is RabbitMQ")
 
     stripe_api_key: SecretStr = SecretStr("sk_test_emulator")
     stripe_api_base: str | None = Field(None, description="Emulator or proxy address; None = real Stripe")

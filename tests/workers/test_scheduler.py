@@ -1,0 +1,221 @@
+"""The scheduler on real PostgreSQL: one leader across the fleet, a persistent schedule, failures
+that do not stop it; and `billing-sync reconcile` wiring. The jobs themselves (handlers.reconcile)
+are replaced by recorders here — they are tested with the handlers."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from billing_sync.bootstrap import build_context
+from billing_sync.handlers import reconcile
+from billing_sync.models import make_session_factory, utcnow
+from billing_sync.models.tables import SyncCursor
+from billing_sync.workers.scheduler import AdvisoryLock, ProcessLock, Scheduler, run_reconcile
+
+
+class Recorder:
+    """Stands in for handlers.reconcile.catch_up / sweep / refresh_due and counts calls (thread-safe)."""
+
+    def __init__(self, result=0, fail: int = 0):
+        self.calls = 0
+        self.result = result
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            self.calls += 1
+            if self.calls <= self.fail:
+                raise RuntimeError("stripe is down")
+        return self.result
+
+
+@pytest.fixture(autouse=True)
+def refresh_due(monkeypatch):
+    recorder = Recorder(result=0)
+    monkeypatch.setattr(reconcile, "refresh_due", recorder)
+    return recorder
+
+
+@pytest.fixture
+def jobs(monkeypatch):
+    catch_up, sweep = Recorder(result=3), Recorder(result={"tenants": 2, "errors": 0, "failed": []})
+    monkeypatch.setattr(reconcile, "catch_up", catch_up)
+    monkeypatch.setattr(reconcile, "sweep", sweep)
+    return catch_up, sweep
+
+
+@pytest.fixture
+def pg_ctx(pg_engine, make_settings):
+    return build_context(make_settings(catch_up_interval_s=60, sweep_interval_s=600), engine=pg_engine)
+
+
+def cursor(engine, name: str):
+    with make_session_factory(engine)() as session:
+        row = session.get(SyncCursor, name)
+        return row.value if row else None
+
+
+def set_cursor(engine, name: str, value: str) -> None:
+    with make_session_factory(engine)() as session, session.begin():
+        row = session.get(SyncCursor, name) or SyncCursor(name=name, value=value)
+        row.value = value
+        session.add(row)
+
+
+def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_ctx, jobs):
+    catch_up, _ = jobs
+    first, second = Scheduler(pg_ctx, enqueue=print), Scheduler(pg_ctx, enqueue=print)
+    try:
+        assert first.tick() == ["catch_up", "refresh_due"]
+        assert second.tick() == []  # standby: the advisory lock is taken
+        assert isinstance(second.lock, AdvisoryLock) and not second.lock.held
+        assert catch_up.calls == 1
+
+        set_cursor(pg_ctx.engine, "scheduler.catch_up_at", (utcnow() - timedelta(hours=1)).isoformat())
+        assert second.tick() == []
+        first.lock.release()  # the leader goes away
+        assert second.tick() == ["catch_up"]
+        assert first.tick() == []
+        assert catch_up.calls == 2
+    finally:
+        first.lock.release()
+        second.lock.release()
+
+
+def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_ctx, jobs):
+    first, second = Scheduler(pg_ctx, enqueue=print), Scheduler(pg_ctx, enqueue=print)
+    try:
+        assert first.lock.try_acquire()
+        assert not second.lock.try_acquire()
+        first.lock._conn.invalidate()  # as if the leader's database connection broke
+        assert second.lock.try_acquire()
+        assert not first.lock.try_acquire()  # it notices, and stays a standby
+    finally:
+        first.lock.release()
+        second.lock.release()
+
+
+def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_ctx, jobs):
+    catch_up, sweep = jobs
+    first = Scheduler(pg_ctx, enqueue=print)
+    assert first.tick() == ["catch_up", "refresh_due"]
+    first.lock.release()
+    second = Scheduler(pg_ctx, enqueue=print)
+    try:
+        assert second.tick() == []  # ran a moment ago, by the other scheduler
+        # The first sweep of a fresh deployment is one interval away, and recorded as such.
+        assert sweep.calls == 0 and cursor(pg_ctx.engine, "scheduler.sweep_at") is not None
+        set_cursor(pg_ctx.engine, "scheduler.sweep_at", (utcnow() - timedelta(seconds=601)).isoformat())
+        assert second.tick() == ["sweep"]
+        assert sweep.calls == 1
+    finally:
+        second.lock.release()
+
+
+def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_ctx, monkeypatch):
+    failing, sweep = Recorder(fail=1), Recorder(result={})
+    monkeypatch.setattr(reconcile, "catch_up", failing)
+    monkeypatch.setattr(reconcile, "sweep", sweep)
+    set_cursor(pg_ctx.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
+    scheduler = Scheduler(pg_ctx, enqueue=print)
+    try:
+        assert scheduler.tick() == ["catch_up", "sweep", "refresh_due"]
+        assert failing.calls == 1 and sweep.calls == 1
+        assert cursor(pg_ctx.engine, "scheduler.catch_up_at") is None  # not recorded as done
+        assert scheduler.tick() == []  # waits before retrying
+        scheduler._retry_at.clear()
+        assert scheduler.tick() == ["catch_up"]
+        assert cursor(pg_ctx.engine, "scheduler.catch_up_at") is not None
+    finally:
+        scheduler.lock.release()
+
+
+def test_catch_up_gets_the_context_and_the_enqueue_function(pg_ctx, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(reconcile, "catch_up", lambda ctx, enqueue: seen.update(ctx=ctx, enqueue=enqueue) or 0)
+    sink = []
+    scheduler = Scheduler(pg_ctx, enqueue=sink.append)
+    try:
+        scheduler.tick()
+    finally:
+        scheduler.lock.release()
+    assert seen["ctx"] is pg_ctx
+    seen["enqueue"]({"event": {"id": "evt_1"}})
+    assert sink == [{"event": {"id": "evt_1"}}]
+
+
+def test_two_running_schedulers_run_catch_up_once_per_interval(pg_engine, make_settings, jobs):
+    catch_up, _ = jobs
+    ctx = build_context(make_settings(catch_up_interval_s=1, sweep_interval_s=600), engine=pg_engine)
+    schedulers = [Scheduler(ctx, enqueue=print, tick_s=0.05).start() for _ in range(2)]
+    time.sleep(2.5)
+    for scheduler in schedulers:
+        scheduler.stop()
+    assert sum(s.lock.held for s in schedulers) == 0  # released on stop
+    # t=0, ~1, ~2 (with tick jitter); two uncoordinated schedulers would double that.
+    assert 2 <= catch_up.calls <= 4
+
+
+def test_sqlite_has_one_process_and_always_leads(sqlite_engine, make_settings, jobs):
+    ctx = build_context(make_settings(), engine=sqlite_engine)
+    scheduler = Scheduler(ctx, enqueue=print)
+    assert isinstance(scheduler.lock, ProcessLock)
+    assert scheduler.tick() == ["catch_up", "refresh_due"]
+
+
+def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_ctx, monkeypatch):
+    calls = []
+
+    def fake(tenant_id, ctx, cause="reconcile", dry_run=False):
+        calls.append((tenant_id, cause, dry_run))
+        return {"tenant_id": tenant_id, "found": True, "drift": ["status: active -> past_due"],
+                "entitlements_changed": False, "version": 3, "dry_run": dry_run}
+
+    monkeypatch.setattr(reconcile, "reconcile_tenant", fake)
+    out = io.StringIO()
+    assert run_reconcile(tenant="t1", dry_run=True, ctx=pg_ctx, out=out) == 0
+    assert calls == [("t1", "reconcile", True)]
+    first_line = json.loads(out.getvalue().splitlines()[0])
+    assert first_line["drift"] == ["status: active -> past_due"] and first_line["dry_run"] is True
+    assert "status: active -> past_due" in out.getvalue().split("\n", 1)[1]  # the table
+
+
+def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_ctx, monkeypatch):
+    monkeypatch.setattr(reconcile, "reconcile_tenant", lambda tenant_id, ctx, **kw: {
+        "tenant_id": tenant_id, "found": False, "drift": [], "dry_run": False})
+    assert run_reconcile(tenant="nobody", ctx=pg_ctx, out=io.StringIO()) == 1
+
+    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False: {"tenants": 5, "errors": 1, "failed": ["t4"]})
+    assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 1
+    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False: {"tenants": 5, "errors": 0, "failed": []})
+    assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 0
+
+
+def test_reconcile_reports_a_bms_outage_and_exits_1(pg_ctx, monkeypatch):
+    from billing_sync.errors import TransientError
+
+    def down(ctx, dry_run=False):
+        raise TransientError("stripe: APIConnectionError")
+
+    monkeypatch.setattr(reconcile, "sweep", down)
+    out = io.StringIO()
+    assert run_reconcile(ctx=pg_ctx, out=out) == 1
+    assert json.loads(out.getvalue())["reason"] == "bms_unavailable"
+
+
+def test_the_loop_survives_an_unreachable_database(make_settings, jobs):
+    from billing_sync.models import make_engine
+
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere", pool_pre_ping=False)
+    ctx = build_context(make_settings(), engine=engine)
+    scheduler = Scheduler(ctx, enqueue=print, tick_s=0.05).start()
+    time.sleep(0.3)
+    assert scheduler._thread.is_alive()  # still trying, not crashed
+    scheduler.stop()
+    assert scheduler._thread is None and jobs[0].calls == 0

@@ -1,0 +1,351 @@
+"""The scheduler: the periodic jobs that repair what webhooks alone cannot.
+
+- **catch-up** (every `catch_up_interval_s`): lists the Stripe events created since the newest one
+  seen and enqueues those not in the ledger to `process_stripe_event`, for webhooks that never
+  arrived (`handlers.reconcile.catch_up`).
+- **sweep** (every `sweep_interval_s`): lists every Stripe customer and subscription, page by page,
+  and reconciles each tenant, repairing any drift (`handlers.reconcile.sweep`).
+- **refresh-due** (every minute, database only): re-derives tenants whose past_due grace period
+  or cancellation date has passed, which no Stripe event announces (`handlers.reconcile.refresh_due`).
+
+Only one scheduler acts at a time across the fleet, so operators may run two for availability:
+the leader holds a PostgreSQL session-level advisory lock (`pg_try_advisory_lock`) on a
+dedicated connection. If the leader dies or its connection drops, PostgreSQL releases the lock
+and the standby takes over within a tick. The jobs are idempotent (the ledger, versions that
+only move on a real change), so the short overlap possible during a network partition is safe.
+
+When each job last ran is stored in `sync_cursors` (`scheduler.catch_up_at`,
+`scheduler.sweep_at`), so a restart or a change of leader neither repeats a sweep early nor
+starves it. A fresh deployment runs catch-up at once and its first sweep one interval later
+(`billing-sync reconcile` backfills on demand). A job that raises is logged and retried after
+`min(interval, 30 s)`; the scheduler itself keeps going.
+
+On SQLite (embedded, one process) there is no fleet to coordinate with, and the lock always
+succeeds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, TextIO
+
+import structlog
+from sqlalchemy import Engine, text
+
+from ..models import make_session_factory, utcnow
+from ..models.tables import SyncCursor
+
+log = structlog.get_logger(__name__)
+
+TICK_S = 1.0
+RETRY_AFTER_FAILURE_S = 30.0
+REFRESH_DUE_INTERVAL_S = 60.0
+
+
+# -- leadership ---------------------------------------------------------------------------------
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, derived from a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class AdvisoryLock:
+    """Fleet-wide leadership through a PostgreSQL session-level advisory lock.
+
+    The lock lives as long as the connection that took it, so it is held on a connection of its
+    own, kept out of the pool; `try_acquire()` on every tick also checks that connection is still
+    alive, so a leader that lost its database stops acting.
+    """
+
+    def __init__(self, engine: Engine, name: str):
+        self.engine = engine
+        self.name = name
+        self.key = lock_key(name)
+        self._conn = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None
+
+    def try_acquire(self) -> bool:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                log.warning("scheduler.lock_lost", lock=self.name)
+                self._close()
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar())
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+        except Exception:  # the connection is gone, and the lock with it
+            pass
+        self._close()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            conn.invalidate()  # never hand a lock-holding session back to the pool
+            conn.close()
+        except Exception:
+            pass
+
+
+class ProcessLock:
+    """For SQLite: one process is the whole fleet, so it is always the leader."""
+
+    held = True
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+def make_lock(engine: Engine, prefix: str):
+    if engine.dialect.name == "postgresql":
+        return AdvisoryLock(engine, f"{prefix}:scheduler")
+    return ProcessLock()
+
+
+# -- the jobs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+    first_run_immediately: bool
+
+    @property
+    def cursor(self) -> str:
+        return f"scheduler.{self.name}_at"
+
+
+def _catch_up(ctx, enqueue: Callable[[dict], None] | None) -> int:
+    from ..handlers.reconcile import catch_up
+
+    if enqueue is None:
+        from .actors import process_stripe_event
+
+        enqueue = process_stripe_event.send
+    return catch_up(ctx, enqueue)
+
+
+def _sweep(ctx) -> dict:
+    from ..handlers.reconcile import sweep
+
+    return sweep(ctx)
+
+
+def _refresh_due(ctx) -> int:
+    from ..handlers.reconcile import refresh_due
+
+    return refresh_due(ctx)
+
+
+class Scheduler:
+    """Runs the periodic jobs while it holds the fleet-wide lock.
+
+    `run(stop_event)` is the loop (for `billing-sync scheduler` and the one-process fleet),
+    `start()`/`stop()` run it in a thread, `tick()` is one step (for tests).
+    """
+
+    def __init__(self, ctx, *, enqueue: Callable[[dict], None] | None = None, tick_s: float = TICK_S, lock=None):
+        self.ctx = ctx
+        self.tick_s = tick_s
+        self.lock = lock or make_lock(ctx.engine, ctx.settings.queue_prefix)
+        self._sessions = make_session_factory(ctx.engine)
+        self.jobs = [
+            Job("catch_up", ctx.settings.catch_up_interval_s, lambda: _catch_up(ctx, enqueue), True),
+            Job("sweep", ctx.settings.sweep_interval_s, lambda: _sweep(ctx), False),
+            # Grace periods and cancellation dates lapse with no Stripe event to announce them.
+            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: _refresh_due(ctx), True),
+        ]
+        self._retry_at: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leading = False
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def tick(self) -> list[str]:
+        """Run every job that is due, if this scheduler leads; return the names of those run."""
+        if not self._lead():
+            return []
+        ran = []
+        for job in self.jobs:
+            if self._stop.is_set():
+                break
+            if self._due(job):
+                self._run(job)
+                ran.append(job.name)
+        return ran
+
+    def _lead(self) -> bool:
+        try:
+            leading = self.lock.try_acquire()
+        except Exception as exc:  # database down: nobody can act anyway
+            log.warning("scheduler.lock_unavailable", error=type(exc).__name__)
+            leading = False
+        if leading != self._leading:
+            log.info("scheduler.leader" if leading else "scheduler.standby")
+            self._leading = leading
+        return leading
+
+    def _due(self, job: Job) -> bool:
+        if time.monotonic() < self._retry_at.get(job.name, 0.0):
+            return False
+        last = self._last_run(job)
+        if last is None:
+            if job.first_run_immediately:
+                return True
+            self._record_run(job, utcnow())  # a fresh deployment: the first one is an interval away
+            return False
+        return (utcnow() - last).total_seconds() >= job.interval_s
+
+    def _run(self, job: Job) -> None:
+        started = time.monotonic()
+        try:
+            result = job.run()
+        except Exception as exc:  # log, retry soon, keep the other job and the loop alive
+            retry_in = min(job.interval_s, RETRY_AFTER_FAILURE_S)
+            self._retry_at[job.name] = time.monotonic() + retry_in
+            log.error("scheduler.job_failed", job=job.name, error=type(exc).__name__, detail=str(exc)[:200],
+                      retry_in_s=retry_in)
+            return
+        self._retry_at.pop(job.name, None)
+        self._record_run(job, utcnow())
+        log.info("scheduler.job_done", job=job.name, seconds=round(time.monotonic() - started, 3),
+                 result=_summary(result))
+
+    def _last_run(self, job: Job) -> datetime | None:
+        with self._sessions() as session:
+            row = session.get(SyncCursor, job.cursor)
+            return datetime.fromisoformat(row.value) if row else None
+
+    def _record_run(self, job: Job, at: datetime) -> None:
+        with self._sessions() as session, session.begin():
+            row = session.get(SyncCursor, job.cursor)
+            if row is None:
+                session.add(SyncCursor(name=job.cursor, value=at.isoformat(), updated_at=at))
+            else:
+                row.value, row.updated_at = at.isoformat(), at
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, stop_event: threading.Event | None = None) -> None:
+        stop = stop_event or self._stop
+        log.info("scheduler.started", catch_up_interval_s=self.jobs[0].interval_s,
+                 sweep_interval_s=self.jobs[1].interval_s)
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:  # e.g. the database went away while reading the schedule
+                    log.warning("scheduler.tick_failed", error=type(exc).__name__, detail=str(exc)[:200])
+                stop.wait(self.tick_s)
+        finally:
+            self.lock.release()
+            self._leading = False
+            log.info("scheduler.stopped")
+
+    def start(self) -> "Scheduler":
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def _summary(result: object) -> object:
+    if isinstance(result, dict):
+        return {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+    return result
+
+
+# -- entry points -------------------------------------------------------------------------------
+
+
+def run_scheduler() -> None:
+    """`billing-sync scheduler`: run the periodic jobs until SIGINT/SIGTERM."""
+    from ..bootstrap import build_context
+    from ..config.settings import get_settings
+    from .broker import make_broker
+
+    settings = get_settings()
+    ctx = build_context(settings)
+    make_broker(settings)  # before the actors are imported: catch-up enqueues to the workers' broker
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    Scheduler(ctx).run(stop)
+
+
+def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, ctx=None, out: TextIO | None = None) -> int:
+    """`billing-sync reconcile [--tenant T] [--dry-run]`: one tenant or a full sweep, now.
+
+    Prints the report as one JSON line (for scripts) followed by a short table (for people).
+    Exits 0 when it ran cleanly, 1 when Stripe or the database failed or some tenants could
+    not be reconciled — a backfill that hit errors must not look like a success.
+    """
+    from ..errors import BillingSyncError
+    from ..handlers import reconcile
+
+    out = out or sys.stdout
+    if ctx is None:
+        from ..bootstrap import build_context
+        from ..config.settings import get_settings
+
+        ctx = build_context(get_settings())
+    try:
+        if tenant:
+            report = reconcile.reconcile_tenant(tenant, ctx, cause="reconcile", dry_run=dry_run)
+        else:
+            report = reconcile.sweep(ctx, dry_run=dry_run)
+    except BillingSyncError as exc:
+        print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
+        return 1
+    print(json.dumps(report, default=str, sort_keys=True), file=out)
+    _print_table(report, out)
+    if tenant and report.get("found") is False:
+        print(f"tenant {tenant!r}: no local row and no Stripe customer", file=out)
+        return 1
+    return 1 if report.get("errors") else 0
+
+
+def _print_table(report: dict, out: TextIO) -> None:
+    width = max((len(str(key)) for key in report), default=0)
+    for key in sorted(report):
+        value = report[key]
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        print(f"  {key:<{width}}  {value}", file=out)

@@ -1,0 +1,225 @@
+"""`billing-sync status`: is every dependency reachable, and is work flowing?
+
+One line per check. Essential checks — the database (reachable and migrated to head), the
+broker, the event bus and Stripe — make the command exit 1 when they fail, so it can serve as a
+deployment gate or a cron alarm. The rest is information: queue depths, the outbox backlog and
+its age, dead letters, the ledger size and the scheduler's cursors.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from ..models import make_engine, make_session_factory, utcnow
+from ..models.tables import DeadLetter, OutboxMessage, ProcessedMessage, SyncCursor
+
+OK, FAIL, INFO = "ok", "FAIL", "info"
+
+
+@dataclass
+class Check:
+    name: str
+    state: str  # ok | FAIL | info
+    detail: str
+    essential: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.state == FAIL and self.essential
+
+
+def redact(url: str) -> str:
+    """A URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        if "@" not in url:
+            return url
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def _guard(name: str, essential: bool, fn: Callable[[], list[Check] | Check]) -> list[Check]:
+    try:
+        result = fn()
+    except Exception as exc:
+        message = str(exc).splitlines()[0][:160] if str(exc) else ""
+        return [Check(name, FAIL, f"{type(exc).__name__}: {message}".rstrip(": "), essential)]
+    return result if isinstance(result, list) else [result]
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+
+def check_database(settings, engine) -> Check:
+    from alembic.script import ScriptDirectory
+
+    from ..models.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    with engine.connect() as conn:
+        try:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:
+            current = None
+    where = redact(settings.database_url)
+    if current is None:
+        return Check("database", FAIL, f"{where}: not migrated (run `billing-sync db upgrade`)", True)
+    if current != head:
+        return Check("database", FAIL, f"{where}: revision {current}, code expects {head} "
+                                       "(run `billing-sync db upgrade`)", True)
+    return Check("database", OK, f"{where}, revision {current} (head)", True)
+
+
+def check_broker(settings) -> list[Check]:
+    url = settings.broker_url
+    if settings.embedded_broker:
+        return [Check("broker", OK, "embedded (in-process; lives inside `billing-sync up`)", True)]
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+        client.ping()
+        return [Check("broker", OK, f"{redact(url)} (Redis)", True), *_redis_queue_depths(client, settings.queue_prefix)]
+    _kombu_reachable(url)
+    return [Check("broker", OK, f"{redact(url)} (RabbitMQ)", True), *_rabbitmq_queue_depths(settings)]
+
+
+def _redis_queue_depths(client, namespace: str) -> list[Check]:
+    """Dramatiq on Redis keeps each queue's messages in a hash `<namespace>:<queue>.msgs` (ready
+    and in flight; `<queue>.DQ` holds delayed retries) and its dead letters in `….XQ.msgs`."""
+    checks = []
+    keys = {key.decode() for key in client.scan_iter(match=f"{namespace}:*.msgs", count=500)}
+    queues = sorted(key.removeprefix(f"{namespace}:").removesuffix(".msgs") for key in keys)
+    for name in queues:
+        if name.endswith(".XQ"):
+            continue
+        depth = client.hlen(f"{namespace}:{name}.msgs")
+        dead = client.hlen(f"{namespace}:{name}.XQ.msgs")
+        checks.append(Check(f"  queue {name}", INFO, f"{depth} queued or in flight, {dead} dead-lettered"))
+    if not checks:
+        checks.append(Check("  queues", INFO, f"no Dramatiq messages stored under {namespace}:"))
+    return checks
+
+
+def _rabbitmq_queue_depths(settings) -> list[Check]:
+    """RabbitMQ queue names come from our actors' declarations; a declare reads each depth."""
+    try:
+        from .broker import make_broker
+
+        broker = make_broker(settings, make_current=False)
+    except Exception as exc:
+        return [Check("  queues", INFO, f"depths unavailable ({type(exc).__name__})")]
+    checks = []
+    try:
+        for name in sorted(q for q in broker.get_declared_queues() if not q.endswith((".DQ", ".XQ"))):
+            try:
+                ready, delayed, dead = broker.get_queue_message_counts(name)
+                checks.append(Check(f"  queue {name}", INFO,
+                                    f"{ready} ready, {delayed} delayed, {dead} dead-lettered"))
+            except Exception as exc:
+                checks.append(Check(f"  queue {name}", INFO, f"unavailable ({type(exc).__name__})"))
+    finally:
+        broker.close()
+    return checks
+
+
+def _kombu_reachable(url: str) -> bool:
+    from ..config.bus import connect
+
+    with connect(url) as conn:
+        conn.ensure_connection(max_retries=0)
+    return True
+
+
+def check_event_bus(settings) -> list[Check]:
+    from ..config.bus import commands_queue, connect
+
+    url = settings.event_bus_url
+    if url.startswith("memory://"):
+        return [Check("event bus", OK, "memory:// (in-process; lives inside `billing-sync up`)", True)]
+    _kombu_reachable(url)
+    checks = [Check("event bus", OK, f"{redact(url)} (billing.commands, billing.events)", True)]
+    queue = commands_queue(settings.queue_prefix)
+    try:
+        with connect(url) as conn:
+            _, depth, consumers = queue(conn.default_channel).queue_declare(passive=True)
+        checks.append(Check(f"  queue {queue.name}", INFO, f"{depth} commands waiting, {consumers} consumers"))
+    except Exception:
+        checks.append(Check(f"  queue {queue.name}", INFO, "not declared yet (the bridge declares it)"))
+    return checks
+
+
+def check_bookkeeping(engine) -> list[Check]:
+    sessions = make_session_factory(engine)
+    now = utcnow()
+    with sessions() as session:
+        pending = session.scalar(select(func.count()).select_from(OutboxMessage)
+                                 .where(OutboxMessage.published_at.is_(None)))
+        oldest = session.scalar(select(OutboxMessage.created_at).where(OutboxMessage.published_at.is_(None))
+                                .order_by(OutboxMessage.id).limit(1))
+        dead_total = session.scalar(select(func.count()).select_from(DeadLetter))
+        dead_pending = session.scalar(select(func.count()).select_from(DeadLetter)
+                                      .where(DeadLetter.replayed_at.is_(None)))
+        ledger = session.scalar(select(func.count()).select_from(ProcessedMessage))
+        cursors = session.execute(select(SyncCursor).order_by(SyncCursor.name)).scalars().all()
+    age = f", oldest {(now - oldest).total_seconds():.1f} s old" if oldest else ""
+    checks = [
+        Check("outbox", INFO, f"{pending} unpublished{age}"),
+        Check("dead letters", INFO, f"{dead_pending} waiting ({dead_total} in total; `billing-sync dlq list`)"),
+        Check("ledger", INFO, f"{ledger} processed messages"),
+    ]
+    for cursor in cursors:
+        ago = f" ({(now - cursor.updated_at).total_seconds():.0f} s ago)" if cursor.updated_at else ""
+        checks.append(Check(f"cursor {cursor.name}", INFO, f"{cursor.value}{ago}"))
+    if not cursors:
+        checks.append(Check("cursors", INFO, "none yet (the scheduler has not run)"))
+    return checks
+
+
+def check_stripe(settings) -> Check:
+    if settings.uses_emulator:
+        return Check("stripe", INFO, "the bundled emulator (started by `billing-sync up`)")
+    from ..bms.gateway import StripeGateway
+
+    gateway = StripeGateway(settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base)
+    gateway.ping()
+    where = settings.stripe_api_base or "api.stripe.com"
+    mode = "live" if settings.stripe_api_key.get_secret_value().startswith(("sk_live", "rk_live")) else "test"
+    return Check("stripe", OK, f"{where} ({mode} mode key)", True)
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def collect_status(settings) -> list[Check]:
+    engine = make_engine(settings.database_url)
+    try:
+        checks = _guard("database", True, lambda: check_database(settings, engine))
+        if not checks[0].failed:
+            checks += _guard("bookkeeping", False, lambda: check_bookkeeping(engine))
+    finally:
+        engine.dispose()
+    checks += _guard("broker", True, lambda: check_broker(settings))
+    checks += _guard("event bus", True, lambda: check_event_bus(settings))
+    checks += _guard("stripe", True, lambda: check_stripe(settings))
+    return checks
+
+
+def print_status(settings=None, out: TextIO | None = None) -> int:
+    """Print the status table; exit 1 when something essential is down."""
+    from ..config.settings import get_settings
+
+    settings = settings or get_settings()
+    out = out or sys.stdout
+    checks = collect_status(settings)
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        print(f"{check.state:<4}  {check.name:<{width}}  {check.detail}", file=out)
+    failed = [check.name for check in checks if check.failed]
+    print(f"\n{'DOWN: ' + ', '.join(failed) if failed else 'all essential services reachable'}", file=out)
+    return 1 if failed else 0
