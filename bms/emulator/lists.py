@@ -1,0 +1,92 @@
+"""List pages and `expand[]`, the same way for every resource.
+
+Lists are newest first (by `created`, ties by creation order), with `limit` (1..100, default
+10), `starting_after` / `ending_before` cursors, `has_more` and `url`. Expansion replaces an id
+by its object along a dotted path; a python list on the path (a list object's `data`) fans out.
+"""
+from __future__ import annotations
+
+from .errors import invalid
+from .forms import as_int, as_str_list
+from .store import Store, newest_first, sort_key
+
+EXPANDABLE_PREFIXES = ("cus_", "sub_", "in_", "price_", "prod_", "pm_", "si_", "clock_", "feat_", "we_")
+
+
+def page(store: Store, objs, params: dict, url: str, kind: str | None = None) -> dict:
+    limit = as_int(params.get("limit", 10), "limit", minimum=1, maximum=100)
+    ordered = newest_first(objs)
+    after, before = params.get("starting_after"), params.get("ending_before")
+    if after and before:
+        raise invalid("You may only specify one of these parameters: ending_before, starting_after.",
+                      param="ending_before")
+    if after or before:
+        cursor_id = after or before
+        param = "starting_after" if after else "ending_before"
+        cursor = store.find(cursor_id) if isinstance(cursor_id, str) else None
+        if cursor is None or (kind and cursor.get("object") != kind):
+            raise invalid(f"No such object: '{cursor_id}'", param=param, code="resource_missing")
+        anchor = sort_key(cursor)
+        if after:
+            rest = [o for o in ordered if sort_key(o) < anchor]
+            data, has_more = rest[:limit], len(rest) > limit
+        else:
+            rest = [o for o in ordered if sort_key(o) > anchor]
+            data, has_more = rest[-limit:], len(rest) > limit
+    else:
+        data, has_more = ordered[:limit], len(ordered) > limit
+    return {"object": "list", "data": [store.render(o) for o in data], "has_more": has_more, "url": url}
+
+
+def expand(store: Store, body: dict, params: dict) -> dict:
+    for path in as_str_list(params.get("expand"), "expand"):
+        segments = path.split(".")
+        if len(segments) > 4:
+            raise invalid(f"You cannot expand more than 4 levels of a property. Property: {path}",
+                          param="expand")
+        body = _expand(store, body, segments, path)
+    return body
+
+
+def _expand(store: Store, value, segments: list[str], path: str):
+    if not segments or value is None:
+        return value
+    if isinstance(value, list):
+        return [_expand(store, v, segments, path) for v in value]
+    if not isinstance(value, dict):
+        raise invalid(f"This property cannot be expanded ({path}).", param="expand")
+    head, rest = segments[0], segments[1:]
+    if head not in value:
+        raise invalid(f"This property cannot be expanded ({head}).", param="expand")
+    child = value[head]
+    if isinstance(child, str):
+        target = store.find(child) if child.startswith(EXPANDABLE_PREFIXES) or store.find(child) else None
+        if target is None:
+            raise invalid(f"This property cannot be expanded ({head}).", param="expand")
+        child = _deleted_stub(target) if target.get("_deleted") else store.render(target)
+    value = dict(value)
+    value[head] = _expand(store, child, rest, path)
+    return value
+
+
+def _deleted_stub(obj: dict) -> dict:
+    return {"id": obj["id"], "object": obj["object"], "deleted": True}
+
+
+def created_filter(objs, params: dict, key: str = "created"):
+    """`created=ts` or `created[gt|gte|lt|lte]=ts`."""
+    spec = params.get(key)
+    if spec is None:
+        return objs
+    if not isinstance(spec, dict):
+        exact = as_int(spec, key)
+        return [o for o in objs if o.get(key) == exact]
+    tests = []
+    for op, raw in spec.items():
+        bound = as_int(raw, f"{key}[{op}]")
+        tests.append({"gt": lambda v, b=bound: v > b, "gte": lambda v, b=bound: v >= b,
+                      "lt": lambda v, b=bound: v < b, "lte": lambda v, b=bound: v <= b}.get(op))
+        if tests[-1] is None:
+            raise invalid(f"Received unknown parameter: {key}[{op}]", param=f"{key}[{op}]",
+                          code="parameter_unknown")
+    return [o for o in objs if all(t(o.get(key) or 0) for t in tests)]

@@ -1,0 +1,13 @@
+"""One module per family of Stripe resources; importing them registers their routes."""
+from . import (  # noqa: F401
+    billing_meters,
+    catalog,
+    customers,
+    entitlements,
+    events,
+    invoices,
+    payment_methods,
+    subscriptions,
+    test_clocks,
+    webhook_endpoints,
+)

@@ -1,0 +1,229 @@
+"""Customers: create, retrieve, update, delete, list, search.
+
+Deleting a customer cancels its subscriptions first (as Stripe does); afterwards it retrieves
+as `{"id", "object": "customer", "deleted": true}` and any write to it is a 404.
+"""
+from __future__ import annotations
+
+import re
+
+from .. import billing
+from ..errors import invalid
+from ..forms import as_dict, check_known, merge_metadata, nullable
+from ..ids import new_id, random_part
+from ..lists import created_filter, page
+from ..router import Request, route
+from ..shapes import deleted, template
+from ..store import newest_first
+from . import payment_methods
+
+WRITABLE = {"name", "email", "description", "phone", "metadata", "address", "shipping", "preferred_locales",
+            "invoice_settings", "payment_method", "tax_exempt", "balance", "invoice_prefix",
+            "next_invoice_sequence", "source", "coupon", "promotion_code", "tax", "default_source",
+            "cash_balance", "validate"}
+ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def _address(value, param: str):
+    if value in (None, ""):
+        return None
+    value = as_dict(value, param)
+    for key in value:
+        if key not in ADDRESS_KEYS:
+            raise invalid(f"Received unknown parameter: {param}[{key}]", param=f"{param}[{key}]",
+                          code="parameter_unknown")
+    return {k: nullable(value.get(k)) for k in ADDRESS_KEYS}
+
+
+def _apply(req: Request, customer: dict, params: dict) -> None:
+    for key in ("name", "email", "description", "phone"):
+        if key in params:
+            customer[key] = nullable(params[key])
+    if "metadata" in params:
+        customer["metadata"] = merge_metadata(customer["metadata"], params["metadata"])
+    if "address" in params:
+        customer["address"] = _address(params["address"], "address")
+    if "shipping" in params:
+        shipping = as_dict(params["shipping"], "shipping")
+        customer["shipping"] = ({"address": _address(shipping.get("address"), "shipping[address]"),
+                                 "name": shipping.get("name"), "phone": shipping.get("phone")} if shipping else None)
+    if "preferred_locales" in params:
+        value = params["preferred_locales"]
+        customer["preferred_locales"] = [] if value == "" else list(value)
+    if "tax_exempt" in params:
+        if params["tax_exempt"] not in ("none", "exempt", "reverse"):
+            raise invalid(f"Invalid tax_exempt: must be one of none, exempt, or reverse", param="tax_exempt")
+        customer["tax_exempt"] = params["tax_exempt"]
+    if params.get("payment_method"):
+        payment_methods.attach(req, payment_methods.resolve(req, params["payment_method"], "payment_method"), customer)
+    if "invoice_settings" in params:
+        settings = as_dict(params["invoice_settings"], "invoice_settings")
+        if "default_payment_method" in settings:
+            value = nullable(settings["default_payment_method"])
+            customer["invoice_settings"]["default_payment_method"] = (
+                payment_methods.attached_to(req, value, customer, "invoice_settings[default_payment_method]")["id"]
+                if value else None)
+
+
+def _new(req: Request) -> dict:
+    params = req.params
+    clock_id = params.get("test_clock")
+    if clock_id:
+        clock = req.store.require("test_helpers.test_clock", clock_id, param="test_clock")
+        if clock["status"] == "advancing":
+            raise invalid("The test clock is advancing; wait until it is ready.", param="test_clock")
+    customer = template("customer")
+    customer.update({
+        "id": new_id("cus"), "created": req.store.now(clock_id), "address": None, "balance": 0, "currency": None,
+        "default_source": None, "delinquent": False, "description": None, "discount": None, "email": None,
+        "invoice_prefix": random_part(8).upper(), "livemode": False, "metadata": {}, "name": None,
+        "next_invoice_sequence": 1, "phone": None, "preferred_locales": [], "shipping": None,
+        "tax_exempt": "none", "test_clock": clock_id or None,
+    })
+    customer["invoice_settings"] = {"custom_fields": None, "default_payment_method": None, "footer": None,
+                                    "rendering_options": None}
+    return customer
+
+
+@route("POST", "/v1/customers")
+def create(req: Request):
+    check_known(req.params, WRITABLE | {"test_clock"})
+    customer = _new(req)
+    req.store.add(customer)
+    try:
+        _apply(req, customer, req.params)
+    except Exception:
+        req.store.objects["customer"].pop(customer["id"], None)  # a failed create leaves nothing
+        raise
+    body = req.store.render(customer)
+    req.store.emit("customer.created", body)
+    return body
+
+
+@route("GET", "/v1/customers/{customer_id}")
+def retrieve(req: Request, customer_id: str):
+    customer = req.store.get("customer", customer_id)
+    if customer is not None and customer.get("_deleted"):
+        return deleted("customer", customer_id)
+    return req.store.render(req.store.require("customer", customer_id))
+
+
+@route("POST", "/v1/customers/{customer_id}")
+def update(req: Request, customer_id: str):
+    check_known(req.params, WRITABLE)
+    customer = req.store.require("customer", customer_id)
+    before = req.store.render(customer)
+    _apply(req, customer, req.params)
+    after = req.store.render(customer)
+    req.store.emit_update("customer.updated", before, after)
+    return after
+
+
+@route("DELETE", "/v1/customers/{customer_id}")
+def delete(req: Request, customer_id: str):
+    customer = req.store.require("customer", customer_id)
+    delete_customer(req.store, customer)
+    return deleted("customer", customer_id)
+
+
+def delete_customer(store, customer: dict) -> None:
+    now = store.customer_now(customer)
+    for sub in store.all("subscription"):
+        if sub["customer"] == customer["id"] and sub["status"] not in billing.ENDED:
+            billing.cancel_now(store, sub, now, reason="cancellation_requested")
+    body = store.render(customer)
+    customer["_deleted"] = True
+    store.emit("customer.deleted", body)
+
+
+@route("GET", "/v1/customers")
+def list_(req: Request):
+    check_known(req.params, {"email", "created", "limit", "starting_after", "ending_before", "test_clock"})
+    objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
+    if "email" in req.params:
+        objs = [c for c in objs if c["email"] == req.params["email"]]
+    if "test_clock" in req.params:
+        objs = [c for c in objs if c["test_clock"] == req.params["test_clock"]]
+    objs = created_filter(objs, req.params)
+    return page(req.store, objs, req.params, "/v1/customers", "customer")
+
+
+# -- search: Stripe's query language, the subset of it a sync service needs --------------------
+
+_CLAUSE = re.compile(
+    r"""\s*(-)?\s*(?:metadata\[(['"])(?P<mkey>.*?)\2\]|(?P<field>[a-z_]+))\s*(?P<op>:|~)\s*(['"])(?P<value>.*?)\6\s*""")
+SEARCHABLE = {"email", "name", "phone", "created"}
+
+
+def parse_query(query: str):
+    """[(negate, field, op, value)] and the connective ("AND"/"OR")."""
+    if not isinstance(query, str) or not query.strip():
+        raise invalid("Missing required param: query.", param="query", code="parameter_missing")
+    parts = re.split(r"\s+(AND|OR)\s+", query.strip())
+    clauses, connectives = parts[::2], set(parts[1::2])
+    if len(connectives) > 1:
+        raise invalid("Search queries cannot mix AND and OR.", param="query")
+    parsed = []
+    for text in clauses:
+        found = _CLAUSE.fullmatch(text)
+        if not found:
+            raise invalid(f"We were unable to parse your search query. Try again after removing '{text}'.",
+                          param="query")
+        field = ("metadata", found["mkey"]) if found["mkey"] is not None else found["field"]
+        if field != "metadata" and not isinstance(field, tuple) and field not in SEARCHABLE:
+            raise invalid(f"Field '{field}' is an unsupported search field for resource `customers`.",
+                          param="query")
+        parsed.append((bool(found.group(1)), field, found["op"], found["value"]))
+    return parsed, (connectives.pop() if connectives else "AND")
+
+
+def _matches(obj: dict, clause) -> bool:
+    negate, field, op, value = clause
+    actual = obj["metadata"].get(field[1]) if isinstance(field, tuple) else obj.get(field)
+    if actual is None:
+        hit = False
+    elif op == "~":
+        hit = value.lower() in str(actual).lower()
+    else:
+        hit = str(actual).lower() == value.lower() if field in ("email", "name") else str(actual) == value
+    return hit != negate
+
+
+def search_objects(objs, query: str):
+    clauses, connective = parse_query(query)
+    combine = all if connective == "AND" else any
+    return [o for o in objs if combine(_matches(o, c) for c in clauses)]
+
+
+def search_page(store, objs, params: dict, url: str) -> dict:
+    """Search results: `search_result` pages driven by an opaque `page` token. With the
+    `search_lag_s` knob, objects younger than the lag are not found yet, as with Stripe's
+    search index (whose docs warn that new data can take up to a minute to appear)."""
+    import time
+
+    from ..forms import as_int
+
+    lag = store.faults.search_lag_s if store.faults else 0
+    if lag:
+        cutoff = time.monotonic() - lag
+        objs = [o for o in objs if o["_added_at"] <= cutoff]
+
+    limit = as_int(params.get("limit", 10), "limit", minimum=1, maximum=100)
+    offset = 0
+    if params.get("page"):
+        try:
+            offset = int(str(params["page"]).removeprefix("page_"))
+        except ValueError:
+            raise invalid("Invalid page token.", param="page") from None
+    ordered = newest_first(objs)
+    chunk = ordered[offset:offset + limit]
+    has_more = len(ordered) > offset + limit
+    return {"object": "search_result", "data": [store.render(o) for o in chunk], "has_more": has_more,
+            "next_page": f"page_{offset + limit}" if has_more else None, "url": url}
+
+
+@route("GET", "/v1/customers/search")
+def search(req: Request):
+    check_known(req.params, {"query", "limit", "page"})
+    objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
+    return search_page(req.store, search_objects(objs, req.params.get("query")), req.params, "/v1/customers/search")

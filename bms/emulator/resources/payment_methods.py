@@ -1,0 +1,142 @@
+"""Payment methods, from Stripe's test tokens.
+
+`pm_card_visa` (and friends) always pay. As in Stripe test mode, `pm_card_chargeDeclined`
+(card 4000000000000002) is declined as soon as it is attached to a customer (402 card_declined),
+and `pm_card_chargeCustomerFail` (4000000000000341) attaches fine but every charge fails: that is
+the card for renewals that fail and dunning. A token resolves to one new `pm_…` per request, so
+`payment_method=pm_card_visa&invoice_settings[default_payment_method]=pm_card_visa` attaches
+one card and makes it the default, as in Stripe's docs.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from ..errors import ApiError, card_declined, invalid
+from ..forms import check_known, require
+from ..ids import new_id, random_part
+from ..lists import page
+from ..router import Request, route
+from ..shapes import template
+
+# token → (brand, last4, behaviour): "ok", "decline_on_attach" or "fail_on_charge"
+TEST_TOKENS = {
+    "pm_card_visa": ("visa", "4242", "ok"),
+    "pm_card_visa_debit": ("visa", "5556", "ok"),
+    "pm_card_mastercard": ("mastercard", "4444", "ok"),
+    "pm_card_amex": ("amex", "8431", "ok"),
+    "pm_card_chargeDeclined": ("visa", "0002", "decline_on_attach"),
+    "pm_card_visa_chargeDeclined": ("visa", "0002", "decline_on_attach"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "decline_on_attach"),
+    "pm_card_chargeCustomerFail": ("visa", "0341", "fail_on_charge"),
+}
+
+
+def _from_token(req: Request, token: str) -> dict:
+    brand, last4, behaviour = TEST_TOKENS[token]
+    pm = template("payment_method")
+    now = req.store.now()
+    pm.update({
+        "id": new_id("pm", 24), "created": now, "customer": None, "metadata": {}, "livemode": False,
+        "allow_redisplay": "unspecified", "customer_account": None, "type": "card",
+        "billing_details": {"address": {"city": None, "country": None, "line1": None, "line2": None,
+                                        "postal_code": None, "state": None},
+                            "email": None, "name": None, "phone": None, "tax_id": None},
+        "_behavior": behaviour,
+    })
+    card = pm["card"]
+    card.update({"brand": brand, "display_brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2034,
+                 "fingerprint": hashlib.sha1(token.encode()).hexdigest()[:16], "generated_from": None,
+                 "wallet": None, "networks": {"available": [brand], "preferred": None}})
+    card["checks"] = {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"}
+    return req.store.add(pm)
+
+
+def resolve(req: Request, value: str, param: str) -> dict:
+    """A payment method by id or test token (one new object per token per request)."""
+    if not isinstance(value, str) or not value:
+        raise invalid(f"Invalid string: {value}", param=param)
+    tokens = req.extra.setdefault("pm_tokens", {})
+    if value in TEST_TOKENS:
+        if value not in tokens:
+            tokens[value] = _from_token(req, value)
+        return tokens[value]
+    pm = req.store.get("payment_method", value)
+    if pm is None:
+        raise ApiError(400, "invalid_request_error", f"No such PaymentMethod: '{value}'", code="resource_missing",
+                       param=param)
+    return pm
+
+
+def attach(req: Request, pm: dict, customer: dict) -> dict:
+    if pm["customer"] == customer["id"]:
+        return pm
+    if pm["customer"] is not None:
+        raise invalid("The payment method you provided has already been attached to a customer.",
+                      param="payment_method")
+    if pm["_behavior"] == "decline_on_attach":
+        raise card_declined()
+    pm["customer"] = customer["id"]
+    req.store.emit("payment_method.attached", req.store.render(pm))
+    return pm
+
+
+def attached_to(req: Request, value: str, customer: dict, param: str) -> dict:
+    """A payment method that must belong to `customer` (test tokens are attached on the fly)."""
+    pm = resolve(req, value, param)
+    if pm["customer"] is None and value in TEST_TOKENS:
+        return attach(req, pm, customer)
+    if pm["customer"] != customer["id"]:
+        raise invalid(f"The customer does not have a payment method with the ID {pm['id']}. The payment method "
+                      "must be attached to the customer.", param=param, code="resource_missing")
+    return pm
+
+
+def charge_succeeds(pm: dict | None) -> bool:
+    return pm is not None and pm.get("_behavior") == "ok"
+
+
+def charge_id() -> str:
+    return "ch_" + random_part(24)
+
+
+# -- endpoints ----------------------------------------------------------------------------------
+
+@route("GET", "/v1/payment_methods/{pm_id}")
+def retrieve(req: Request, pm_id: str):
+    return req.store.render(req.store.require("payment_method", pm_id))
+
+
+@route("POST", "/v1/payment_methods/{pm_id}/attach")
+def attach_endpoint(req: Request, pm_id: str):
+    check_known(req.params, {"customer"})
+    require(req.params, "customer")
+    customer = req.store.require("customer", req.params["customer"], param="customer")
+    return req.store.render(attach(req, resolve(req, pm_id, "payment_method"), customer))
+
+
+@route("POST", "/v1/payment_methods/{pm_id}/detach")
+def detach_endpoint(req: Request, pm_id: str):
+    pm = req.store.require("payment_method", pm_id)
+    if pm["customer"] is None:
+        raise invalid("The payment method you provided is not attached to a customer so detachment is impossible.")
+    customer = req.store.get("customer", pm["customer"])
+    pm["customer"] = None
+    if customer and customer["invoice_settings"]["default_payment_method"] == pm["id"]:
+        customer["invoice_settings"]["default_payment_method"] = None
+    req.store.emit("payment_method.detached", req.store.render(pm))
+    return req.store.render(pm)
+
+
+@route("GET", "/v1/payment_methods")
+def list_for_customer(req: Request):
+    check_known(req.params, {"customer", "type", "limit", "starting_after", "ending_before"})
+    customer = req.params.get("customer")
+    objs = [p for p in req.store.all("payment_method") if p["customer"] and (not customer or p["customer"] == customer)]
+    return page(req.store, objs, req.params, "/v1/payment_methods", "payment_method")
+
+
+@route("GET", "/v1/customers/{customer_id}/payment_methods")
+def list_customer_payment_methods(req: Request, customer_id: str):
+    req.store.require("customer", customer_id)
+    objs = [p for p in req.store.all("payment_method") if p["customer"] == customer_id]
+    return page(req.store, objs, req.params, f"/v1/customers/{customer_id}/payment_methods", "payment_method")

@@ -1,0 +1,299 @@
+"""The emulator's HTTP face: a stdlib ThreadingHTTPServer speaking Stripe's v1 wire format.
+
+`EmulatorServer(...).start()` serves from a background thread (starts in milliseconds; run as
+many as you like in one process); `serve(...)` is the blocking form behind
+`billing-sync emulator`. Each API request goes: faults (latency, rate limit, random 500) →
+authentication → idempotency cache → [store lock: catch up real-time billing → handler →
+expand → entitlement refresh] → JSON. `/_emulator/…` routes are test controls, not Stripe's.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from . import billing, forms, lists
+from . import resources  # noqa: F401  (registers the routes)
+from .errors import ApiError, invalid
+from .faults import Faults
+from .ids import request_id
+from .resources import billing_meters, catalog, entitlements
+from .resources.webhook_endpoints import new_endpoint
+from .router import Request, match
+from .store import API_VERSION, Store, public
+from .webhooks import Dispatcher
+
+log = logging.getLogger("billing_sync.emulator")
+REPLAYABLE = (200, 402)   # Stripe saves a result once the endpoint began executing
+
+
+class EmulatorServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, webhook_url: str | None = None,
+                 webhook_secret: str = "whsec_emulator", *, seed: int | None = None):
+        self.state = Store()
+        self.faults = Faults(seed=seed)
+        self.state.faults = self.faults
+        self.state.renderers = {
+            "subscription": lambda o: billing.render_subscription(self.state, o),
+            "subscription_item": lambda o: billing.render_item(self.state, o),
+            "product_feature": lambda o: catalog.render_product_feature(self.state, o),
+            "billing.meter_event": billing_meters.render_meter_event,
+        }
+        self.dispatcher = Dispatcher(self.state, self.faults)
+        self.state.on_event = self.dispatcher.on_event
+        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+        if webhook_url:
+            self.add_webhook_endpoint(webhook_url, webhook_secret)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "EmulatorServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="emulator-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread = None
+        self._httpd.server_close()
+        self.dispatcher.stop()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- test helpers ---------------------------------------------------------------------------
+
+    def add_webhook_endpoint(self, url: str, secret: str, enabled_events=("*",)) -> dict:
+        with self.state.lock:
+            endpoint = new_endpoint(self.state, url, secret, enabled_events)
+            return {**public(endpoint), "secret": secret}
+
+    def wait_for_deliveries_idle(self, timeout: float = 10.0) -> bool:
+        """True once no webhook delivery is pending (retries included); False on timeout."""
+        return self.dispatcher.wait_idle(timeout)
+
+    def wait_for_clock(self, clock_id: str, timeout: float = 10.0) -> bool:
+        """True once the test clock has finished advancing."""
+        with self.state.clock_ready:
+            return self.state.clock_ready.wait_for(
+                lambda: (self.state.get("test_helpers.test_clock", clock_id) or {}).get("status") != "advancing",
+                timeout)
+
+    @property
+    def deliveries(self) -> list[dict]:
+        """Every webhook delivery attempt so far: event, type, endpoint, attempt, status, error."""
+        return list(self.dispatcher.attempts)
+
+    def events(self, type_: str | None = None) -> list[dict]:
+        """Emitted events, oldest first (a shortcut for assertions)."""
+        with self.state.lock:
+            found = sorted(self.state.all("event"), key=lambda e: e["_seq"])
+            return [public(e) for e in found if type_ is None or e["type"] == type_]
+
+    def reset(self) -> None:
+        """Forget every object, event and idempotency key; webhook endpoints survive."""
+        with self.state.lock:
+            endpoints = self.state.all("webhook_endpoint")
+            self.state.reset()
+            for endpoint in endpoints:
+                self.state.add(endpoint)
+
+    # -- request handling (transport-free, so it is easy to reason about) -----------------------
+
+    def handle(self, method: str, target: str, headers, body: bytes) -> tuple[int, dict, dict]:
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/") or "/"
+        if path.startswith("/_emulator"):
+            return self._control(method, path, parts.query, body)
+        rid = request_id()
+        out_headers = {"Request-Id": rid, "Stripe-Version": headers.get("Stripe-Version") or API_VERSION}
+        try:
+            self._authenticate(headers.get("Authorization"))
+            self.faults.before_request()
+            params = forms.decode(parts.query)
+            if method == "POST":
+                params.update(forms.decode(body.decode("utf-8")))
+            key = headers.get("Idempotency-Key") if method in ("POST", "DELETE") else None
+            if key is not None:
+                out_headers["Idempotency-Key"] = key
+                if len(key) > 255:
+                    raise invalid("The idempotency key provided is too long: it may be up to 255 characters.",
+                                  param="Idempotency-Key")
+            status, payload, replayed = self._dispatch(method, path, params, key, rid)
+            if replayed:
+                out_headers["Idempotent-Replayed"] = "true"
+                out_headers["Original-Request"] = replayed
+            return status, out_headers, payload
+        except ApiError as exc:
+            if exc.should_retry is not None:
+                out_headers["Stripe-Should-Retry"] = "true" if exc.should_retry else "false"
+            return exc.status, out_headers, exc.body()
+
+    def _authenticate(self, header: str | None) -> None:
+        key = None
+        if header and header.startswith("Bearer "):
+            key = header[7:].strip()
+        elif header and header.startswith("Basic "):
+            key = base64.b64decode(header[6:]).decode().split(":")[0]
+        if not key:
+            raise ApiError(401, "invalid_request_error",
+                           "You did not provide an API key. You need to provide your API key in the Authorization "
+                           "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
+        if not key.startswith(("sk_test_", "rk_test_")):
+            raise ApiError(401, "invalid_request_error",
+                           f"Invalid API Key provided: {key[:8]}****. The emulator accepts test-mode keys only.")
+
+    def _dispatch(self, method: str, path: str, params: dict, key: str | None, rid: str):
+        handler, ids = match(method, path)
+        if handler is None:
+            raise invalid(f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we "
+                          "can help at https://support.stripe.com/.", status=404)
+        fingerprint = hashlib.sha256(json.dumps([method, path, params], sort_keys=True).encode()).hexdigest()
+        store = self.state
+        with store.lock:
+            if key is not None and key in store.idempotency:
+                saved = store.idempotency[key]
+                if saved["endpoint"] != f"{method} {path}":
+                    raise ApiError(400, "idempotency_error",
+                                   f"Keys for idempotent requests can only be used for the same endpoint they were "
+                                   f"first used for ('{saved['endpoint']}' vs '{method} {path}'). Try using a key "
+                                   f"other than '{key}' if you meant to execute a different request.")
+                if saved["fingerprint"] != fingerprint:
+                    raise ApiError(400, "idempotency_error",
+                                   "Keys for idempotent requests can only be used with the same parameters they were "
+                                   f"first used with. Try using a key other than '{key}' if you meant to execute a "
+                                   "different request.")
+                return saved["status"], saved["body"], saved["request_id"]
+            store.begin_request(None, None)
+            try:
+                billing.run_due(store, None, int(time.time()))   # real-time customers: time has passed
+                store.set_request(rid, key)
+                request = Request(store=store, method=method, path=path, params=params, idempotency_key=key,
+                                  request_id=rid, emulator=self)
+                try:
+                    result = handler(request, **ids)
+                    status, body = (result if isinstance(result, tuple) else (200, result))
+                    body = lists.expand(store, body, params)
+                except ApiError as exc:
+                    if exc.status not in REPLAYABLE:
+                        raise
+                    status, body = exc.status, exc.body()
+            finally:
+                store.set_request(None, None)
+                entitlements.refresh(store, store.touched())
+                store.end_request()
+            if key is not None:
+                store.remember(key, {"endpoint": f"{method} {path}", "fingerprint": fingerprint,
+                                     "status": status, "body": body, "request_id": rid})
+            return status, body, None
+
+    # -- /_emulator controls --------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict, dict]:
+        args = dict(parse_qsl(query))
+        data = json.loads(body or b"{}") if method == "POST" else {}
+        try:
+            if path == "/_emulator/health":
+                return 200, {}, {"ok": True}
+            if path == "/_emulator/faults":
+                if method == "POST":
+                    self.faults.update(data)
+                return 200, {}, self.faults.public()
+            if path == "/_emulator/reset" and method == "POST":
+                self.reset()
+                return 200, {}, {"ok": True}
+            if path == "/_emulator/state":
+                with self.state.lock:
+                    counts = {kind: len(objs) for kind, objs in self.state.objects.items()}
+                    dump = ({kind: [self.state.render(o) for o in objs.values()]
+                             for kind, objs in self.state.objects.items()} if args.get("full") else None)
+                return 200, {}, {"counts": counts, "objects": dump, "pending_deliveries": self.dispatcher.pending()}
+            if path == "/_emulator/deliveries":
+                return 200, {}, {"pending": self.dispatcher.pending(), "attempts": self.deliveries}
+            if path == "/_emulator/deliveries/wait":
+                return 200, {}, {"idle": self.wait_for_deliveries_idle(float(args.get("timeout", 10)))}
+            if path == "/_emulator/webhook_endpoints" and method == "POST":
+                return 200, {}, self.add_webhook_endpoint(data["url"], data["secret"], data.get("enabled_events", ["*"]))
+            if path.startswith("/_emulator/test_clocks/") and path.endswith("/wait"):
+                clock_id = path.split("/")[3]
+                return 200, {}, {"ready": self.wait_for_clock(clock_id, float(args.get("timeout", 10)))}
+        except (ValueError, KeyError) as exc:
+            return 400, {}, {"error": {"type": "invalid_request_error", "message": str(exc)}}
+        return 404, {}, {"error": {"type": "invalid_request_error", "message": f"No emulator control at {path}"}}
+
+
+def _handler_for(emulator: EmulatorServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"   # keep-alive: the SDK reuses connections
+        disable_nagle_algorithm = True  # headers and body go out in separate writes; no 40 ms stalls
+        server_version = "billing-sync-emulator"
+
+        def _serve(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            try:
+                status, headers, payload = emulator.handle(method, self.path, self.headers, body)
+            except Exception:  # a bug in the emulator: answer like Stripe's 500, keep serving
+                log.exception("emulator error on %s %s", method, self.path)
+                status, headers = 500, {"Stripe-Should-Retry": "true"}
+                payload = {"error": {"type": "api_error", "message": "Internal error in the Stripe emulator."}}
+            raw = json.dumps(payload, indent=2).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+        def do_DELETE(self):
+            self._serve("DELETE")
+
+        def log_message(self, fmt, *args):  # request lines at debug level only
+            log.debug("emulator %s", fmt % args)
+
+    return Handler
+
+
+def serve(host: str = "127.0.0.1", port: int = 12111, webhook_url: str | None = None,
+          webhook_secret: str = "whsec_emulator") -> None:
+    """Run the emulator in the foreground until interrupted (`billing-sync emulator`)."""
+    server = EmulatorServer(host, port, webhook_url, webhook_secret)
+    stop = threading.Event()
+
+    def on_signal(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    print(f"Stripe emulator listening on {server.url}"
+          + (f", sending webhooks to {webhook_url}" if webhook_url else ""), flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
