@@ -64,8 +64,7 @@ def redis_url():
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
-    client.ping()
-    client.flushdb()
+    client.ping()  # no flush: concurrent runs share this database, each under its own prefixes
     yield REDIS_URL
     client.close()
 

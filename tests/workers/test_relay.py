@@ -206,7 +206,7 @@ def test_run_publishes_new_rows_as_they_commit_and_stops(sqlite_engine, make_set
     events_queue = bound_queue("memory://")
     ctx = build_context(make_settings(relay_poll_interval_s=0.05), engine=sqlite_engine)
     relay = Relay(ctx)  # embedded settings: memory://
-    assert relay.url == "memory://"
+    assert relay.url == "memory://localhost/"
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, kwargs={"stop_event": stop})
     thread.start()

@@ -1,0 +1,169 @@
+"""The webhook ingress: verify, enqueue, answer. Nothing else happens in the request.
+
+`POST /webhooks/stripe`
+- 413 when the body exceeds `webhook_max_bytes` (read in chunks; we stop at the limit);
+- 400 when the `Stripe-Signature` is missing, malformed, stale or matches no configured
+  secret, or when the signed body is not a Stripe event (JSON object, `object: "event"`,
+  `id` starting `evt_`, a `type`, a `data.object`);
+- 200 `{"received": true}` once the broker has taken `{"event", "received_at"}` for the
+  `process_stripe_event` actor (Redis: the write returned; RabbitMQ: the publisher confirm);
+  a duplicate delivery is enqueued again and also gets 200 — the worker's ledger makes it a
+  no-op;
+- 503 when the broker refused or did not answer within `ENQUEUE_TIMEOUT_S`, so that Stripe
+  retries (it does for three days). Never a 2xx without a durable enqueue.
+
+`GET /healthz` (the process is up), `GET /readyz` (database and broker reachable: 200 or 503
+with a JSON body per check), `GET /metrics` (Prometheus). The read API (`ingress/read_api.py`)
+is mounted on the same app. Webhooks are logged by event id, type and outcome only.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from typing import Callable
+
+import anyio
+import structlog
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..config import metrics
+from .signature import SignatureError, verify
+
+log = structlog.get_logger(__name__)
+
+ENQUEUE_TIMEOUT_S = 8.0  # well inside the time Stripe waits for an answer
+READY_CHECK_TIMEOUT_S = 5.0
+
+
+def is_stripe_event(event: object) -> bool:
+    return (
+        isinstance(event, dict)
+        and event.get("object") == "event"
+        and isinstance(event.get("id"), str)
+        and event["id"].startswith("evt_")
+        and isinstance(event.get("type"), str)
+        and bool(event["type"])
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    )
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes | None:
+    """The raw body, or None as soon as it is known to exceed `max_bytes`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)
+
+
+def _reject(status: int, outcome: str, error: str) -> JSONResponse:
+    metrics.WEBHOOKS.labels(outcome).inc()
+    log.warning("webhook.rejected", outcome=outcome, status=status, error=error)
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None) -> Starlette:
+    """The ingress (and read API) for `ctx`.
+
+    `enqueue(message)` hands a verified event to the workers; by default it sends to the
+    `process_stripe_event` actor on `broker` (default: a broker made from `ctx.settings`).
+    Tests and the benchmark may pass their own.
+    """
+    settings = ctx.settings
+    if enqueue is None:
+        from ..workers.actors import declare_actors
+
+        if broker is None:
+            from ..workers.broker import make_broker
+
+            broker = make_broker(settings)
+        enqueue = declare_actors(broker, settings.queue_prefix).process_stripe_event.send
+    secrets = [secret.get_secret_value() for secret in settings.webhook_secrets]
+
+    async def stripe_webhook(request: Request) -> Response:
+        body = await read_limited(request, settings.webhook_max_bytes)
+        if body is None:
+            return _reject(413, "too_large", f"body over {settings.webhook_max_bytes} bytes")
+        try:
+            verify(body, request.headers.get("stripe-signature"), secrets, settings.webhook_tolerance_s)
+        except SignatureError as exc:
+            return _reject(400, "bad_signature", str(exc))
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return _reject(400, "invalid_event", "body is not JSON")
+        if not is_stripe_event(event):
+            return _reject(400, "invalid_event", "body is not a Stripe event")
+
+        message = {"event": event, "received_at": ctx.now().isoformat()}
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(ENQUEUE_TIMEOUT_S):
+                await anyio.to_thread.run_sync(enqueue, message, abandon_on_cancel=True)
+        except Exception as exc:  # refused, unreachable or too slow: Stripe must retry
+            metrics.WEBHOOKS.labels("broker_unavailable").inc()
+            log.error("webhook.enqueue_failed", event_id=event["id"], event_type=event["type"],
+                      outcome="broker_unavailable", error=type(exc).__name__)
+            return JSONResponse({"error": "broker unavailable, retry later"}, status_code=503)
+        elapsed = time.perf_counter() - started
+        metrics.ENQUEUE_SECONDS.observe(elapsed)
+        metrics.WEBHOOKS.labels("accepted").inc()
+        log.info("webhook.accepted", event_id=event["id"], event_type=event["type"], outcome="accepted",
+                 enqueue_ms=round(elapsed * 1000, 2))
+        return JSONResponse({"received": True})
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    def check_database() -> None:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def check_broker() -> None:
+        from ..workers.broker import ping
+
+        ping(broker)
+
+    async def run_check(check: Callable[[], None]) -> str:
+        try:
+            with anyio.fail_after(READY_CHECK_TIMEOUT_S):
+                await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+            return "ok"
+        except Exception as exc:
+            return f"unavailable ({type(exc).__name__})"
+
+    async def readyz(_request: Request) -> Response:
+        checks = {"database": await run_check(check_database)}
+        checks["broker"] = await run_check(check_broker) if broker is not None else "not used"
+        ready = all(state in ("ok", "not used") for state in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        content, content_type = metrics.render()
+        return Response(content, media_type=content_type)
+
+    routes = [
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    # The read API is written separately; until it exists the ingress works without it.
+    if importlib.util.find_spec(f"{__package__}.read_api") is not None:
+        from .read_api import routes as read_api_routes
+
+        routes += read_api_routes(ctx)
+    app = Starlette(routes=routes)
+    app.state.ctx = ctx
+    app.state.broker = broker
+    return app

@@ -1,0 +1,206 @@
+"""What happens to a message that fails: the retry policy, the dead-letter table, metrics.
+
+- `retry_when`: only transient failures (Stripe 429/5xx or unreachable, the database or Redis
+  unreachable, a lock timeout, a handler over its time limit) are retried, with Dramatiq's
+  capped exponential backoff; a `PermanentError` — or a bug — fails at once, because retrying
+  cannot change the outcome.
+- `DeadLetters`: a message that failed for good (permanent, or retries exhausted) is written to
+  the `dead_letters` table, where `billing-sync dlq` lists, replays and purges it; for
+  `apply_command` the product also gets its one `billing.command.failed` (via
+  `handlers.command_dispatch.fail_command`).
+- `ActorMetrics`: processed / retried / failed counts and durations per actor.
+- Dramatiq prints a message as `actor(args…)` in its log lines, which would put a whole
+  webhook body in the logs: `install_log_redaction` shortens those to `actor#message_id`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+
+import structlog
+from dramatiq.broker import MessageProxy
+from dramatiq.message import Message
+from dramatiq.middleware import Middleware, TimeLimitExceeded
+
+from ..config import metrics
+from ..errors import BillingSyncError, PermanentError, TransientError
+from .actors import message_key, message_type
+from .context import get_context
+
+log = structlog.get_logger(__name__)
+
+# -- the retry policy -----------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Could the same message succeed later, unchanged?"""
+    if isinstance(exc, PermanentError):
+        return False
+    if isinstance(exc, (TransientError, TimeLimitExceeded, ConnectionError, TimeoutError)):
+        return True
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True  # database down, failover, deadlock, lock or statement timeout
+    try:
+        import redis
+
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return True  # e.g. the fleet-wide rate limiter's Redis
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+def make_retry_when(max_retries: int):
+    """Dramatiq's `retry_when(retries_so_far, exception)`; it overrides `max_retries`, so it
+    carries the cap itself."""
+
+    def retry_when(retries: int, exc: BaseException) -> bool:
+        return retries < max_retries and is_transient(exc)
+
+    return retry_when
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A machine-readable reason (the `reason` of billing.command.failed and of a dead letter)."""
+    if isinstance(exc, BillingSyncError):
+        return exc.reason
+    if isinstance(exc, TimeLimitExceeded):
+        return "timeout"
+    if is_transient(exc):
+        return "unavailable"
+    return "internal_error"
+
+
+# Stripe keys, webhook secrets, bearer tokens and URL passwords must not reach a dead letter.
+_SECRETS = re.compile(r"\b(sk|rk|pk|whsec)_[A-Za-z0-9_]{6,}|(?<=://)[^/@\s:]*:[^/@\s]*(?=@)|Bearer\s+\S+")
+
+
+def failure_detail(exc: BaseException, attempts: int = 1) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if attempts > 1:
+        text = f"gave up after {attempts} attempts; {text}"
+    return _SECRETS.sub("[redacted]", text)[:2000]
+
+
+# -- middleware ---------------------------------------------------------------------------------
+
+
+def _command_fail_hook():
+    """`handlers.command_dispatch.fail_command`, or None while that module does not exist yet."""
+    try:
+        from ..handlers.command_dispatch import fail_command
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith("handlers.command_dispatch"):
+            log.error("command.fail_hook_missing", reason="handlers.command_dispatch not found")
+            return None
+        raise
+    return fail_command
+
+
+class DeadLetters(Middleware):
+    """Records messages that failed for good. Must run after `Retries` has decided (Dramatiq
+    runs `after_*` hooks in reverse order, so this sits *before* Retries in the list)."""
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is None or not message.failed:
+            return
+        actor = message.actor_name
+        args = list(message.args)
+        key = message_key(actor, args)
+        attempts = message.options.get("retries", 1)  # Retries counts failed attempts
+        reason, detail = failure_reason(exception), failure_detail(exception, attempts)
+        log.warning("message.dead_lettered", actor=actor, message_id=key, message_type=message_type(actor, args),
+                    reason=reason, attempts=attempts, error=type(exception).__name__)
+        ctx = get_context()
+        if actor == "apply_command" and isinstance(args[0] if args else None, dict) and args[0].get("id"):
+            fail_command = _command_fail_hook()
+            if fail_command is not None:
+                try:
+                    fail_command(args[0], reason, detail, ctx)
+                except Exception:  # the dead letter below still records the command for replay
+                    log.exception("command.fail_hook_failed", command_id=key)
+        record_dead_letter(ctx, source=actor, message_id=key, args=args, kwargs=message.kwargs,
+                           reason=reason, detail=detail)
+
+
+def record_dead_letter(ctx, *, source: str, message_id: str | None, args: list, kwargs: dict | None,
+                       reason: str, detail: str) -> None:
+    """Write a `DeadLetter` row holding what `dlq replay` needs to send the message again.
+
+    If the database is unreachable too, the message still ends in the broker's own dead-letter
+    queue (Redis/RabbitMQ `<queue>.XQ`, kept 7 days); the log line says so.
+    """
+    from ..models.tables import DeadLetter
+
+    body = json.dumps({"args": args, "kwargs": kwargs or {}}, separators=(",", ":"))
+    try:
+        with ctx.uow() as uow:
+            uow.session.add(DeadLetter(source=source, message_id=message_id, body=body, reason=reason,
+                                       detail=detail))
+            uow.commit()
+    except Exception:
+        log.exception("dead_letter.write_failed", source=source, message_id=message_id, reason=reason)
+
+
+class ActorMetrics(Middleware):
+    """Prometheus counts and durations per actor; sits before Retries, like DeadLetters."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def before_process_message(self, broker, message):
+        with self._lock:
+            self._started[message.message_id] = time.monotonic()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        with self._lock:
+            started = self._started.pop(message.message_id, None)
+        actor = message.actor_name
+        if started is not None:
+            metrics.ACTOR_SECONDS.labels(actor).observe(time.monotonic() - started)
+        if exception is None:
+            metrics.ACTOR_PROCESSED.labels(actor).inc()
+        elif message.failed:
+            metrics.ACTOR_FAILED.labels(actor, failure_reason(exception)).inc()
+        else:
+            metrics.ACTOR_RETRIED.labels(actor).inc()
+
+    def after_skip_message(self, broker, message):
+        with self._lock:
+            self._started.pop(message.message_id, None)
+
+
+# -- log redaction ------------------------------------------------------------------------------
+
+_redaction_installed = False
+_redaction_lock = threading.Lock()
+
+
+def _short(value):
+    if isinstance(value, (Message, MessageProxy)):
+        return f"{value.actor_name}#{value.message_id}"
+    return value
+
+
+def install_log_redaction() -> None:
+    """Make Dramatiq's own log lines name messages by actor and id, never by their arguments."""
+    global _redaction_installed
+    with _redaction_lock:
+        if _redaction_installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs):
+            record = previous(*args, **kwargs)
+            if record.name.startswith("dramatiq") and isinstance(record.args, tuple):
+                record.args = tuple(_short(arg) for arg in record.args)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _redaction_installed = True

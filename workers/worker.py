@@ -1,0 +1,92 @@
+"""Running the actors: `billing-sync worker` (Dramatiq's CLI) and in-process workers.
+
+`billing-sync worker --processes N --threads M` runs Dramatiq's own CLI in a child process:
+it forks N worker processes of M threads, restarts nothing silently (if one dies the others
+stop and the command exits non-zero, for the supervisor to restart), and on SIGTERM lets
+in-flight messages finish for up to `SHUTDOWN_TIMEOUT_MS`. Each worker process calls `boot()`,
+which builds the broker from the environment and declares the actors; the Context (database,
+Stripe gateway) is built on the first message, after the fork.
+
+`InProcessWorkers` runs a `dramatiq.Worker` inside the current process: `billing-sync up`
+(whose in-process stub broker no other process can reach) and tests use it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import dramatiq
+
+from ..config.settings import get_settings
+
+SHUTDOWN_TIMEOUT_MS = 30_000
+# How long an idle consumer waits between polls (Dramatiq's default: 1 s). Lower means a
+# webhook is picked up sooner on Redis, at the price of a few more cheap Redis calls.
+IDLE_POLL_MS = 250
+
+
+def boot() -> None:
+    """Entry point for each Dramatiq worker process (`dramatiq billing_sync.workers.worker:boot`)."""
+    from ..config.logging import configure_logging
+    from .broker import make_broker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    make_broker(settings)
+
+
+def run_worker(processes: int, threads: int) -> int:
+    """`billing-sync worker`: returns the exit code of Dramatiq's CLI."""
+    settings = get_settings()
+    if settings.embedded_broker:
+        print(
+            "billing-sync worker needs a shared broker: set BILLING_BROKER_URL to redis://… or amqp://…\n"
+            "(the embedded broker lives inside one process; `billing-sync up` runs its workers in-process)",
+            file=sys.stderr,
+        )
+        return 2
+    command = [
+        sys.executable, "-m", "dramatiq", f"{__name__}:boot",
+        "--processes", str(processes), "--threads", str(threads),
+        "--worker-shutdown-timeout", str(SHUTDOWN_TIMEOUT_MS),
+    ]
+    env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", str(IDLE_POLL_MS))}
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    return child.wait()
+
+
+class InProcessWorkers:
+    """A `dramatiq.Worker` with `threads` threads on `broker`, in this process."""
+
+    def __init__(self, broker: dramatiq.Broker, threads: int = 4, *, idle_poll_ms: int = 100,
+                 queues: set[str] | None = None):
+        self.broker = broker
+        self.worker = dramatiq.Worker(broker, queues=queues, worker_threads=threads, worker_timeout=idle_poll_ms)
+
+    def start(self) -> "InProcessWorkers":
+        if not getattr(self.broker, "billing_booted", False):  # once per broker: starts TimeLimit's monitor
+            self.broker.billing_booted = True
+            self.broker.emit_after("process_boot")
+        self.worker.start()
+        return self
+
+    def stop(self, timeout_ms: int = 10_000) -> None:
+        self.worker.stop(timeout=timeout_ms)
+
+    def join(self) -> None:
+        """Wait until every queue is empty and every message processed (tests)."""
+        self.worker.join()
+
+    def __enter__(self) -> "InProcessWorkers":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
