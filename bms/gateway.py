@@ -6,6 +6,7 @@ every call first takes a token from the fleet-wide rate limiter.
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Iterator, Protocol
 
 import stripe
@@ -24,7 +25,17 @@ class NoRateLimit:
 
 
 def _plain(obj: Any) -> Any:
-    return obj.to_dict() if isinstance(obj, stripe.StripeObject) else obj
+    """StripeObject → plain JSON-safe dicts: the SDK turns `*_decimal` strings into Decimal, which
+    neither our JSON columns nor the broker's JSON encoder take, so they go back to strings."""
+    if isinstance(obj, stripe.StripeObject):
+        obj = obj.to_dict()
+    if isinstance(obj, dict):
+        return {key: _plain(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(value) for value in obj]
+    if isinstance(obj, Decimal):
+        return str(obj)
+    return obj
 
 
 class StripeGateway:

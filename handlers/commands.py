@@ -1,1 +1,338 @@
-"""TODO: being written."""
+"""Product commands applied to Stripe: one plain function per command type.
+
+`command_dispatch.handle_command` validates the command, locks the tenant, checks the ledger and
+then calls `handler(cmd, tenant, uow, ctx)`, which does the Stripe work and returns the details
+for the `billing.command.completed` event; the dispatcher records the ledger row and the outcome
+in the same transaction. A handler raises a `PermanentError` (→ `billing.command.failed` with its
+`reason`) or lets a `TransientError` through (→ the worker retries the whole command).
+
+Exactly once in Stripe, despite retries at any point:
+
+- every Stripe write carries the idempotency key `"{command id}:{step}"`, and its parameters
+  depend only on the command and on Stripe state that the step itself does not change, so a
+  retried step repeats the same request and Stripe replays the first answer;
+- before creating anything the handler looks for what an earlier attempt (or support staff)
+  already made: the tenant's customer locally and by its `tenant_id` metadata in Stripe, the
+  customer's live subscription; a change already in place is not sent again.
+
+Who owns what: the tenant's identity (name, email, Stripe customer id) is written locally here;
+billing state (plan, status, seats, periods) is not — it comes back through the webhook path like
+any dashboard change. The one exception is the usage counter, which only commands feed.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import structlog
+
+from ..bms.gateway import NotFound
+from ..config.catalog import Plan
+from ..errors import InvalidMessage, PaymentFailed, UnknownPlan, UnknownTenant
+from ..models import Tenant, UnitOfWork
+from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
+                             UsageRecorded)
+from .usage import add_usage
+
+log = structlog.get_logger(__name__)
+
+# A subscription in one of these states is over; anything else is the tenant's live subscription.
+ENDED = ("canceled", "incomplete_expired")
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """A customer with metadata `tenant_id` and a subscription on the requested plan, once."""
+    data: TenantProvisioned = cmd.data  # type: ignore[assignment]
+    plan = resolve_plan(ctx, data.plan or ctx.catalog.default_plan)
+    price_id = plan_price_id(ctx, plan) if plan.price else None  # checked before anything is created
+    tenant.name, tenant.email, tenant.deleted = data.name, data.email, False
+
+    customer = find_customer(tenant, ctx)
+    if customer is None:
+        customer = _create_customer(cmd, data, ctx)
+    tenant.stripe_customer_id = customer["id"]
+    result: dict = {"stripe_customer_id": customer["id"], "plan": plan.key}
+    if customer.get("test_clock"):
+        result["test_clock"] = _id(customer["test_clock"])
+    if price_id is None:  # the free plan: a customer, no subscription
+        result["subscription_id"] = None
+        return result
+
+    sub = live_subscription(ctx, customer["id"])
+    if sub is None:
+        sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, data.seats or 1,
+                                   trial_days=data.trial_days, step="subscription")
+    result.update(subscription_id=sub["id"], subscription_status=sub["status"])
+    return result
+
+
+def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """The customer's name, email and/or address changed in Stripe (and the name/email locally)."""
+    data: TenantUpdated = cmd.data  # type: ignore[assignment]
+    customer_id = require_customer_id(tenant, ctx)
+    params: dict = {}
+    if data.name is not None:
+        params["name"] = tenant.name = data.name
+    if data.email is not None:
+        params["email"] = tenant.email = data.email
+    if data.address is not None:
+        params["address"] = data.address.model_dump(exclude_none=True)
+    if params:
+        try:
+            ctx.bms.update_customer(customer_id, params, idempotency_key=step_key(cmd, "customer"))
+        except NotFound as exc:  # deleted in Stripe since we linked it
+            raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone") from exc
+    return {"stripe_customer_id": customer_id, "changed": sorted(params)}
+
+
+def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """Price and/or seats; a canceling subscription is resumed, an ended one replaced."""
+    data: SubscriptionChange = cmd.data  # type: ignore[assignment]
+    customer_id = require_customer_id(tenant, ctx)
+    plan = resolve_plan(ctx, data.plan) if data.plan else None
+    if plan is not None and plan.price is None:
+        raise InvalidMessage(f"plan {plan.key!r} has no subscription; send billing.subscription.cancel instead")
+    price_id = plan_price_id(ctx, plan) if plan else None
+
+    sub = live_subscription(ctx, customer_id)
+    if sub is None:
+        return _replace_subscription(cmd, ctx, tenant, customer_id, price_id, data.seats)
+
+    item = plan_item(ctx, sub)
+    params: dict = {}
+    change: dict = {}
+    if price_id and item["price"]["id"] != price_id:
+        change["price"] = price_id
+    if data.seats and item.get("quantity") != data.seats:
+        change["quantity"] = data.seats
+    if change:
+        params["items"] = [{"id": item["id"], **change}]
+        params["proration_behavior"] = "create_prorations"
+    params.update(_resume_params(sub))
+    result = {"stripe_customer_id": customer_id, "subscription_id": sub["id"]}
+    if not params:  # already as asked (or applied by an earlier attempt of this command)
+        return {**result, "changed": False}
+    updated = ctx.bms.update_subscription(sub["id"], params, idempotency_key=step_key(cmd, "subscription"))
+    return {**result, "changed": True, "subscription_status": updated.get("status")}
+
+
+def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """Cancel the live subscription now, or at the end of its period (the default)."""
+    data: SubscriptionCancel = cmd.data  # type: ignore[assignment]
+    customer_id = require_customer_id(tenant, ctx)
+    sub = live_subscription(ctx, customer_id)
+    result: dict = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
+    if sub is None:  # nothing live (or an earlier attempt already canceled it now)
+        return {**result, "subscription_id": None, "detail": "no live subscription"}
+    result["subscription_id"] = sub["id"]
+    if not data.at_period_end:
+        canceled = ctx.bms.cancel_subscription(sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}"))
+        return {**result, "subscription_status": canceled.get("status")}
+    if sub.get("cancel_at_period_end"):
+        return {**result, "changed": False}
+    ctx.bms.update_subscription(sub["id"], {"cancel_at_period_end": True},
+                                idempotency_key=step_key(cmd, "cancel_at_period_end"))
+    return {**result, "changed": True}
+
+
+def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """Remove a scheduled cancellation. An ended subscription cannot be resumed (use change)."""
+    customer_id = require_customer_id(tenant, ctx)
+    sub = live_subscription(ctx, customer_id)
+    if sub is None:
+        raise InvalidMessage("no live subscription to resume; send billing.subscription.change to start a new one")
+    result = {"stripe_customer_id": customer_id, "subscription_id": sub["id"]}
+    params = _resume_params(sub)
+    if not params:
+        return {**result, "changed": False}
+    ctx.bms.update_subscription(sub["id"], params, idempotency_key=step_key(cmd, "resume"))
+    return {**result, "changed": True}
+
+
+def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """Every live subscription canceled now; the customer stays in Stripe for its invoices."""
+    tenant.deleted = True
+    customer_id = customer_id_for(tenant, ctx)
+    if customer_id is None:
+        return {"stripe_customer_id": None, "canceled": []}
+    canceled = []
+    for sub in live_subscriptions(ctx, customer_id):
+        ctx.bms.cancel_subscription(sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}"))
+        canceled.append(sub["id"])
+    return {"stripe_customer_id": customer_id, "canceled": canceled}
+
+
+def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """A Stripe meter event (deduplicated by Stripe on the command id) and the local counter."""
+    data: UsageRecorded = cmd.data  # type: ignore[assignment]
+    meter = ctx.catalog.meters.get(data.meter)
+    if meter is None:
+        raise InvalidMessage(f"unknown meter {data.meter!r}")
+    at = data.timestamp or cmd.time
+    if at is None:  # a default of "now" would differ between retries, and so would the request
+        raise InvalidMessage("usage needs data.timestamp or the envelope's time")
+    customer_id = require_customer_id(tenant, ctx)
+    ctx.bms.create_meter_event({
+        "event_name": meter.event_name,
+        "payload": {"stripe_customer_id": customer_id, "value": str(data.quantity)},
+        "identifier": meter_identifier(cmd.id),
+        "timestamp": int(at.timestamp()),
+    }, idempotency_key=step_key(cmd, "meter_event"))
+    used = add_usage(uow.session, tenant.id, data.meter, data.quantity, at)
+    return {"stripe_customer_id": customer_id, "meter": data.meter, "quantity": data.quantity, "used": used}
+
+
+# -- shared steps -------------------------------------------------------------------------------
+
+def step_key(cmd: Command, step: str) -> str:
+    """The idempotency key of one Stripe write of one command."""
+    return f"{cmd.id}:{step}"
+
+
+def meter_identifier(command_id: str) -> str:
+    """Stripe meter event identifiers are at most 100 characters; longer command ids are hashed."""
+    return command_id if len(command_id) <= 100 else "cmd-" + hashlib.sha256(command_id.encode()).hexdigest()
+
+
+def resolve_plan(ctx, name: str) -> Plan:
+    """A catalog plan by key (`pro`) or by its price's lookup_key (`pro_monthly`)."""
+    plan = ctx.catalog.plans.get(name) or ctx.catalog.plan_for_lookup_key(name)
+    if plan is None:
+        raise UnknownPlan(f"no plan {name!r} in the catalog")
+    return plan
+
+
+def plan_price_id(ctx, plan: Plan) -> str:
+    price = ctx.bms.find_price_by_lookup_key(plan.price.lookup_key)
+    if price is None:
+        raise UnknownPlan(f"no active Stripe price with lookup_key {plan.price.lookup_key!r} (plan {plan.key!r})")
+    return price["id"]
+
+
+def find_customer(tenant: Tenant, ctx) -> dict | None:
+    """The tenant's live Stripe customer: the one we know, else one tagged with its tenant_id
+    (made by an earlier attempt of a command, or by staff), which is then remembered."""
+    if tenant.stripe_customer_id:
+        customer = ctx.bms.retrieve_customer(tenant.stripe_customer_id)
+        if customer is not None:
+            return customer
+    customer = ctx.bms.find_customer_for_tenant(tenant.id)
+    if customer is not None:
+        tenant.stripe_customer_id = customer["id"]
+    return customer
+
+
+def customer_id_for(tenant: Tenant, ctx) -> str | None:
+    """Like `find_customer` but without a Stripe read when the id is known locally."""
+    if tenant.stripe_customer_id:
+        return tenant.stripe_customer_id
+    customer = ctx.bms.find_customer_for_tenant(tenant.id)
+    if customer is not None:
+        tenant.stripe_customer_id = customer["id"]
+        return customer["id"]
+    return None
+
+
+def require_customer_id(tenant: Tenant, ctx) -> str:
+    if tenant.deleted:
+        raise UnknownTenant(f"tenant {tenant.id!r} was deleted")
+    customer_id = customer_id_for(tenant, ctx)
+    if customer_id is None:
+        raise UnknownTenant(f"tenant {tenant.id!r} has no Stripe customer; send billing.tenant.provisioned first")
+    return customer_id
+
+
+def live_subscriptions(ctx, customer_id: str) -> list[dict]:
+    subs = [s for s in ctx.bms.list_subscriptions(customer=customer_id, status="all") if s["status"] not in ENDED]
+    return sorted(subs, key=lambda s: s.get("created") or 0, reverse=True)
+
+
+def live_subscription(ctx, customer_id: str) -> dict | None:
+    """The tenant's current subscription (the newest one that has not ended)."""
+    subs = live_subscriptions(ctx, customer_id)
+    return subs[0] if subs else None
+
+
+def plan_item(ctx, sub: dict) -> dict:
+    """The item that carries the plan and the seats: the first whose price is in the catalog,
+    else the first licensed (not metered) one."""
+    items = sub["items"]["data"]
+    for item in items:
+        if ctx.catalog.plan_for_lookup_key(item["price"].get("lookup_key")):
+            return item
+    for item in items:
+        if ((item["price"].get("recurring") or {}).get("usage_type")) != "metered":
+            return item
+    return items[0]
+
+
+def has_payment_method(customer: dict) -> bool:
+    return bool((customer.get("invoice_settings") or {}).get("default_payment_method") or customer.get("default_source"))
+
+
+def _resume_params(sub: dict) -> dict:
+    if sub.get("cancel_at_period_end"):
+        return {"cancel_at_period_end": False}
+    if sub.get("cancel_at"):
+        return {"cancel_at": ""}  # Stripe unsets a field given the empty string
+    return {}
+
+
+def _create_customer(cmd: Command, data: TenantProvisioned, ctx) -> dict:
+    params: dict = {"name": data.name, "email": data.email, "metadata": {"tenant_id": cmd.tenant_id}}
+    if data.payment_method:
+        params["payment_method"] = data.payment_method
+        params["invoice_settings"] = {"default_payment_method": data.payment_method}
+    if ctx.settings.stripe_test_clocks:
+        # Frozen at the command's own time, not "now": a retried step must repeat its request.
+        frozen = cmd.time or ctx.now()
+        clock = ctx.bms.create_test_clock(int(frozen.timestamp()), f"tenant {cmd.tenant_id}",
+                                          idempotency_key=step_key(cmd, "test_clock"))
+        params["test_clock"] = clock["id"]
+    customer = ctx.bms.create_customer(params, idempotency_key=step_key(cmd, "customer"))
+    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer["id"])
+    return customer
+
+
+def _create_subscription(cmd: Command, ctx, customer: dict, tenant_id: str, price_id: str, seats: int, *,
+                         trial_days: int | None, step: str) -> dict:
+    params: dict = {
+        "customer": customer["id"],
+        "items": [{"price": price_id, "quantity": seats}],
+        "metadata": {"tenant_id": tenant_id},
+    }
+    if trial_days:
+        params["trial_period_days"] = trial_days
+    if has_payment_method(customer):
+        # A declined first payment fails the command (card_declined) instead of leaving an
+        # `incomplete` subscription behind.
+        params["payment_behavior"] = "error_if_incomplete"
+    elif not trial_days:
+        raise PaymentFailed("the customer has no payment method and the plan starts without a trial",
+                            reason="payment_required")
+    sub = ctx.bms.create_subscription(params, idempotency_key=step_key(cmd, step))
+    log.info("command.subscription_created", command_id=cmd.id, tenant_id=tenant_id, subscription_id=sub["id"])
+    return sub
+
+
+def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, price_id: str | None,
+                          seats: int | None) -> dict:
+    """No live subscription: start a new one, on the asked plan or else the last one's."""
+    ended = sorted(ctx.bms.list_subscriptions(customer=customer_id, status="all"),
+                   key=lambda s: s.get("created") or 0, reverse=True)
+    previous = plan_item(ctx, ended[0]) if ended else None
+    if price_id is None:
+        price_id = previous["price"]["id"] if previous else plan_price_id(ctx, ctx.catalog.plans[ctx.catalog.default_plan])
+    if seats is None:
+        seats = (previous or {}).get("quantity") or 1
+    customer = ctx.bms.retrieve_customer(customer_id)
+    if customer is None:
+        raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone")
+    sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, seats, trial_days=None, step="subscription")
+    return {"stripe_customer_id": customer_id, "subscription_id": sub["id"], "subscription_status": sub["status"],
+            "replaced": ended[0]["id"] if ended else None, "changed": True}
+
+
+def _id(value: object) -> str:
+    return value["id"] if isinstance(value, dict) else str(value)

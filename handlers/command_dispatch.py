@@ -1,0 +1,144 @@
+"""Entry point for one product command taken off the broker, and the way a command fails.
+
+    validate → lock the tenant → ledger check → handler (Stripe calls) →
+    ledger row + exactly one billing.command.completed | billing.command.failed → commit
+
+The ledger row and the outcome event commit together, so a command has one outcome however
+often it is delivered: a redelivery finds the ledger row and returns "duplicate" without
+calling Stripe or publishing anything. A `PermanentError` (declined card, unknown plan, …) is
+such an outcome too and commits at once. A `TransientError` rolls everything back and
+propagates, so the worker retries; when its retries run out the worker calls `fail_command`,
+which ledgers the command as failed (`bms_unavailable`) — also exactly once.
+"""
+from __future__ import annotations
+
+import json
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ..errors import InvalidMessage, PermanentError, TransientError
+from ..models import DeadLetter, UnitOfWork
+from . import registry
+from .command_schema import Command, TenantId, parse_command, readable_ids
+
+log = structlog.get_logger(__name__)
+
+KIND = "command"
+COMPLETED = "billing.command.completed"
+FAILED = "billing.command.failed"
+
+
+def handle_command(envelope: dict, ctx) -> str:
+    """Apply one command; returns its outcome: completed, failed or duplicate."""
+    try:
+        cmd = parse_command(envelope)
+    except InvalidMessage as exc:
+        return fail_command(envelope, "invalid", str(exc), ctx)
+    handler = registry.COMMAND_HANDLERS[cmd.type]
+    try:
+        with ctx.uow() as uow:
+            tenant = uow.lock_tenant(cmd.tenant_id)
+            if uow.already_processed(cmd.id):
+                log.info("command.duplicate", command_id=cmd.id, command_type=cmd.type)
+                return "duplicate"
+            try:
+                details = handler(cmd, tenant, uow, ctx) or {}
+            except PermanentError as exc:
+                details = {"stripe_customer_id": tenant.stripe_customer_id}
+                _record_outcome(uow, cmd.id, cmd.tenant_id, cmd.type, FAILED, reason=exc.reason, detail=str(exc),
+                                details=details)
+                outcome = "failed"
+                log.info("command.failed", command_id=cmd.id, command_type=cmd.type, tenant_id=cmd.tenant_id,
+                         reason=exc.reason)
+            else:
+                _record_outcome(uow, cmd.id, cmd.tenant_id, cmd.type, COMPLETED, details=details)
+                outcome = "completed"
+            uow.commit()
+    except IntegrityError as exc:
+        # Two deliveries raced past the ledger check (no row lock on a tenant id that is new to
+        # both), or local data contradicts Stripe (a customer already linked to another tenant).
+        if _already_processed(ctx, cmd.id):
+            return "duplicate"
+        raise PermanentError(f"local state conflicts with the command: {exc.orig}", reason="invalid") from exc
+    except OperationalError as exc:
+        raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
+    return outcome
+
+
+def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: str | None = None,
+                 dead_letter_source: str | None = None) -> str:
+    """Give a command its failed outcome, once: the ledger row and the billing.command.failed
+    event (and, from the bridge, the dead-letter row keeping the message) in one transaction.
+
+    Used by the worker when retries are exhausted (reason `bms_unavailable`) or a permanent
+    error escaped the handler, and by the bridge for messages that are not valid commands
+    (reason `invalid`). Returns "failed", or "duplicate" when the command already has an outcome.
+    """
+    command_id, tenant_id, command_type = readable_ids(envelope)
+    lockable = tenant_id is not None and _valid_tenant_id(tenant_id)
+    try:
+        with ctx.uow() as uow:
+            if lockable:  # serialize with a handler that may still be working on this tenant
+                uow.lock_tenant(tenant_id)
+            if command_id is not None and uow.already_processed(command_id):
+                log.info("command.duplicate", command_id=command_id, command_type=command_type)
+                return "duplicate"
+            _record_outcome(uow, command_id, tenant_id, command_type, FAILED, reason=reason, detail=detail)
+            if dead_letter_source is not None:
+                uow.session.add(DeadLetter(source=dead_letter_source, message_id=command_id, reason=reason,
+                                           detail=detail, body=raw_body if raw_body is not None else _dump(envelope)))
+            uow.commit()
+    except IntegrityError:
+        if command_id is not None and _already_processed(ctx, command_id):
+            return "duplicate"
+        raise
+    except OperationalError as exc:
+        raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
+    log.warning("command.failed", command_id=command_id, command_type=command_type, tenant_id=tenant_id,
+                reason=reason, detail=detail[:200])
+    return "failed"
+
+
+def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | None, command_type: str | None,
+                    outcome_type: str, *, reason: str | None = None, detail: str | None = None,
+                    details: dict | None = None) -> None:
+    """The ledger row and the outcome event: always written together."""
+    outcome = "completed" if outcome_type == COMPLETED else "failed"
+    if command_id is not None:
+        uow.record_processed(command_id, kind=KIND, type=(command_type or "unknown")[:128],
+                             tenant_id=(tenant_id or None) and tenant_id[:128], outcome=outcome, reason=reason)
+    data = {"command_id": command_id, "tenant_id": tenant_id, "type": command_type}
+    for key, value in (details or {}).items():
+        data.setdefault(key, value)
+    if outcome_type == FAILED:
+        data["reason"] = reason
+        data["detail"] = detail
+    uow.add_event(outcome_type, tenant_id, data)
+
+
+def _already_processed(ctx, command_id: str) -> bool:
+    with ctx.uow() as uow:
+        return uow.already_processed(command_id)
+
+
+_TENANT_ID = TypeAdapter(TenantId)
+
+
+def _valid_tenant_id(tenant_id: str) -> bool:
+    try:
+        _TENANT_ID.validate_python(tenant_id)
+    except ValidationError:
+        return False
+    return True
+
+
+def _dump(envelope: object) -> str:
+    try:
+        return json.dumps(envelope, default=str)
+    except (TypeError, ValueError):
+        return repr(envelope)
+
+
+__all__ = ["handle_command", "fail_command", "Command", "COMPLETED", "FAILED"]

@@ -1,0 +1,222 @@
+"""The bridge on real Redis and RabbitMQ with real PostgreSQL: valid commands reach the
+apply_command actor, malformed ones end as billing.command.failed (invalid) plus a dead letter,
+and the bridge keeps consuming; nothing is acked while the database or broker is down.
+
+`billing.commands` is one exchange per Redis database / RabbitMQ vhost, so every bound queue gets
+every command: run alone (as CI does), or expect other test sessions' commands to show up here."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from kombu import Producer
+from sqlalchemy import select
+
+from billing_sync.client import CommandPublisher, publish_command
+from billing_sync.config import bus
+from billing_sync.models import DeadLetter, OutboxMessage, ProcessedMessage
+from billing_sync.workers.bridge import Bridge
+from contexts import Clock, make_context
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(params=["redis", "rabbitmq", "memory"])
+def bus_url(request):
+    """The event bus: Redis and RabbitMQ, and the in-process memory:// of `billing-sync up`."""
+    if request.param == "memory":
+        return "memory://"
+    return request.getfixturevalue("redis_url" if request.param == "redis" else "amqp_url")
+
+
+class Running:
+    """A Bridge in a thread, with what it sent to the workers."""
+
+    def __init__(self, ctx, url: str, send=..., ):
+        self.sent: list[dict] = []
+        self.bridge = Bridge(ctx, url=url, send=self.sent.append if send is ... else send, prefetch=4)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.bridge.run, kwargs={"stop_event": self.stop_event}, daemon=True)
+
+    def __enter__(self) -> "Running":
+        self.thread.start()
+        assert self.bridge.ready.wait(10), "bridge never started consuming"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "bridge did not stop"
+
+
+@pytest.fixture
+def ctx(make_settings, pg_url, pg_engine, unique_prefix, bus_url):
+    settings = make_settings(database_url=pg_url, events_url=bus_url, queue_prefix=unique_prefix)
+    yield make_context(settings, pg_engine, None, Clock())  # the bridge never calls Stripe
+    _delete_queue(bus_url, unique_prefix)
+
+
+def _delete_queue(url: str, prefix: str) -> None:
+    try:
+        with bus.connect(url) as conn:
+            bus.commands_queue(prefix).bind(conn.default_channel).delete()
+    except Exception:
+        pass
+
+
+def failed_events(ctx) -> list[dict]:
+    with ctx.uow() as uow:
+        rows = uow.session.execute(select(OutboxMessage).where(OutboxMessage.type == "billing.command.failed")
+                                   .order_by(OutboxMessage.id)).scalars().all()
+        return [dict(r.data) for r in rows]
+
+
+def dead_letters(ctx) -> list[dict]:
+    with ctx.uow() as uow:
+        rows = uow.session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
+        return [{"source": r.source, "message_id": r.message_id, "body": r.body, "reason": r.reason,
+                 "detail": r.detail} for r in rows]
+
+
+def raw_publish(url: str, body, **kwargs) -> None:
+    with bus.connect(url) as conn:
+        producer = Producer(conn.default_channel, exchange=bus.COMMANDS_EXCHANGE)
+        producer.publish(body, routing_key=kwargs.pop("routing_key", "tenant.provisioned"),
+                         declare=[bus.COMMANDS_EXCHANGE], **kwargs)
+
+
+def test_valid_commands_reach_the_workers_and_malformed_ones_fail_invalid(ctx, bus_url):
+    url = bus_url
+    with Running(ctx, url) as running:
+        first = publish_command(url, "billing.subscription.change", "t1", {"seats": 3})
+        raw_publish(url, b"{not json", content_type="application/json", content_encoding="utf-8")
+        raw_publish(url, {"hello": "world"}, serializer="json")
+        raw_publish(url, {"specversion": "1.0", "id": "cmd-bad-data", "source": "test",
+                          "type": "billing.subscription.change", "subject": "t2", "data": {"seats": "many"}},
+                    serializer="json", routing_key="subscription.change")
+        raw_publish(url, {"specversion": "1.0", "id": "cmd-bad-type", "source": "test",
+                          "type": "billing.tenant.teleported", "subject": "t3", "data": {}}, serializer="json")
+        raw_publish(url, b"\x80\x04pickled", content_type="application/x-python-serialize", content_encoding="binary")
+        last = publish_command(url, "tenant.deleted", "t4", {})
+        wait_until(lambda: len(running.sent) == 2 and len(failed_events(ctx)) == 5, what="all seven messages")
+
+    assert [e["id"] for e in running.sent] == [first, last]
+    assert running.sent[0]["type"] == "billing.subscription.change" and running.sent[0]["data"]["seats"] == 3
+    failed = failed_events(ctx)
+    assert {f["reason"] for f in failed} == {"invalid"}
+    by_id = {f["command_id"]: f for f in failed}
+    assert by_id["cmd-bad-data"]["tenant_id"] == "t2" and "seats" in by_id["cmd-bad-data"]["detail"]
+    assert by_id["cmd-bad-data"]["type"] == "billing.subscription.change"
+    assert "unknown command type" in by_id["cmd-bad-type"]["detail"]
+    assert [f["command_id"] for f in failed].count(None) == 3  # not JSON, not a CloudEvent, pickle
+    letters = dead_letters(ctx)
+    assert len(letters) == 5 and {d["source"] for d in letters} == {"bridge"}
+    assert "{not json" in [d["body"] for d in letters]
+    assert {d["reason"] for d in letters} == {"invalid"}
+    assert running.bridge.counts == {"sent": 2, "invalid": 5}
+    with ctx.uow() as uow:  # ledgered: the same bad command again is not failed twice
+        assert uow.session.get(ProcessedMessage, "cmd-bad-data").outcome == "failed"
+
+
+def test_a_redelivered_invalid_command_fails_once(ctx, bus_url):
+    bad = {"specversion": "1.0", "id": "cmd-twice", "source": "test", "type": "billing.usage.recorded",
+           "subject": "t1", "data": {"meter": "api_calls", "quantity": "lots"}}
+    with Running(ctx, bus_url) as running:
+        raw_publish(bus_url, bad, serializer="json")
+        raw_publish(bus_url, bad, serializer="json")
+        wait_until(lambda: sum(running.bridge.counts.values()) == 2, what="both deliveries")
+    assert running.bridge.counts == {"invalid": 1, "duplicate": 1}
+    assert len(failed_events(ctx)) == 1 and len(dead_letters(ctx)) == 1
+
+
+def test_commands_published_before_the_bridge_starts_are_kept(ctx, bus_url, unique_prefix):
+    with CommandPublisher(bus_url, queue_prefix=unique_prefix) as publisher:
+        ids = [publisher.publish("billing.subscription.resume", f"t{i}", {}) for i in range(5)]
+    with Running(ctx, bus_url) as running:
+        wait_until(lambda: len(running.sent) == 5, what="queued commands")
+    assert sorted(e["id"] for e in running.sent) == sorted(ids)
+
+
+def test_nothing_is_acked_while_the_workers_broker_is_down(ctx, bus_url):
+    attempts: list[str] = []
+    delivered: list[dict] = []
+
+    def flaky_send(envelope: dict) -> None:  # the broker is down for the first two tries
+        attempts.append(envelope["id"])
+        if attempts.count(envelope["id"]) <= 2:
+            raise ConnectionError("dramatiq broker unreachable")
+        delivered.append(envelope)
+
+    with Running(ctx, bus_url, send=flaky_send) as running:
+        command_id = publish_command(bus_url, "billing.subscription.resume", "t1", {})
+        wait_until(lambda: command_id in [e["id"] for e in delivered], timeout=15, what="delivery after the outage")
+    assert attempts.count(command_id) == 3 and [e["id"] for e in delivered].count(command_id) == 1
+    assert running.bridge.counts["requeued"] >= 2 and running.bridge.counts["sent"] >= 1
+    assert failed_events(ctx) == []
+
+
+def test_an_invalid_message_is_requeued_while_the_database_is_down(ctx, bus_url, make_settings, unique_prefix):
+    down = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none", events_url=bus_url,
+                         queue_prefix=unique_prefix)
+    from billing_sync.models import make_engine
+
+    dead_engine = make_engine(down.database_url, connect_args={"connect_timeout": 1})
+    outage = make_context(down, dead_engine, None, Clock())
+    with Running(outage, bus_url) as running:
+        raw_publish(bus_url, b"not json at all", content_type="application/json", content_encoding="utf-8")
+        wait_until(lambda: running.bridge.counts.get("requeued", 0) >= 2, timeout=15, what="requeues")
+        assert running.bridge.counts.get("invalid") is None
+    # The database is back (a bridge on the real one): the message was kept and is failed now.
+    with Running(ctx, bus_url) as running:
+        wait_until(lambda: "not json at all" in [d["body"] for d in dead_letters(ctx)], timeout=15,
+                   what="the kept message")
+    assert [d["body"] for d in dead_letters(ctx)].count("not json at all") == 1
+
+
+def test_the_default_sender_enqueues_apply_command_on_the_dramatiq_broker(ctx, bus_url, redis_url, make_settings,
+                                                                          unique_prefix):
+    from billing_sync.workers import broker as brokers
+    from billing_sync.workers.actors import queue_name
+    from billing_sync.workers.broker import make_broker
+
+    previous = brokers._current
+    broker = make_broker(make_settings(broker_url=redis_url, queue_prefix=f"{unique_prefix}-dq"))
+    try:
+        with Running(ctx, bus_url, send=None) as running:  # None: the default, apply_command.send
+            command_id = publish_command(bus_url, "billing.tenant.deleted", "t1", {}, id=str(uuid.uuid4()))
+            wait_until(lambda: running.bridge.counts.get("sent") == 1, what="send")
+        consumer = broker.consume(queue_name(f"{unique_prefix}-dq", "commands"), prefetch=1, timeout=2000)
+        try:
+            message = wait_until(lambda: next(consumer), what="the apply_command message")
+            consumer.ack(message)
+        finally:
+            consumer.close()
+        assert message.actor_name == "apply_command"
+        assert message.args[0]["id"] == command_id and message.args[0]["type"] == "billing.tenant.deleted"
+    finally:
+        broker.client.delete(*broker.client.keys(f"{unique_prefix}-dq*") or ["none"])
+        broker.close()
+        if previous is not None:  # leave the process's current broker as other tests set it
+            brokers.set_current_broker(previous)
+
+
+def test_body_is_kept_verbatim_for_inspection(ctx, bus_url):
+    body = json.dumps({"specversion": "1.0", "id": "cmd-x", "source": "s", "type": "billing.tenant.updated",
+                       "subject": "t1", "data": {"email": "nope"}})
+    with Running(ctx, bus_url) as running:
+        raw_publish(bus_url, body.encode(), content_type="application/cloudevents+json", content_encoding="utf-8")
+        wait_until(lambda: running.bridge.counts.get("invalid") == 1)
+    (letter,) = dead_letters(ctx)
+    assert json.loads(letter["body"]) == json.loads(body) and letter["message_id"] == "cmd-x"
