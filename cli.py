@@ -41,7 +41,12 @@ def up(host: str, port: int) -> None:
 @_network_options(0)
 def demo(host: str, port: int) -> None:
     """Start `up` and play the scripted two-way scenario; exit 0 when every step was seen."""
+    import os
+
     from .demo import run_demo
+
+    if "BILLING_LOG_LEVEL" not in os.environ:  # the timeline is the demo's output; logs on request
+        configure_logging("WARNING", get_settings().log_format)
 
     sys.exit(run_demo(host=host, port=port))
 

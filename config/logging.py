@@ -51,3 +51,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     )
     # Libraries that log through stdlib (dramatiq, kombu, uvicorn) go to stderr at WARNING+.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # The Stripe SDK logs every request URL at INFO (query strings included); Dramatiq's CLI turns
+    # the root logger up to INFO, so quiet it explicitly.
+    logging.getLogger("stripe").setLevel(logging.WARNING)

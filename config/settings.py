@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         """kombu URL for billing.commands/billing.events; memory:// next to the embedded broker."""
         if self.events_url:
             return self.events_url
-        return "memory://" if self.embedded_broker else self.broker_url
+        return "memory://localhost/" if self.embedded_broker else self.broker_url
 
     @property
     def uses_emulator(self) -> bool:

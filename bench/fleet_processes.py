@@ -1,0 +1,139 @@
+"""The billing-sync roles as real OS processes (`billing-sync ingress`, `worker`, `bridge`, `relay`)
+next to an in-process Stripe emulator: shared by bench/sync_bench.py and tests/e2e/conftest.py.
+
+Test and bench tooling, deliberately outside the package. Each role runs in its own session
+(process group), so `stop()` can also end what a role forked (Dramatiq's worker processes), and
+so a Ctrl-C in the terminal reaches only the caller, which then stops the roles in order.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import stripe
+
+from billing_sync.config.catalog import load_catalog
+from billing_sync.config.settings import DEFAULT_CATALOG
+
+BIN = Path(sys.executable).parent / "billing-sync"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fleet_env(*, database_url: str, broker_url: str, prefix: str, stripe_api_base: str, webhook_secrets: str,
+              api_token: str, **overrides: str) -> dict:
+    """The environment of every role: this process's, minus any BILLING_* it has, plus ours.
+    `overrides` are BILLING_* variables (full names) that replace the defaults below."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BILLING_")},
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_BROKER_URL": broker_url,
+        "BILLING_QUEUE_PREFIX": prefix,
+        "BILLING_STRIPE_API_KEY": "sk_test_fleet",
+        "BILLING_STRIPE_API_BASE": stripe_api_base,
+        "BILLING_STRIPE_RATE_LIMIT": "200",
+        "BILLING_WEBHOOK_SECRETS": webhook_secrets,
+        "BILLING_API_TOKENS": api_token,
+        "BILLING_LOG_FORMAT": "json",
+        "BILLING_MIN_BACKOFF_MS": "50",
+        "BILLING_MAX_BACKOFF_MS": "1000",
+        "BILLING_HEARTBEAT_TIMEOUT_MS": "5000",
+        "BILLING_RELAY_POLL_INTERVAL_S": "0.05",
+        **overrides,
+    }
+
+
+class FleetProcesses:
+    """The roles as separate OS processes, and what a caller needs to talk to them."""
+
+    def __init__(self, tmp: Path, env: dict, emulator):
+        self.tmp = Path(tmp)
+        self.env = env
+        self.emulator = emulator
+        self.port = free_port()
+        self.ingress_url = f"http://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._groups: set[int] = set()  # every process group started, even ones popped from procs
+        token = env["BILLING_API_TOKENS"].split(",")[0]
+        self.stripe = stripe.StripeClient("sk_test_support_staff", base_addresses={"api": emulator.url})
+        self.api = httpx.Client(base_url=self.ingress_url, headers={"Authorization": f"Bearer {token}"})
+
+    def start(self, role: str, *args: str) -> subprocess.Popen:
+        with open(self.tmp / f"{role}.log", "ab") as log:
+            proc = subprocess.Popen([str(BIN), role, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.procs[role] = proc
+        self._groups.add(proc.pid)
+        return proc
+
+    def start_all(self, roles=("ingress", "worker", "bridge", "relay"), worker_threads: int = 4) -> None:
+        subprocess.run([str(BIN), "db", "upgrade"], env=self.env, check=True, capture_output=True)
+        if "ingress" in roles:
+            self.start("ingress", "--port", str(self.port))
+        if "worker" in roles:
+            self.start("worker", "--processes", "1", "--threads", str(worker_threads))
+        for role in roles:
+            if role not in ("ingress", "worker"):
+                self.start(role)
+        if "ingress" in roles:
+            self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.ingress_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("ingress did not come up:\n" + self.logs())
+            time.sleep(0.1)
+
+    def stop(self, role: str | None = None, timeout: float = 10) -> None:
+        """SIGTERM (graceful), SIGKILL after `timeout`; with no role, also whatever is left in any
+        process group this object started (e.g. Dramatiq children of a worker killed by a test)."""
+        for name in [role] if role else list(self.procs):
+            proc = self.procs.pop(name)
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self._kill_group(proc.pid)
+        if role is None:
+            for pgid in list(self._groups):
+                self._kill_group(pgid)
+
+    def _kill_group(self, pgid: int) -> None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._groups.discard(pgid)
+
+    def close(self) -> None:
+        self.stop()
+        self.api.close()
+
+    def logs(self, tail: int = 3000) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-tail:]}" for p in self.tmp.glob("*.log"))
+
+    def new_tenant(self, prefix: str = "t") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+    def price(self, plan: str) -> str:
+        lookup_key = load_catalog(DEFAULT_CATALOG).plans[plan].price.lookup_key
+        return self.stripe.v1.prices.list(params={"lookup_keys": [lookup_key]}).data[0].id

@@ -1,0 +1,130 @@
+"""`billing-sync up`: every role in one process.
+
+With no configuration this is the embedded mode: SQLite under ./var, Dramatiq's in-process
+broker, kombu's in-memory event bus, and the bundled Stripe emulator as the BMS with its
+webhooks pointed at our own ingress. With URLs configured, the same roles run against
+PostgreSQL, Redis/RabbitMQ and real Stripe — handy on a laptop; production runs each role as
+its own process (`ingress`, `worker`, `bridge`, `relay`, `scheduler`).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import structlog
+import uvicorn
+
+from .bootstrap import Context, build_context
+from .config.settings import Settings, get_settings
+from .models.migrate import upgrade
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Fleet:
+    """The roles of one process; `start()` returns once the ingress answers."""
+
+    settings: Settings
+    host: str = "127.0.0.1"
+    port: int = 0
+    threads: int = 4
+    ctx: Context | None = None
+    emulator: object | None = None
+    ingress_url: str = ""
+    _stoppers: list = field(default_factory=list)
+
+    def start(self) -> "Fleet":
+        upgrade(self.settings.database_url)
+        if self.settings.uses_emulator:
+            self._start_emulator()
+        settings = self.settings
+        self.ctx = build_context(settings)
+        if self.emulator is not None:
+            from .bms.catalog_sync import ensure_catalog
+
+            ensure_catalog(self.ctx.bms, self.ctx.catalog)
+
+        from .workers.broker import make_broker
+        from .workers.context import set_context
+        from .workers.worker import InProcessWorkers
+
+        set_context(self.ctx)
+        broker = make_broker(settings)
+        workers = InProcessWorkers(broker, threads=self.threads).start()
+        self._stoppers.append(workers.stop)
+        self._start_ingress(broker)
+        self._start_background_roles()
+        if self.emulator is not None:
+            self.emulator.add_webhook_endpoint(f"{self.ingress_url}/webhooks/stripe",
+                                               settings.webhook_secrets[0].get_secret_value())
+        log.info("fleet.up", ingress=self.ingress_url, emulator=self.emulator.url if self.emulator else None)
+        return self
+
+    def _start_emulator(self) -> None:
+        from .bms.emulator.server import EmulatorServer
+
+        self.emulator = EmulatorServer().start()
+        self._stoppers.append(self.emulator.stop)
+        # The emulator stands in for Stripe: point the gateway at it for this process.
+        self.settings = self.settings.model_copy(update={"stripe_api_base": self.emulator.url})
+
+    def _start_ingress(self, broker) -> None:
+        from .ingress.app import create_app
+
+        config = uvicorn.Config(create_app(self.ctx, broker=broker), host=self.host, port=self.port,
+                                log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="ingress", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("ingress did not start")
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.ingress_url = f"http://{self.host}:{port}"
+
+        def stop() -> None:
+            server.should_exit = True
+            thread.join(5)
+
+        self._stoppers.append(stop)
+
+    def _start_background_roles(self) -> None:
+        from .workers.bridge import Bridge
+        from .workers.relay import Relay
+        from .workers.scheduler import Scheduler
+
+        for role in (Relay(self.ctx), Bridge(self.ctx), Scheduler(self.ctx)):
+            stop_event = threading.Event()
+            thread = threading.Thread(target=role.run, kwargs={"stop_event": stop_event},
+                                      name=type(role).__name__.lower(), daemon=True)
+            thread.start()
+            self._stoppers.append(lambda e=stop_event, t=thread: (e.set(), t.join(5)))
+
+    def stop(self) -> None:
+        while self._stoppers:
+            try:
+                self._stoppers.pop()()
+            except Exception:  # keep stopping the rest
+                log.exception("fleet.stop_failed")
+
+    def __enter__(self) -> "Fleet":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_up(host: str, port: int) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Fleet(get_settings(), host=host, port=port) as fleet:
+        print(f"billing-sync up: ingress and read API on {fleet.ingress_url}", flush=True)
+        if fleet.emulator is not None:
+            print(f"billing-sync up: Stripe emulator on {fleet.emulator.url}", flush=True)
+        stop.wait()
