@@ -18,7 +18,6 @@ is mounted on the same app. Webhooks are logged by event id, type and outcome on
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from typing import Callable
@@ -32,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import metrics
+from .read_api import routes as read_api_routes
 from .signature import SignatureError, verify
 
 log = structlog.get_logger(__name__)
@@ -157,12 +157,8 @@ def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *read_api_routes(ctx),
     ]
-    # The read API is written separately; until it exists the ingress works without it.
-    if importlib.util.find_spec(f"{__package__}.read_api") is not None:
-        from .read_api import routes as read_api_routes
-
-        routes += read_api_routes(ctx)
     app = Starlette(routes=routes)
     app.state.ctx = ctx
     app.state.broker = broker

@@ -281,7 +281,7 @@ class FakeGateway:
     #  cancel_subscription, create_product, create_price, create_meter_event, test clocks)
     # are added by the command handlers' tests; use _enter() and _idempotent() in them.
 
-    # Added for the command handlers (H4). Like Stripe, a repeated idempotency key replays the
+    # Writes, for the command handlers. Like Stripe, a repeated idempotency key replays the
     # first answer, and the same key with other parameters is an idempotency error — which is
     # what makes the handlers' "deterministic parameters per step" rule testable.
 

@@ -90,18 +90,6 @@ def failure_detail(exc: BaseException, attempts: int = 1) -> str:
 # -- middleware ---------------------------------------------------------------------------------
 
 
-def _command_fail_hook():
-    """`handlers.command_dispatch.fail_command`, or None while that module does not exist yet."""
-    try:
-        from ..handlers.command_dispatch import fail_command
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.endswith("handlers.command_dispatch"):
-            log.error("command.fail_hook_missing", reason="handlers.command_dispatch not found")
-            return None
-        raise
-    return fail_command
-
-
 class DeadLetters(Middleware):
     """Records messages that failed for good. Must run after `Retries` has decided (Dramatiq
     runs `after_*` hooks in reverse order, so this sits *before* Retries in the list)."""
@@ -118,12 +106,12 @@ class DeadLetters(Middleware):
                     reason=reason, attempts=attempts, error=type(exception).__name__)
         ctx = get_context()
         if actor == "apply_command" and isinstance(args[0] if args else None, dict) and args[0].get("id"):
-            fail_command = _command_fail_hook()
-            if fail_command is not None:
-                try:
-                    fail_command(args[0], reason, detail, ctx)
-                except Exception:  # the dead letter below still records the command for replay
-                    log.exception("command.fail_hook_failed", command_id=key)
+            from ..handlers.command_dispatch import fail_command
+
+            try:  # the product gets its one billing.command.failed
+                fail_command(args[0], reason, detail, ctx)
+            except Exception:  # the dead letter below still records the command
+                log.exception("command.fail_hook_failed", command_id=key)
         record_dead_letter(ctx, source=actor, message_id=key, args=args, kwargs=message.kwargs,
                            reason=reason, detail=detail)
 

@@ -1,6 +1,7 @@
 """Object templates: Stripe's own example of each type (fixtures.json, copied from
-stripe/openapi's fixtures3.json), so every object we serve has exactly Stripe's top-level keys.
-Builders deep-copy a template and override what the emulator models."""
+stripe/openapi's fixtures3.json under the MIT licence in fixtures.LICENSE), so every object we
+serve has exactly Stripe's top-level keys. Builders deep-copy a template and override what the
+emulator models."""
 from __future__ import annotations
 
 import copy
