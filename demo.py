@@ -77,6 +77,10 @@ class EventWatcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
+        try:  # kombu's Redis emulation keeps an auto_delete queue bound; drop it and its binding
+            self._queue(self._conn.default_channel).delete()
+        except Exception:
+            pass
         self._conn.release()
 
 

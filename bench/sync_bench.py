@@ -57,7 +57,6 @@ from relay_bench import temporary_database  # noqa: E402
 from billing_sync.bms.catalog_sync import ensure_catalog  # noqa: E402
 from billing_sync.bms.emulator.server import EmulatorServer  # noqa: E402
 from billing_sync.bms.gateway import StripeGateway  # noqa: E402
-from billing_sync.config.bus import EVENTS_EXCHANGE  # noqa: E402
 from billing_sync.config.catalog import load_catalog  # noqa: E402
 from billing_sync.config.settings import DEFAULT_CATALOG, Settings  # noqa: E402
 from billing_sync.demo import EventWatcher  # noqa: E402
@@ -386,18 +385,6 @@ def memory(fleet: FleetProcesses) -> dict:
     return out
 
 
-def forget_queue(client: redis.Redis, name: str) -> None:
-    """Remove the watcher's queue and its binding: on kombu's Redis emulation an auto_delete queue
-    stays bound to billing.events after its consumer is gone, and would collect every later event
-    published in this Redis database."""
-    suffix = b"\x06\x16" + name.encode()
-    for key in (f"_kombu.binding.{EVENTS_EXCHANGE.name}", f"_kombu.binding_permanent.{EVENTS_EXCHANGE.name}"):
-        for member in client.smembers(key):
-            if member.endswith(suffix):
-                client.srem(key, member)
-    client.delete(name)
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -506,8 +493,6 @@ def main() -> int:
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
-        if watcher is not None:
-            forget_queue(client, watcher._queue.name)
         if ok and not args.keep_logs:
             for log in tmp.glob("*.log"):
                 log.unlink()

@@ -1,7 +1,8 @@
 """Prometheus metrics of the ingress and the actors, in the process's default registry.
 
 Defined once at import, so every part of one process (the ingress, in-process workers, the
-relay) shares them and `GET /metrics` shows them together. Labels are low-cardinality on
+relay) shares them and `GET /metrics` shows them together. Processes without the ingress serve
+them on `--metrics-port` (`config/metrics_http.py`). Labels are low-cardinality on
 purpose: an actor name, an outcome, a failure reason — never an event or tenant id.
 """
 from __future__ import annotations
@@ -39,7 +40,10 @@ ACTOR_SECONDS = Histogram(
 # -- outbox relay -----------------------------------------------------------------------------
 
 OUTBOX_PUBLISHED = Counter("billing_outbox_published", "Outbox events published on billing.events", ["type"])
-OUTBOX_LAG_SECONDS = Gauge("billing_outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none)")
+# multiprocess_mode only matters under PROMETHEUS_MULTIPROC_DIR (`billing-sync worker
+# --metrics-port`): the oldest row's age is a max, and an exited process's value must not linger.
+OUTBOX_LAG_SECONDS = Gauge("billing_outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none)",
+                           multiprocess_mode="livemax")
 OUTBOX_PUBLISH_FAILURES = Counter("billing_outbox_publish_failures", "Relay passes that failed to publish")
 
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     catch_up_interval_s: int = 60
     relay_poll_interval_s: float = 0.2
 
+    metrics_port: int | None = Field(
+        None, description="Serve Prometheus /metrics on this port in worker, bridge, relay, scheduler; None = off "
+        "(the ingress and `up` serve it on their own port)")
+    metrics_host: str = Field("0.0.0.0", description="Address for metrics_port: all interfaces, for a remote Prometheus")
+
     log_format: str = Field("auto", description="json, console or auto (console on a TTY)")
     log_level: str = "INFO"
 

@@ -5,7 +5,10 @@ it forks N worker processes of M threads, restarts nothing silently (if one dies
 stop and the command exits non-zero, for the supervisor to restart), and on SIGTERM lets
 in-flight messages finish for up to `SHUTDOWN_TIMEOUT_MS`. Each worker process calls `boot()`,
 which builds the broker from the environment and declares the actors; the Context (database,
-Stripe gateway) is built on the first message, after the fork.
+Stripe gateway) is built on the first message, after the fork. With `--metrics-port`, the
+command serves the worker processes' metrics, summed, from this parent process
+(prometheus_client multiprocess mode over a fresh temporary directory, removed on exit; see
+`config/metrics_http.py`).
 
 `InProcessWorkers` runs a `dramatiq.Worker` inside the current process: `billing-sync up`
 (whose in-process stub broker no other process can reach) and tests use it.
@@ -13,9 +16,11 @@ Stripe gateway) is built on the first message, after the fork.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import dramatiq
 
@@ -37,7 +42,8 @@ def boot() -> None:
     make_broker(settings)
 
 
-def run_worker(processes: int, threads: int) -> int:
+def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
+               metrics_host: str = "0.0.0.0") -> int:
     """`billing-sync worker`: returns the exit code of Dramatiq's CLI."""
     settings = get_settings()
     if settings.embedded_broker:
@@ -53,14 +59,33 @@ def run_worker(processes: int, threads: int) -> int:
         "--worker-shutdown-timeout", str(SHUTDOWN_TIMEOUT_MS),
     ]
     env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", str(IDLE_POLL_MS))}
-    child = subprocess.Popen(command, env=env)
+    metrics_dir = None
+    if metrics_port is not None:
+        # Set for the children only, so prometheus_client is in multiprocess mode from their
+        # first import on; fresh per run, since files left by an earlier run would be summed in.
+        metrics_dir = tempfile.mkdtemp(prefix="billing-sync-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        if metrics_dir is not None:
+            from ..config.metrics_http import serve_worker_processes
 
-    def forward(signum, _frame):
-        child.send_signal(signum)
+            try:
+                serve_worker_processes(metrics_port, metrics_host, metrics_dir)
+            except OSError as exc:
+                print(f"billing-sync worker: cannot serve metrics on {metrics_host}:{metrics_port}: {exc}",
+                      file=sys.stderr)
+                return 2
+        child = subprocess.Popen(command, env=env)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    return child.wait()
+        def forward(signum, _frame):
+            child.send_signal(signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, forward)
+        return child.wait()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 class InProcessWorkers:

@@ -26,7 +26,7 @@ def new_product(req: Request, params: dict) -> dict:
     require(params, "name")
     product_id = params.get("id") or new_id("prod")
     if req.store.find(product_id) is not None:
-        raise invalid(f"Product already exists.", param="id", code="resource_already_exists")
+        raise invalid("Product already exists.", param="id", code="resource_already_exists")
     now = req.store.now()
     product = template("product")
     product.update({
@@ -171,7 +171,7 @@ def new_price(req: Request, params: dict) -> dict:
         recurring = as_dict(params["recurring"], "recurring")
         require(recurring, "interval")
         if recurring["interval"] not in INTERVALS:
-            raise invalid(f"Invalid recurring[interval]: must be one of day, week, month, or year",
+            raise invalid("Invalid recurring[interval]: must be one of day, week, month, or year",
                           param="recurring[interval]")
         usage_type = recurring.get("usage_type", "licensed")
         meter = recurring.get("meter")

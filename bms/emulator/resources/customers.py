@@ -52,7 +52,7 @@ def _apply(req: Request, customer: dict, params: dict) -> None:
         customer["preferred_locales"] = [] if value == "" else list(value)
     if "tax_exempt" in params:
         if params["tax_exempt"] not in ("none", "exempt", "reverse"):
-            raise invalid(f"Invalid tax_exempt: must be one of none, exempt, or reverse", param="tax_exempt")
+            raise invalid("Invalid tax_exempt: must be one of none, exempt, or reverse", param="tax_exempt")
         customer["tax_exempt"] = params["tax_exempt"]
     if params.get("payment_method"):
         payment_methods.attach(req, payment_methods.resolve(req, params["payment_method"], "payment_method"), customer)

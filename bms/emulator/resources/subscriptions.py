@@ -138,7 +138,7 @@ def create(req: Request):
     _check_compatible(prices)
     behaviour = params.get("payment_behavior", "allow_incomplete")
     if behaviour not in BEHAVIOURS or behaviour == "pending_if_incomplete":
-        raise invalid(f"Invalid payment_behavior: must be one of allow_incomplete, error_if_incomplete or "
+        raise invalid("Invalid payment_behavior: must be one of allow_incomplete, error_if_incomplete or "
                       "default_incomplete", param="payment_behavior")
     collection = params.get("collection_method", "charge_automatically")
     if collection not in ("charge_automatically", "send_invoice"):
