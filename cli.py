@@ -28,6 +28,32 @@ def _network_options(default_port: int):
     return decorate
 
 
+def _metrics_options(fn):
+    fn = click.option("--metrics-host", default=None,
+                      help="Address for --metrics-port.  [default: BILLING_METRICS_HOST or 0.0.0.0]")(fn)
+    return click.option("--metrics-port", default=None, type=int,
+                        help="Serve Prometheus /metrics on this port.  [default: BILLING_METRICS_PORT or off]")(fn)
+
+
+def _metrics_address(port: int | None, host: str | None) -> tuple[int | None, str]:
+    """The options, else the settings: (port or None when off, host)."""
+    settings = get_settings()
+    return (port if port is not None else settings.metrics_port), (host or settings.metrics_host)
+
+
+def _serve_metrics(port: int | None, host: str | None) -> None:
+    """Start this process's /metrics server, if a port is set, before the role's loop."""
+    port, host = _metrics_address(port, host)
+    if port is None:
+        return
+    from .config.metrics_http import serve_this_process
+
+    try:
+        serve_this_process(port, host)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc}") from exc
+
+
 @main.command()
 @_network_options(8080)
 def up(host: str, port: int) -> None:
@@ -63,34 +89,42 @@ def ingress(host: str, port: int) -> None:
 @main.command()
 @click.option("--processes", default=1, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
-def worker(processes: int, threads: int) -> None:
+@_metrics_options
+def worker(processes: int, threads: int, metrics_port: int | None, metrics_host: str | None) -> None:
     """Dramatiq workers that run the handlers."""
     from .workers.worker import run_worker
 
-    sys.exit(run_worker(processes=processes, threads=threads))
+    metrics_port, metrics_host = _metrics_address(metrics_port, metrics_host)
+    sys.exit(run_worker(processes=processes, threads=threads, metrics_port=metrics_port, metrics_host=metrics_host))
 
 
 @main.command()
-def bridge() -> None:
+@_metrics_options
+def bridge(metrics_port: int | None, metrics_host: str | None) -> None:
     """Consume product commands from billing.commands and hand them to the workers."""
     from .workers.bridge import run_bridge
 
+    _serve_metrics(metrics_port, metrics_host)
     run_bridge()
 
 
 @main.command()
-def relay() -> None:
+@_metrics_options
+def relay(metrics_port: int | None, metrics_host: str | None) -> None:
     """Publish outbox rows to billing.events."""
     from .workers.relay import run_relay
 
+    _serve_metrics(metrics_port, metrics_host)
     run_relay()
 
 
 @main.command()
-def scheduler() -> None:
+@_metrics_options
+def scheduler(metrics_port: int | None, metrics_host: str | None) -> None:
     """Periodic reconciliation sweep and missed-event catch-up."""
     from .workers.scheduler import run_scheduler
 
+    _serve_metrics(metrics_port, metrics_host)
     run_scheduler()
 
 

@@ -215,6 +215,7 @@ class Relay:
                     delay = min(MAX_BACKOFF_S, self.poll_interval_s * 2 ** failures)
                     log.warning("relay.publish_failed", error=type(exc).__name__, detail=str(exc)[:200],
                                 retry_in_s=round(delay, 2), attempt=failures)
+                    self._observe_lag()  # during a bus outage is when the lag must keep rising
                     stop.wait(delay)
                     continue
                 if failures:
