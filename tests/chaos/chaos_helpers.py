@@ -1,0 +1,105 @@
+"""Small helpers shared by the chaos tests: Stripe-side changes, signed deliveries, checks on the
+database and on the roles' JSON logs."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+from billing_sync.bms.emulator.webhooks import sign
+
+SECRET = "whsec_chaos_secret"
+TOKEN = "chaos-token"
+PG_ADMIN = os.environ.get("BILLING_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test").replace(
+    "postgresql+psycopg://", "postgresql://")
+PG_HOST = urlsplit(PG_ADMIN).hostname or "127.0.0.1"
+PG_PORT = urlsplit(PG_ADMIN).port or 5432
+
+
+def via_proxy(url: str, port: int) -> str:
+    """The same database URL, but through a proxy listening on 127.0.0.1:`port`."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return parts._replace(netloc=f"{user}127.0.0.1:{port}").geturl()
+
+
+def staff_signup(fleet, tenant: str, plan: str = "starter", quantity: int = 1):
+    """A customer and subscription made directly in Stripe, as support staff would."""
+    pm = "pm_card_visa"
+    customer = fleet.stripe.v1.customers.create(params={
+        "name": tenant, "email": f"{tenant}@example.test", "metadata": {"tenant_id": tenant},
+        "payment_method": pm, "invoice_settings": {"default_payment_method": pm}})
+    sub = fleet.stripe.v1.subscriptions.create(params={
+        "customer": customer.id, "items": [{"price": fleet.price(plan), "quantity": quantity}]})
+    return customer, sub
+
+
+def stripe_event_for(emulator, type_: str, object_id: str) -> dict:
+    """The newest event of `type_` about `object_id`, as the emulator would deliver it."""
+    found = [e for e in emulator.events(type_) if e["data"]["object"].get("id") == object_id]
+    assert found, f"no {type_} event for {object_id}"
+    return found[-1]
+
+
+def post_webhook(ingress_url: str, event: dict, secret: str) -> httpx.Response:
+    """One signed delivery of `event`, exactly as Stripe (and the emulator) would send it."""
+    payload = json.dumps({**event, "pending_webhooks": 1}, indent=2)
+    return httpx.post(f"{ingress_url}/webhooks/stripe", content=payload.encode(), timeout=15,
+                      headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload, secret)})
+
+
+def entitlement_changes(events, tenant: str) -> list[dict]:
+    """The tenant's billing.entitlements.changed events as a consumer sees them: deduplicated by
+    CloudEvents `id` (the relay delivers at least once: a cut between its publish and its commit
+    publishes the row again, with the same id). A redelivery must be identical to the original."""
+    by_id: dict[str, dict] = {}
+    for event in events.events:
+        if event["type"] != "billing.entitlements.changed" or event["data"].get("tenant_id") != tenant:
+            continue
+        first = by_id.setdefault(event["id"], event)
+        assert first["data"] == event["data"], f"two different events share the id {event['id']}"
+    return list(by_id.values())
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.1):
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def query(database_url: str, sql: str, *params) -> list[tuple]:
+    """Read (or write) the fleet's database directly (not through any proxy a test may have cut)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def log_records(path: Path) -> list[dict]:
+    """The JSON lines of one role's log (Dramatiq's own plain lines are skipped)."""
+    records = []
+    for line in Path(path).read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pass
+    return records
+
+
+def processed_outcomes(fleet, event_id: str) -> list[str]:
+    """Every time a worker ran `process_stripe_event` for `event_id`, its outcome."""
+    return [r.get("outcome") for r in log_records(fleet.tmp / "worker.log")
+            if r.get("event") == "actor.processed" and r.get("event_id") == event_id]
