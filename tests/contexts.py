@@ -4,7 +4,9 @@ Used by unit tests (with fakes.FakeGateway and SQLite) and integration tests (Po
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from billing_sync.bootstrap import Context
 from billing_sync.config.catalog import load_catalog
@@ -32,6 +34,19 @@ def make_context(settings, engine, bms, clock) -> Context:
     sessions = make_session_factory(engine)
     return Context(settings=settings, engine=engine, uow=lambda: UnitOfWork(sessions), bms=bms,
                    catalog=load_catalog(DEFAULT_CATALOG), now=clock)
+
+
+def wait_until(check: Callable[[], object], timeout: float = 10.0, what: str = "condition",
+               interval: float = 0.02):
+    """Poll `check` until it returns something truthy (and return that); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def message(event: dict, received_at: datetime) -> dict:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
 from billing_sync.bms.emulator.webhooks import sign
+from contexts import wait_until  # noqa: F401  (the chaos tests import it from here)
 
 SECRET = "whsec_chaos_secret"
 TOKEN = "chaos-token"
@@ -65,18 +64,6 @@ def entitlement_changes(events, tenant: str) -> list[dict]:
         first = by_id.setdefault(event["id"], event)
         assert first["data"] == event["data"], f"two different events share the id {event['id']}"
     return list(by_id.values())
-
-
-def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.1):
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def query(database_url: str, sql: str, *params) -> list[tuple]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 
 import pytest
@@ -19,18 +18,9 @@ from billing_sync.client import CommandPublisher, publish_command
 from billing_sync.config import bus
 from billing_sync.models import DeadLetter, OutboxMessage, ProcessedMessage
 from billing_sync.workers.bridge import Bridge
-from contexts import Clock, make_context
+from contexts import Clock, make_context, wait_until
 
 
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(params=["redis", "rabbitmq", "memory"])

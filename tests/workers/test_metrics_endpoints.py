@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from billing_sync.config.metrics_http import LiveProcessesCollector
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import OutboxMessage, ProcessedMessage
-from worker_fixtures import wait_for
+from contexts import wait_until
 
 BIN = Path(sys.executable).parent / "billing-sync"
 EVENT_TYPE = "billing.entitlements.changed"
@@ -121,7 +121,7 @@ def test_relay_serves_published_counts_failures_and_a_lag_that_rises_while_the_b
     down = roles({**role_env, "BILLING_EVENTS_URL": "redis://127.0.0.1:9/0"}, "relay", "--metrics-port", str(port),
                  "--metrics-host", "127.0.0.1")
     # (The lag is observed just after a failed pass is counted: wait for the lag.)
-    text = wait_for(lambda: (t := scrape(port)) and (sample(t, "billing_outbox_lag_seconds") or 0) >= 180 and t,
+    text = wait_until(lambda: (t := scrape(port)) and (sample(t, "billing_outbox_lag_seconds") or 0) >= 180 and t,
                     timeout=20)
     assert down.poll() is None, logs(tmp_path)
     assert sample(text, "billing_outbox_publish_failures_total") >= 1
@@ -131,7 +131,7 @@ def test_relay_serves_published_counts_failures_and_a_lag_that_rises_while_the_b
     # The bus is back (the broker's Redis): all three go out, the lag drops to 0.
     port = free_port()
     roles(role_env, "relay", "--metrics-port", str(port), "--metrics-host", "127.0.0.1")
-    text = wait_for(lambda: (t := scrape(port)) and sample(t, "billing_outbox_published_total", type=EVENT_TYPE) == 3
+    text = wait_until(lambda: (t := scrape(port)) and sample(t, "billing_outbox_published_total", type=EVENT_TYPE) == 3
                     and sample(t, "billing_outbox_lag_seconds") == 0 and t, timeout=20)
     assert sample(text, "billing_outbox_publish_failures_total") == 0
     with sessions() as session:
@@ -148,7 +148,7 @@ def test_worker_serves_the_sum_over_its_processes_and_removes_its_directory(
     client = redis.Redis.from_url(redis_url)
     try:
         # Both Dramatiq processes consume once each has a heartbeat in the namespace.
-        wait_for(lambda: client.zcard(f"{unique_prefix}:__heartbeats__") >= 2 or worker.poll() is not None,
+        wait_until(lambda: client.zcard(f"{unique_prefix}:__heartbeats__") >= 2 or worker.poll() is not None,
                  timeout=30)
     finally:
         client.close()
@@ -164,7 +164,7 @@ def test_worker_serves_the_sum_over_its_processes_and_removes_its_directory(
         actors.process_stripe_event.send({"event": event, "received_at": utcnow().isoformat()})
 
     processed = "billing_actor_messages_processed_total"
-    text = wait_for(lambda: (t := scrape(port)) and sample(t, processed, actor="process_stripe_event") == sent and t,
+    text = wait_until(lambda: (t := scrape(port)) and sample(t, processed, actor="process_stripe_event") == sent and t,
                     timeout=20)
     assert sample(text, "billing_actor_duration_seconds_count", actor="process_stripe_event") == sent
     assert sample(text, "billing_actor_messages_failed_total") is None

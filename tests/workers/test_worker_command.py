@@ -14,7 +14,8 @@ import httpx
 import redis
 
 from billing_sync.ingress.signature import sign_header
-from worker_fixtures import own_redis_url, redis_cleanup, wait_for  # noqa: F401
+from contexts import wait_until
+from worker_fixtures import own_redis_url, redis_cleanup  # noqa: F401
 
 BIN = Path(sys.executable).parent / "billing-sync"
 
@@ -45,7 +46,7 @@ def test_worker_command_boots_dramatiq_workers_and_stops_on_sigterm(tmp_path, ow
     client = redis.Redis.from_url(redis_url)
     try:
         # Each worker process's broker heartbeats into the namespace's sorted set as it polls.
-        wait_for(lambda: client.zcard(f"{unique_prefix}:__heartbeats__") >= 2 or proc.poll() is not None, timeout=30)
+        wait_until(lambda: client.zcard(f"{unique_prefix}:__heartbeats__") >= 2 or proc.poll() is not None, timeout=30)
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()
         assert client.zcard(f"{unique_prefix}:__heartbeats__") == 2
         proc.send_signal(signal.SIGTERM)
@@ -80,7 +81,7 @@ def test_ingress_command_serves_and_enqueues(tmp_path, own_redis_url, unique_pre
             return proc.poll() is not None
 
     try:
-        wait_for(healthy, timeout=30)
+        wait_until(healthy, timeout=30)
         assert proc.poll() is None, (tmp_path / "ingress.log").read_text()
         assert httpx.get(f"{base}/readyz").json()["ready"] is True
         event = {"id": f"evt_{uuid.uuid4().hex[:10]}", "object": "event", "type": "customer.updated",

@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 from billing_sync.workers.broker import make_broker
-from worker_fixtures import own_redis_url, redis_cleanup, wait_for  # noqa: F401
+from contexts import wait_until
+from worker_fixtures import own_redis_url, redis_cleanup  # noqa: F401
 
 HERE = Path(__file__).parent
 HEARTBEAT_MS = 2000
@@ -21,7 +22,7 @@ def start_worker(mode: str, markers: Path, env: dict, tmp_path: Path) -> subproc
     log = open(tmp_path / f"{mode}.log", "wb")
     proc = subprocess.Popen([sys.executable, str(HERE / "kill_worker_main.py"), mode, str(markers)],
                             env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    wait_for(lambda: (markers / f"{mode}-ready").exists() or proc.poll() is not None, timeout=30)
+    wait_until(lambda: (markers / f"{mode}-ready").exists() or proc.poll() is not None, timeout=30)
     assert proc.poll() is None, (tmp_path / f"{mode}.log").read_text()
     return proc
 
@@ -44,13 +45,13 @@ def test_killed_workers_message_is_redelivered_within_seconds(tmp_path, own_redi
         broker.get_actor("process_stripe_event").send(
             {"event": {"id": event_id, "object": "event", "type": "invoice.paid", "data": {"object": {}}},
              "received_at": "2026-11-23T10:00:00+00:00"})
-        wait_for(lambda: (markers / f"slow-started-{event_id}").exists(), timeout=15)
+        wait_until(lambda: (markers / f"slow-started-{event_id}").exists(), timeout=15)
 
         slow.send_signal(signal.SIGKILL)
         slow.wait()
         killed_at = time.monotonic()
         fast = start_worker("fast", markers, env, tmp_path)
-        wait_for(lambda: (markers / f"fast-done-{event_id}").exists(), timeout=30)
+        wait_until(lambda: (markers / f"fast-done-{event_id}").exists(), timeout=30)
         redelivered_after = time.monotonic() - killed_at
         print(f"redelivered {redelivered_after:.1f} s after SIGKILL (heartbeat timeout {HEARTBEAT_MS} ms)")
         # Worker start-up (~1-2 s) + heartbeat timeout + a maintenance pass; Dramatiq's defaults: 60 s+.

@@ -14,8 +14,9 @@ from billing_sync.models import make_session_factory
 from billing_sync.models.tables import DeadLetter
 from billing_sync.workers import dead_letters
 from billing_sync.workers.actors import declare_actors
+from contexts import wait_until
 from worker_fixtures import (  # noqa: F401
-    handlers, own_redis_url, plumbing, redis_cleanup, wait_for, worker_settings)
+    handlers, own_redis_url, plumbing, redis_cleanup, worker_settings)
 
 
 def event_message(event_id: str | None = None) -> dict:
@@ -53,7 +54,7 @@ def test_success_is_processed_once_and_not_dead_lettered(plumbing, handlers):
     broker, ctx, _ = plumbing()
     message = event_message()
     declare_actors(broker, ctx.settings.queue_prefix).process_stripe_event.send(message)
-    wait_for(lambda: handlers.event.calls)
+    wait_until(lambda: handlers.event.calls)
     [(received, received_ctx)] = handlers.event.calls
     assert received == message and received_ctx is ctx
     assert dead_letter_rows(ctx) == []
@@ -66,7 +67,7 @@ def test_transient_errors_retry_with_capped_backoff_then_dead_letter(plumbing, h
     message = event_message()
     broker.get_actor("process_stripe_event").send(message)
 
-    [row] = wait_for(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(ctx))
     assert len(handlers.event.calls) == 6  # the first attempt and max_retries retries
     assert len(delays) == 5
     # Dramatiq's exponential backoff (jittered) is capped: 20 ms doubling would reach 320+ ms.
@@ -83,7 +84,7 @@ def test_transient_error_that_clears_is_applied_without_dead_letter(plumbing, ha
     broker, ctx, _ = plumbing()
     handlers.event.raise_(TransientError("blip"), times=2)
     broker.get_actor("process_stripe_event").send(event_message())
-    wait_for(lambda: len(handlers.event.calls) == 3)
+    wait_until(lambda: len(handlers.event.calls) == 3)
     assert dead_letter_rows(ctx) == []
 
 
@@ -93,7 +94,7 @@ def test_database_outage_is_transient(plumbing, handlers):
     broker, ctx, _ = plumbing(max_retries=2)
     handlers.event.raise_(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
     broker.get_actor("process_stripe_event").send(event_message())
-    [row] = wait_for(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(ctx))
     assert len(handlers.event.calls) == 3
     assert row.reason == "unavailable"
 
@@ -108,7 +109,7 @@ def test_permanent_errors_and_bugs_are_not_retried(plumbing, handlers, monkeypat
     delays = record_delays(monkeypatch, broker)
     handlers.event.raise_(error)
     broker.get_actor("process_stripe_event").send(event_message())
-    [row] = wait_for(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(ctx))
     assert len(handlers.event.calls) == 1
     assert delays == []
     assert row.reason == reason
@@ -119,7 +120,7 @@ def test_failed_command_reports_billing_command_failed_once(plumbing, handlers):
     handlers.command.raise_(TransientError("stripe unreachable"))
     envelope = command()
     broker.get_actor("apply_command").send(envelope)
-    [row] = wait_for(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(ctx))
     assert len(handlers.command.calls) == 2
     assert row.source == "apply_command" and row.message_id == envelope["id"]
     [(failed_envelope, failed_reason, detail)] = handlers.failed_commands
@@ -130,7 +131,7 @@ def test_failed_command_reports_billing_command_failed_once(plumbing, handlers):
 def test_invalid_message_is_dead_lettered_without_calling_the_handler(plumbing, handlers):
     broker, ctx, _ = plumbing()
     broker.get_actor("process_stripe_event").send({"not": "an event"})
-    [row] = wait_for(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(ctx))
     assert handlers.event.calls == []
     assert row.reason == "invalid" and row.message_id is None
 
@@ -142,7 +143,7 @@ def test_dlq_list_replay_and_purge(plumbing, handlers):
     message = event_message()
     broker.get_actor("process_stripe_event").send(message)
     broker.get_actor("reconcile_tenant").send("tenant-9", "sweep")
-    event_row, reconcile_row = wait_for(lambda: (rows := dead_letter_rows(ctx)) and len(rows) == 2 and rows)
+    event_row, reconcile_row = wait_until(lambda: (rows := dead_letter_rows(ctx)) and len(rows) == 2 and rows)
     if event_row.source != "process_stripe_event":
         event_row, reconcile_row = reconcile_row, event_row
     assert reconcile_row.message_id == "tenant-9"
@@ -156,7 +157,7 @@ def test_dlq_list_replay_and_purge(plumbing, handlers):
     handlers.event.behaviour = lambda *args: "applied"
     out = io.StringIO()
     assert dead_letters.replay([event_row.id], ctx=ctx, broker=broker, out=out) == 0
-    wait_for(lambda: len(handlers.event.calls) == 2)
+    wait_until(lambda: len(handlers.event.calls) == 2)
     assert handlers.event.calls[1][0] == message
     rows = {row.id: row for row in dead_letter_rows(ctx)}
     assert rows[event_row.id].replayed_at is not None
@@ -164,7 +165,7 @@ def test_dlq_list_replay_and_purge(plumbing, handlers):
 
     # --all replays what has not been replayed yet; a second failure is a new dead letter.
     assert dead_letters.replay([], replay_all=True, ctx=ctx, broker=broker, out=io.StringIO()) == 0
-    wait_for(lambda: len(dead_letter_rows(ctx)) == 3)
+    wait_until(lambda: len(dead_letter_rows(ctx)) == 3)
     assert len(handlers.reconcile.calls) == 2
 
     assert dead_letters.replay([999_999], ctx=ctx, broker=broker, out=io.StringIO()) == 1
@@ -186,10 +187,10 @@ def test_actor_metrics_count_outcomes(plumbing, handlers):
               value("billing_actor_messages_retried_total", actor="reconcile_tenant"),
               value("billing_actor_messages_failed_total", actor="reconcile_tenant", reason="bms_unavailable"))
     broker.get_actor("reconcile_tenant").send("tenant-1", "test")
-    wait_for(lambda: handlers.reconcile.calls)
+    wait_until(lambda: handlers.reconcile.calls)
     handlers.reconcile.raise_(TransientError("down"))
     broker.get_actor("reconcile_tenant").send("tenant-2", "test")
-    wait_for(lambda: dead_letter_rows(ctx))
+    wait_until(lambda: dead_letter_rows(ctx))
     after = (value("billing_actor_messages_processed_total", actor="reconcile_tenant"),
              value("billing_actor_messages_retried_total", actor="reconcile_tenant"),
              value("billing_actor_messages_failed_total", actor="reconcile_tenant", reason="bms_unavailable"))
@@ -214,7 +215,7 @@ def test_rabbitmq_worker_retries_then_applies(worker_settings, pg_engine, handle
         handlers.event.raise_(TransientError("blip"), times=2)
         message = event_message()
         broker.get_actor("process_stripe_event").send(message)
-        wait_for(lambda: len(handlers.event.calls) == 3, timeout=15)
+        wait_until(lambda: len(handlers.event.calls) == 3, timeout=15)
         assert all(call[0] == message for call in handlers.event.calls)
         assert dead_letter_rows(ctx) == []
     finally:
