@@ -9,6 +9,7 @@ from typing import Callable
 from sqlalchemy import Engine
 
 from .bms.gateway import RateLimiter, StripeGateway
+from .bms.rate_limit import make_rate_limiter
 from .config.catalog import Catalog, cached_catalog
 from .config.settings import Settings, get_settings
 from .models import UnitOfWork, make_engine, make_session_factory, utcnow
@@ -34,15 +35,12 @@ def build_context(
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     sessions = make_session_factory(engine)
-    if bms is None and rate_limiter is None:
-        from .bms.rate_limit import make_rate_limiter
-
-        rate_limiter = make_rate_limiter(settings)
-    bms = bms or StripeGateway(
-        settings.stripe_api_key.get_secret_value(),
-        api_base=settings.stripe_api_base,
-        rate_limiter=rate_limiter,
-    )
+    if bms is None:
+        bms = StripeGateway(
+            settings.stripe_api_key.get_secret_value(),
+            api_base=settings.stripe_api_base,
+            rate_limiter=make_rate_limiter(settings) if rate_limiter is None else rate_limiter,
+        )
     return Context(
         settings=settings,
         engine=engine,

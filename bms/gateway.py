@@ -70,7 +70,7 @@ class StripeGateway:
                 raise NotFound(str(exc.user_message or exc)) from exc
             raise PermanentError(str(exc.user_message or exc), reason="invalid") from exc
         except stripe.StripeError as exc:
-            if exc.http_status in (402,):
+            if exc.http_status == 402:
                 raise PaymentFailed(str(exc.user_message or exc), reason="payment_required") from exc
             if exc.http_status is None or exc.http_status >= 500 or exc.http_status in (409, 429):
                 raise TransientError(f"stripe {exc.http_status}: {type(exc).__name__}") from exc

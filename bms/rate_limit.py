@@ -148,4 +148,4 @@ def make_rate_limiter(settings) -> RateLimiter:
 def _shared_redis_url(settings) -> str | None:
     if settings.broker_url.startswith(("redis://", "rediss://")):
         return settings.broker_url
-    return getattr(settings, "redis_url", None) or None
+    return settings.redis_url or None

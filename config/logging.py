@@ -22,13 +22,8 @@ def _scrub(value: object) -> object:
 
 
 def scrub_secrets(_logger, _name, event_dict: dict) -> dict:
-    for key in list(event_dict):
-        if key == "event":
-            event_dict[key] = _scrub(event_dict[key])
-        elif _SECRET_KEYS.search(key):
-            event_dict[key] = "[redacted]"
-        else:
-            event_dict[key] = _scrub(event_dict[key])
+    for key, value in event_dict.items():
+        event_dict[key] = "[redacted]" if _SECRET_KEYS.search(key) else _scrub(value)
     return event_dict
 
 

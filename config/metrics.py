@@ -46,6 +46,10 @@ OUTBOX_LAG_SECONDS = Gauge("billing_outbox_lag_seconds", "Age of the oldest unpu
                            multiprocess_mode="livemax")
 OUTBOX_PUBLISH_FAILURES = Counter("billing_outbox_publish_failures", "Relay passes that failed to publish")
 
+# -- command bridge ---------------------------------------------------------------------------
+
+BRIDGE_MESSAGES = Counter("billing_bridge_messages", "Messages taken off billing.commands by outcome", ["outcome"])
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text of every metric of this process, and its content type."""

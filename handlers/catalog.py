@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import structlog
 from sqlalchemy import or_, select
-from sqlalchemy.exc import OperationalError
 
-from ..errors import TransientError
-from ..models import Product, Subscription, SubscriptionItem
+from ..models import Subscription, SubscriptionItem, database_errors_are_transient
 from .entitlements import refresh_entitlements
 from .stripe_event import KIND, StripeEvent, commit_ledger, parse, record_ignored
-from .stripe_state import ensure_products, refresh_products
+from .stripe_state import id_of, refresh_products
 
 log = structlog.get_logger(__name__)
 
@@ -26,18 +24,13 @@ def _ids(event: StripeEvent) -> tuple[str | None, str | None]:
     """(product id, price id) that the event is about."""
     obj = event.object
     if event.type.startswith("price.") or obj.get("object") == "price":
-        product = obj.get("product")
-        if isinstance(product, dict):
-            product = product.get("id")
-        return product, obj.get("id")
+        return id_of(obj.get("product")), obj.get("id")
     return obj.get("id"), None
 
 
 def on_catalog_event(message: dict, ctx) -> str:
-    try:
+    with database_errors_are_transient():
         return _on_catalog_event(message, ctx)
-    except OperationalError as exc:  # database unreachable, lock timeout: try again
-        raise TransientError(f"database: {type(exc.orig).__name__}") from exc
 
 
 def _on_catalog_event(message: dict, ctx) -> str:
@@ -55,10 +48,7 @@ def _on_catalog_event(message: dict, ctx) -> str:
             lookup_key = price.get("lookup_key") if price else None
             for item in session.execute(select(SubscriptionItem).where(SubscriptionItem.price_id == price_id)).scalars():
                 item.price_lookup_key = lookup_key
-        if session.get(Product, product_id) is None:
-            ensure_products(session, ctx, {product_id})
-        else:
-            refresh_products(session, ctx, {product_id}, event.received_at)
+        refresh_products(session, ctx, {product_id}, event.received_at)  # reads a product new to us too
         uow.commit()
 
     tenants = affected_tenants(ctx, product_id, price_id)

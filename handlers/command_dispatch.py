@@ -16,10 +16,10 @@ import json
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
-from ..errors import InvalidMessage, PermanentError, TransientError
-from ..models import DeadLetter, UnitOfWork
+from ..errors import InvalidMessage, PermanentError
+from ..models import DeadLetter, UnitOfWork, database_errors_are_transient
 from . import registry
 from .command_schema import Command, TenantId, parse_command, readable_ids
 
@@ -38,7 +38,7 @@ def handle_command(envelope: dict, ctx) -> str:
         return fail_command(envelope, "invalid", str(exc), ctx)
     handler = registry.COMMAND_HANDLERS[cmd.type]
     try:
-        with ctx.uow() as uow:
+        with database_errors_are_transient(), ctx.uow() as uow:
             tenant = uow.lock_tenant(cmd.tenant_id)
             if uow.already_processed(cmd.id):
                 log.info("command.duplicate", command_id=cmd.id, command_type=cmd.type)
@@ -62,8 +62,6 @@ def handle_command(envelope: dict, ctx) -> str:
         if _already_processed(ctx, cmd.id):
             return "duplicate"
         raise PermanentError(f"local state conflicts with the command: {exc.orig}", reason="invalid") from exc
-    except OperationalError as exc:
-        raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
     return outcome
 
 
@@ -79,7 +77,7 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
     command_id, tenant_id, command_type = readable_ids(envelope)
     lockable = tenant_id is not None and _valid_tenant_id(tenant_id)
     try:
-        with ctx.uow() as uow:
+        with database_errors_are_transient(), ctx.uow() as uow:
             if lockable:  # serialize with a handler that may still be working on this tenant
                 uow.lock_tenant(tenant_id)
             if command_id is not None and uow.already_processed(command_id):
@@ -94,8 +92,6 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
         if command_id is not None and _already_processed(ctx, command_id):
             return "duplicate"
         raise
-    except OperationalError as exc:
-        raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
     log.warning("command.failed", command_id=command_id, command_type=command_type, tenant_id=tenant_id,
                 reason=reason, detail=detail[:200])
     return "failed"

@@ -31,6 +31,7 @@ from ..errors import InvalidMessage, PaymentFailed, UnknownPlan, UnknownTenant
 from ..models import Tenant, UnitOfWork
 from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
                              UsageRecorded)
+from .stripe_state import id_of
 from .usage import add_usage
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
     tenant.stripe_customer_id = customer["id"]
     result: dict = {"stripe_customer_id": customer["id"], "plan": plan.key}
     if customer.get("test_clock"):
-        result["test_clock"] = _id(customer["test_clock"])
+        result["test_clock"] = id_of(customer["test_clock"])
     if price_id is None:  # the free plan: a customer, no subscription
         result["subscription_id"] = None
         return result
@@ -62,7 +63,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
     sub = live_subscription(ctx, customer["id"])
     if sub is None:
         sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, data.seats or 1,
-                                   trial_days=data.trial_days, step="subscription")
+                                   trial_days=data.trial_days)
     result.update(subscription_id=sub["id"], subscription_status=sub["status"])
     return result
 
@@ -95,9 +96,10 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
         raise InvalidMessage(f"plan {plan.key!r} has no subscription; send billing.subscription.cancel instead")
     price_id = plan_price_id(ctx, plan) if plan else None
 
-    sub = live_subscription(ctx, customer_id)
-    if sub is None:
-        return _replace_subscription(cmd, ctx, tenant, customer_id, price_id, data.seats)
+    subs = subscriptions_newest_first(ctx, customer_id)
+    sub = next(iter(_live(subs)), None)
+    if sub is None:  # every one of `subs` has ended
+        return _replace_subscription(cmd, ctx, tenant, customer_id, subs, price_id, data.seats)
 
     item = plan_item(ctx, sub)
     params: dict = {}
@@ -217,21 +219,23 @@ def find_customer(tenant: Tenant, ctx) -> dict | None:
         customer = ctx.bms.retrieve_customer(tenant.stripe_customer_id)
         if customer is not None:
             return customer
-    customer = ctx.bms.find_customer_for_tenant(tenant.id)
-    if customer is not None:
-        tenant.stripe_customer_id = customer["id"]
-    return customer
+    return _find_tagged_customer(tenant, ctx)
 
 
 def customer_id_for(tenant: Tenant, ctx) -> str | None:
     """Like `find_customer` but without a Stripe read when the id is known locally."""
     if tenant.stripe_customer_id:
         return tenant.stripe_customer_id
+    customer = _find_tagged_customer(tenant, ctx)
+    return customer["id"] if customer is not None else None
+
+
+def _find_tagged_customer(tenant: Tenant, ctx) -> dict | None:
+    """The customer whose metadata `tenant_id` names the tenant; remembered when found."""
     customer = ctx.bms.find_customer_for_tenant(tenant.id)
     if customer is not None:
         tenant.stripe_customer_id = customer["id"]
-        return customer["id"]
-    return None
+    return customer
 
 
 def require_customer_id(tenant: Tenant, ctx) -> str:
@@ -243,15 +247,23 @@ def require_customer_id(tenant: Tenant, ctx) -> str:
     return customer_id
 
 
-def live_subscriptions(ctx, customer_id: str) -> list[dict]:
-    subs = [s for s in ctx.bms.list_subscriptions(customer=customer_id, status="all") if s["status"] not in ENDED]
+def subscriptions_newest_first(ctx, customer_id: str) -> list[dict]:
+    """Every subscription of the customer, ended ones included."""
+    subs = ctx.bms.list_subscriptions(customer=customer_id, status="all")
     return sorted(subs, key=lambda s: s.get("created") or 0, reverse=True)
+
+
+def live_subscriptions(ctx, customer_id: str) -> list[dict]:
+    return _live(subscriptions_newest_first(ctx, customer_id))
 
 
 def live_subscription(ctx, customer_id: str) -> dict | None:
     """The tenant's current subscription (the newest one that has not ended)."""
-    subs = live_subscriptions(ctx, customer_id)
-    return subs[0] if subs else None
+    return next(iter(live_subscriptions(ctx, customer_id)), None)
+
+
+def _live(subs: list[dict]) -> list[dict]:
+    return [s for s in subs if s["status"] not in ENDED]
 
 
 def plan_item(ctx, sub: dict) -> dict:
@@ -296,7 +308,7 @@ def _create_customer(cmd: Command, data: TenantProvisioned, ctx) -> dict:
 
 
 def _create_subscription(cmd: Command, ctx, customer: dict, tenant_id: str, price_id: str, seats: int, *,
-                         trial_days: int | None, step: str) -> dict:
+                         trial_days: int | None) -> dict:
     params: dict = {
         "customer": customer["id"],
         "items": [{"price": price_id, "quantity": seats}],
@@ -311,16 +323,15 @@ def _create_subscription(cmd: Command, ctx, customer: dict, tenant_id: str, pric
     elif not trial_days:
         raise PaymentFailed("the customer has no payment method and the plan starts without a trial",
                             reason="payment_required")
-    sub = ctx.bms.create_subscription(params, idempotency_key=step_key(cmd, step))
+    sub = ctx.bms.create_subscription(params, idempotency_key=step_key(cmd, "subscription"))
     log.info("command.subscription_created", command_id=cmd.id, tenant_id=tenant_id, subscription_id=sub["id"])
     return sub
 
 
-def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, price_id: str | None,
-                          seats: int | None) -> dict:
-    """No live subscription: start a new one, on the asked plan or else the last one's."""
-    ended = sorted(ctx.bms.list_subscriptions(customer=customer_id, status="all"),
-                   key=lambda s: s.get("created") or 0, reverse=True)
+def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, ended: list[dict],
+                          price_id: str | None, seats: int | None) -> dict:
+    """No live subscription: start a new one, on the asked plan or else the last one's.
+    `ended` is every subscription the customer had, newest first."""
     previous = plan_item(ctx, ended[0]) if ended else None
     if price_id is None:
         price_id = previous["price"]["id"] if previous else plan_price_id(ctx, ctx.catalog.plans[ctx.catalog.default_plan])
@@ -329,10 +340,7 @@ def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, p
     customer = ctx.bms.retrieve_customer(customer_id)
     if customer is None:
         raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone")
-    sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, seats, trial_days=None, step="subscription")
+    sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, seats, trial_days=None)
     return {"stripe_customer_id": customer_id, "subscription_id": sub["id"], "subscription_status": sub["status"],
             "replaced": ended[0]["id"] if ended else None, "changed": True}
 
-
-def _id(value: object) -> str:
-    return value["id"] if isinstance(value, dict) else str(value)

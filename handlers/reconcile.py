@@ -22,7 +22,7 @@ from sqlalchemy import and_, or_, select
 
 from ..errors import BillingSyncError
 from ..models import EntitlementSnapshot, ProcessedMessage, Subscription, SyncCursor, Tenant
-from .entitlements import refresh_entitlements
+from .entitlements import GRANTING, refresh_entitlements
 from .stripe_state import (
     apply_active_entitlements,
     apply_customer,
@@ -187,7 +187,7 @@ def refresh_due(ctx, cause: str = "schedule") -> int:
         tenant_ids = sorted(set(uow.session.execute(
             select(Subscription.tenant_id)
             .join(EntitlementSnapshot, EntitlementSnapshot.tenant_id == Subscription.tenant_id)
-            .where(Subscription.status.in_(("active", "trialing", "past_due")), lapsed,
+            .where(Subscription.status.in_(GRANTING), lapsed,
                    EntitlementSnapshot.plan != ctx.catalog.free_plan)
         ).scalars()))
     changed = 0

@@ -2,15 +2,16 @@
 
 Stripe events are routed by family (a handler re-reads the object, so every event of a family
 is handled the same way); commands by their CloudEvents type. Handlers are plain functions
-`handler(message, ctx) -> None`; they get everything else from the Context.
+`handler(message, ctx) -> str` returning the outcome ("applied", "duplicate", "ignored", …); they
+get everything else from the Context.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from . import active_entitlements, catalog, commands, customers, invoices, subscriptions
 
-StripeEventHandler = Callable[[dict, "object"], None]
+StripeEventHandler = Callable[[dict, Any], str]
 
 # Longest matching prefix wins; an event type matching none is recorded and ignored.
 STRIPE_EVENT_HANDLERS: dict[str, StripeEventHandler] = {

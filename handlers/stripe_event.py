@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import structlog
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
-from ..errors import InvalidMessage, TransientError
-from ..models import Tenant, UnitOfWork
+from ..errors import InvalidMessage
+from ..models import Tenant, UnitOfWork, database_errors_are_transient
 from .entitlements import refresh_entitlements
 from .stripe_state import apply_customer, tenant_id_of
 
@@ -86,8 +86,9 @@ def commit_ledger(uow: UnitOfWork) -> bool:
 @dataclass
 class Resolved:
     tenant_id: str | None
-    customer: dict | None = None  # the customer, when resolving had to read it from Stripe
-    read: bool = False
+    # The customer, when resolving had to read it from Stripe. Never None once a tenant was
+    # found that way: the tenant id came from this very customer's metadata.
+    customer: dict | None = None
 
 
 def resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: dict | None = None) -> Resolved:
@@ -100,7 +101,7 @@ def resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: dict | None = N
     if hinted:
         return Resolved(hinted)
     customer = ctx.bms.retrieve_customer(customer_id)
-    return Resolved(tenant_id_of(customer), customer, read=True)
+    return Resolved(tenant_id_of(customer), customer)
 
 
 SyncFn = Callable[[UnitOfWork, Tenant], str | None]
@@ -111,37 +112,34 @@ def handle_for_customer(ctx, event: StripeEvent, customer_id: str | None, sync: 
     """Run `sync` for the tenant that owns `customer_id`, under that tenant's lock, exactly once."""
     if not customer_id:
         return record_ignored(ctx, event, "no_customer")
-    try:
-        with ctx.uow() as uow:
-            if uow.already_processed(event.id):  # cheap early exit; checked again under the lock
-                return "duplicate"
-            resolved = resolve_tenant(uow, ctx, customer_id, hint)
-            if resolved.tenant_id is None:
+    with database_errors_are_transient(), ctx.uow() as uow:
+        if uow.already_processed(event.id):  # cheap early exit; checked again under the lock
+            return "duplicate"
+        resolved = resolve_tenant(uow, ctx, customer_id, hint)
+        if resolved.tenant_id is None:
+            uow.rollback()
+            return record_ignored(ctx, event, "no_tenant")
+        tenant = uow.lock_tenant(resolved.tenant_id)
+        if uow.already_processed(event.id):
+            return "duplicate"
+        if tenant.stripe_customer_id is None:
+            # First sight of this customer for the tenant (made in the dashboard, or the
+            # customer event is still on its way): map it now.
+            customer = resolved.customer or ctx.bms.retrieve_customer(customer_id)
+            if customer is None:
                 uow.rollback()
-                return record_ignored(ctx, event, "no_tenant")
-            tenant = uow.lock_tenant(resolved.tenant_id)
-            if uow.already_processed(event.id):
-                return "duplicate"
-            if tenant.stripe_customer_id is None:
-                # First sight of this customer for the tenant (made in the dashboard, or the
-                # customer event is still on its way): map it now.
-                customer = resolved.customer if resolved.read else ctx.bms.retrieve_customer(customer_id)
-                if customer is None:
-                    uow.rollback()
-                    return record_ignored(ctx, event, "customer_gone", resolved.tenant_id)
-                apply_customer(uow.session, tenant, customer_id, customer, ctx.now())
-            elif tenant.stripe_customer_id != customer_id:
-                log.warning("stripe_event.other_customer", event_id=event.id, tenant_id=tenant.id,
-                            customer=customer_id, tenant_customer=tenant.stripe_customer_id)
-                uow.rollback()
-                return record_ignored(ctx, event, "not_tenant_customer", resolved.tenant_id)
-            outcome = sync(uow, tenant) or "applied"
-            changed = refresh_entitlements(uow, tenant, ctx, cause=event.id)
-            uow.record_processed(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome=outcome)
-            if not commit_ledger(uow):
-                return "duplicate"
-    except OperationalError as exc:  # database unreachable, lock timeout, deadlock: try again
-        raise TransientError(f"database: {type(exc.orig).__name__}") from exc
+                return record_ignored(ctx, event, "customer_gone", resolved.tenant_id)
+            apply_customer(uow.session, tenant, customer_id, customer, ctx.now())
+        elif tenant.stripe_customer_id != customer_id:
+            log.warning("stripe_event.other_customer", event_id=event.id, tenant_id=tenant.id,
+                        customer=customer_id, tenant_customer=tenant.stripe_customer_id)
+            uow.rollback()
+            return record_ignored(ctx, event, "not_tenant_customer", resolved.tenant_id)
+        outcome = sync(uow, tenant) or "applied"
+        changed = refresh_entitlements(uow, tenant, ctx, cause=event.id)
+        uow.record_processed(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome=outcome)
+        if not commit_ledger(uow):
+            return "duplicate"
     log.info("stripe_event.processed", event_id=event.id, type=event.type, tenant_id=resolved.tenant_id,
              outcome=outcome, entitlements_changed=changed)
     return outcome

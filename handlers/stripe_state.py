@@ -12,17 +12,20 @@ from datetime import datetime, timezone
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ..models import Product, Subscription, SubscriptionItem, Tenant
+from ..models import Product, Subscription, SubscriptionItem, Tenant, insert_if_missing
 
 log = structlog.get_logger(__name__)
 
 
 def from_ts(value: int | float | None) -> datetime | None:
     return datetime.fromtimestamp(value, timezone.utc) if value else None
+
+
+def id_of(ref: object) -> str | None:
+    """The id of a reference to another Stripe object, which is its id or, expanded, the object."""
+    return ref.get("id") if isinstance(ref, dict) else ref
 
 
 def tenant_id_of(obj: dict | None) -> str | None:
@@ -37,20 +40,14 @@ def customer_id_of(obj: dict) -> str | None:
     """The customer an object belongs to: itself for a customer, else its `customer` field."""
     if obj.get("object") == "customer":
         return obj.get("id")
-    customer = obj.get("customer")
-    if isinstance(customer, dict):  # expanded
-        return customer.get("id")
-    return customer
+    return id_of(obj.get("customer"))
 
 
 def subscription_id_of_invoice(invoice: dict) -> str | None:
     """The invoice's subscription: `parent.subscription_details.subscription` in API 2026-10-28,
     top-level `subscription` in older versions."""
     details = ((invoice.get("parent") or {}).get("subscription_details") or {})
-    sub = details.get("subscription") or invoice.get("subscription")
-    if isinstance(sub, dict):
-        sub = sub.get("id")
-    return sub or None
+    return id_of(details.get("subscription") or invoice.get("subscription")) or None
 
 
 # -- customers --------------------------------------------------------------------------------
@@ -136,13 +133,13 @@ def apply_subscription(session: Session, tenant: Tenant, subscription_id: str, s
         return [f"{subscription_id} deleted"] if before != subscription_signature(row) else []
 
     items = (sub.get("items") or {}).get("data") or []
+    status = sub.get("status") or "incomplete"
     if row is None:
-        row = Subscription(id=subscription_id, tenant_id=tenant.id, status=sub["status"],
+        row = Subscription(id=subscription_id, tenant_id=tenant.id, status=status,
                            stripe_created=from_ts(sub.get("created")) or synced_at)
         session.add(row)
         row.items = []
     row.tenant_id = tenant.id
-    status = sub.get("status") or "incomplete"
     if status != "past_due":
         row.past_due_since = None
     elif row.past_due_since is None:  # first sighting: the grace period starts now
@@ -173,16 +170,13 @@ def _apply_items(session: Session, row: Subscription, items: list[dict]) -> None
     seen = set()
     for data in items:
         price = data.get("price") or data.get("plan") or {}
-        product = price.get("product")
-        if isinstance(product, dict):
-            product = product.get("id")
         item = existing.get(data["id"])
         if item is None:
             item = SubscriptionItem(id=data["id"])
             row.items.append(item)
         item.price_id = price.get("id") or ""
         item.price_lookup_key = price.get("lookup_key")
-        item.product_id = product
+        item.product_id = id_of(price.get("product"))
         item.quantity = int(data.get("quantity") or 0)
         seen.add(data["id"])
     for item_id, item in existing.items():
@@ -193,9 +187,7 @@ def _apply_items(session: Session, row: Subscription, items: list[dict]) -> None
 def product_ids_of(sub: dict | None) -> set[str]:
     ids = set()
     for data in ((sub or {}).get("items") or {}).get("data") or []:
-        product = (data.get("price") or {}).get("product")
-        if isinstance(product, dict):
-            product = product.get("id")
+        product = id_of((data.get("price") or {}).get("product"))
         if product:
             ids.add(product)
     return ids
@@ -231,29 +223,20 @@ def apply_product(session: Session, product_id: str, product: dict | None, featu
 
 def _insert_product(session: Session, product_id: str, synced_at: datetime) -> Product:
     """Insert the row unless a concurrent transaction (another tenant's handler meeting the same
-    new product) did; PostgreSQL makes the loser wait for the winner, then skip, not fail."""
-    values = {"id": product_id, "metadata": {}, "features": [], "active": True, "synced_at": synced_at}
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(insert(Product.__table__).values(values).on_conflict_do_nothing(index_elements=["id"]))
-        return session.execute(
-            select(Product).where(Product.id == product_id).execution_options(populate_existing=True)
-        ).scalar_one()
-    row = Product(id=product_id, metadata_={}, features=[])  # pragma: no cover - other databases
-    session.add(row)
-    return row
+    new product) did: the loser waits for the winner, then skips, not fails."""
+    insert_if_missing(session, Product.__table__,
+                      {"id": product_id, "metadata": {}, "features": [], "active": True, "synced_at": synced_at})
+    return session.execute(
+        select(Product).where(Product.id == product_id).execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def ensure_products(session: Session, ctx, product_ids: set[str]) -> None:
     """Read from Stripe the products we have never seen, so their enrichment counts at once.
     Known products are kept fresh by product events and the sweep, not re-read per event."""
     for product_id in sorted(product_ids):
-        if session.get(Product, product_id) is not None:
-            continue
-        product = ctx.bms.retrieve_product(product_id)
-        keys = ctx.bms.list_product_feature_keys(product_id) if product else []
-        apply_product(session, product_id, product, keys, ctx.now())
+        if session.get(Product, product_id) is None:
+            _read_product(session, ctx, product_id)
 
 
 def refresh_products(session: Session, ctx, product_ids: set[str], received_at: datetime | None) -> list[str]:
@@ -267,11 +250,16 @@ def refresh_products(session: Session, ctx, product_ids: set[str], received_at: 
         ).scalar_one_or_none()
         if row is not None and received_at is not None and row.synced_at >= received_at:
             continue
-        product = ctx.bms.retrieve_product(product_id)
-        keys = ctx.bms.list_product_feature_keys(product_id) if product else []
-        if apply_product(session, product_id, product, keys, ctx.now()):
+        if _read_product(session, ctx, product_id):
             changed.append(f"product {product_id} changed")
     return changed
+
+
+def _read_product(session: Session, ctx, product_id: str) -> bool:
+    """Read a product and its attached features from Stripe and mirror them; whether it changed."""
+    product = ctx.bms.retrieve_product(product_id)
+    keys = ctx.bms.list_product_feature_keys(product_id) if product else []
+    return apply_product(session, product_id, product, keys, ctx.now())
 
 
 def tenant_product_ids(session: Session, tenant_id: str) -> set[str]:

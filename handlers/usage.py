@@ -11,14 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Subscription, UsageCounter
-
-LIVE_STATUSES = ("active", "trialing", "past_due")
+from .entitlements import GRANTING
 
 
 def period_start_for(session: Session, tenant_id: str, at: datetime) -> datetime:
     sub = session.execute(
         select(Subscription)
-        .where(Subscription.tenant_id == tenant_id, Subscription.status.in_(LIVE_STATUSES))
+        .where(Subscription.tenant_id == tenant_id, Subscription.status.in_(GRANTING))
         .order_by(Subscription.stripe_created.desc())
         .limit(1)
     ).scalar_one_or_none()

@@ -14,10 +14,10 @@ from .tables import (
     UsageCounter,
     utcnow,
 )
-from .unit_of_work import UnitOfWork
+from .unit_of_work import UnitOfWork, database_errors_are_transient, insert_if_missing
 
 __all__ = [
     "Base", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
     "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
-    "make_engine", "make_session_factory", "utcnow",
+    "database_errors_are_transient", "insert_if_missing", "make_engine", "make_session_factory", "utcnow",
 ]

@@ -3,14 +3,40 @@ its outbox rows commit together, or not at all."""
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ..errors import TransientError
 from .tables import OutboxMessage, ProcessedMessage, Tenant
+
+
+def insert_if_missing(session: Session, table: Table, values: dict) -> None:
+    """INSERT … ON CONFLICT (id) DO NOTHING: when a concurrent transaction inserts the same row,
+    PostgreSQL makes this one wait for it and then skip, instead of failing."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    elif dialect == "sqlite":
+        session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    else:  # pragma: no cover - other databases: best effort
+        if session.execute(select(table.c.id).where(table.c.id == values["id"])).first() is None:
+            session.execute(insert(table).values(values))
+
+
+@contextmanager
+def database_errors_are_transient() -> Iterator[None]:
+    """A database that is unreachable, timed out or deadlocked raises `TransientError`: the
+    message is retried. Constraint violations (IntegrityError) pass through for the caller."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
 
 
 class UnitOfWork:
@@ -41,15 +67,7 @@ class UnitOfWork:
         On PostgreSQL this is SELECT … FOR UPDATE: one writer per tenant at a time across the
         fleet. On SQLite the whole transaction already holds the database write lock.
         """
-        dialect = self.session.get_bind().dialect.name
-        values = {"id": tenant_id}
-        if dialect == "postgresql":
-            self.session.execute(pg_insert(Tenant).values(values).on_conflict_do_nothing(index_elements=["id"]))
-        elif dialect == "sqlite":
-            self.session.execute(sqlite_insert(Tenant).values(values).on_conflict_do_nothing(index_elements=["id"]))
-        else:  # pragma: no cover - other databases: best effort
-            if self.session.get(Tenant, tenant_id) is None:
-                self.session.execute(insert(Tenant).values(values))
+        insert_if_missing(self.session, Tenant.__table__, {"id": tenant_id})
         return self.session.execute(
             select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
         ).scalar_one()

@@ -17,6 +17,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
+from contexts import Clock, make_context
+
 
 def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
@@ -450,3 +452,14 @@ class FakeGateway:
             return copy.deepcopy(meter)
 
         return self._write("create_meter", idempotency_key, params, make)
+
+
+class FakeWorld:
+    """What a handler unit test starts from: a still clock, a FakeGateway seeded with the
+    catalog's products and prices, and a Context over `engine`."""
+
+    def __init__(self, engine, settings):
+        self.clock = Clock()
+        self.gw = FakeGateway(self.clock)
+        self.ctx = make_context(settings, engine, self.gw, self.clock)
+        self.prices = self.gw.seed_catalog(self.ctx.catalog)

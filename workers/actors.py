@@ -114,30 +114,32 @@ def declare_actors(broker: dramatiq.Broker, queue_prefix: str) -> Actors:
     return actors
 
 
-def message_key(actor_name: str, args: tuple | list) -> str | None:
-    """The business id of a message — Stripe event id, command id, tenant id — for logs and the DLQ."""
+# Where each actor's first argument keeps the business id and the type (a path of keys;
+# an empty path is the argument itself). reconcile_tenant has no type.
+_KEY_PATHS = {"process_stripe_event": ("event", "id"), "apply_command": ("id",), "reconcile_tenant": ()}
+_TYPE_PATHS = {"process_stripe_event": ("event", "type"), "apply_command": ("type",)}
+
+
+def _first_arg_field(args: tuple | list, path: tuple[str, ...] | None) -> str | None:
+    if path is None:
+        return None
     try:
-        if actor_name == "process_stripe_event":
-            return str(args[0]["event"]["id"])
-        if actor_name == "apply_command":
-            return str(args[0]["id"])
-        if actor_name == "reconcile_tenant":
-            return str(args[0])
+        value = args[0]
+        for key in path:
+            value = value[key]
     except (IndexError, KeyError, TypeError):
         return None
-    return None
+    return str(value)
+
+
+def message_key(actor_name: str, args: tuple | list) -> str | None:
+    """The business id of a message — Stripe event id, command id, tenant id — for logs and the DLQ."""
+    return _first_arg_field(args, _KEY_PATHS.get(actor_name))
 
 
 def message_type(actor_name: str, args: tuple | list) -> str | None:
     """The Stripe event type or command type, for logs (never the body)."""
-    try:
-        if actor_name == "process_stripe_event":
-            return str(args[0]["event"]["type"])
-        if actor_name == "apply_command":
-            return str(args[0]["type"])
-    except (IndexError, KeyError, TypeError):
-        return None
-    return None
+    return _first_arg_field(args, _TYPE_PATHS.get(actor_name))
 
 
 def __getattr__(name: str):

@@ -27,7 +27,7 @@ import structlog
 from kombu import Connection, Message
 from kombu.mixins import ConsumerMixin
 
-from ..config import bus
+from ..config import bus, metrics
 from ..errors import InvalidMessage
 from ..handlers.command_dispatch import fail_command
 from ..handlers.command_schema import parse_command
@@ -69,10 +69,9 @@ class Bridge(ConsumerMixin):
         self.send = send or send_to_actor
         self.prefetch = prefetch
         self.ready = threading.Event()  # set once the consumer is attached to its queue
-        self.counts: dict[str, int] = {}  # outcome → messages, for tests and `status`
+        self.counts: dict[str, int] = {}  # outcome → messages of this Bridge, for tests
         self._stop = threading.Event()
         self._pause_s = 0.0
-        self._metric = _metric()
         self.declare_queue()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -177,8 +176,7 @@ class Bridge(ConsumerMixin):
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        if self._metric is not None:
-            self._metric.labels(outcome).inc()
+        metrics.BRIDGE_MESSAGES.labels(outcome).inc()
 
 
 def decode_body(message: Message) -> tuple[str, str | None]:
@@ -207,17 +205,6 @@ def decode_body(message: Message) -> tuple[str, str | None]:
 
 def _id_of(envelope: object) -> str | None:
     return envelope.get("id") if isinstance(envelope, dict) and isinstance(envelope.get("id"), str) else None
-
-
-def _metric():
-    try:
-        from prometheus_client import REGISTRY, Counter
-    except ImportError:  # pragma: no cover
-        return None
-    existing = REGISTRY._names_to_collectors.get("billing_bridge_messages_total")
-    if existing is not None:
-        return existing
-    return Counter("billing_bridge_messages", "Messages taken off billing.commands by outcome", ["outcome"])
 
 
 def run_bridge() -> None:

@@ -53,12 +53,13 @@ def list_dead_letters(limit: int = 50, *, ctx=None, out: TextIO | None = None) -
     return len(rows)
 
 
-def _selected(session, ids: list[int], everything: bool, *, unreplayed_only: bool) -> list[DeadLetter]:
+def _to_replay(session, ids: list[int], everything: bool) -> list[DeadLetter]:
+    """The given dead letters, or (`everything`) every one not replayed yet."""
     query = select(DeadLetter).order_by(DeadLetter.id)
-    if not everything:
-        query = query.where(DeadLetter.id.in_(ids))
-    elif unreplayed_only:
+    if everything:
         query = query.where(DeadLetter.replayed_at.is_(None))
+    else:
+        query = query.where(DeadLetter.id.in_(ids))
     return list(session.execute(query).scalars())
 
 
@@ -89,7 +90,7 @@ def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
     # and on SQLite an open transaction would hold the write lock it needs.
     with sessions() as session:
         rows = [(row.id, row.source, row.message_id, row.body)
-                for row in _selected(session, ids, replay_all, unreplayed_only=True)]
+                for row in _to_replay(session, ids, replay_all)]
     for dead_id in sorted(set(ids) - {row[0] for row in rows}):
         print(f"{dead_id}: no such dead letter", file=out)
         failures += 1
@@ -140,16 +141,15 @@ def purge(ids: list[int], purge_all: bool = False, *, ctx=None, out: TextIO | No
     if not ids and not purge_all:
         print("nothing to purge: give dead-letter ids or --all", file=out)
         return 1
+    missing: set[int] = set()
     with make_session_factory(ctx.engine)() as session, session.begin():
         query = delete(DeadLetter)
         if not purge_all:
             existing = set(session.execute(select(DeadLetter.id).where(DeadLetter.id.in_(ids))).scalars())
-            for dead_id in sorted(set(ids) - existing):
-                print(f"{dead_id}: no such dead letter", file=out)
+            missing = set(ids) - existing
             query = query.where(DeadLetter.id.in_(ids))
-            count = session.execute(query).rowcount
-            print(f"purged {count} dead letter(s)", file=out)
-            return 0 if existing == set(ids) else 1
         count = session.execute(query).rowcount
+    for dead_id in sorted(missing):
+        print(f"{dead_id}: no such dead letter", file=out)
     print(f"purged {count} dead letter(s)", file=out)
-    return 0
+    return 1 if missing else 0

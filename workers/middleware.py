@@ -20,10 +20,12 @@ import re
 import threading
 import time
 
+import redis
 import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, TimeLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..config import metrics
 from ..errors import BillingSyncError, PermanentError, TransientError
@@ -41,18 +43,9 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (TransientError, TimeLimitExceeded, ConnectionError, TimeoutError)):
         return True
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
     if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return True  # database down, failover, deadlock, lock or statement timeout
-    try:
-        import redis
-
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            return True  # e.g. the fleet-wide rate limiter's Redis
-    except ImportError:  # pragma: no cover
-        pass
-    return False
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))  # e.g. the rate limiter's Redis
 
 
 def make_retry_when(max_retries: int):

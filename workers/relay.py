@@ -44,6 +44,7 @@ from ..config import metrics
 from ..config.bus import CLOUDEVENTS, EVENTS_EXCHANGE, cloudevent, connect, routing_key
 from ..models import make_session_factory, utcnow
 from ..models.tables import OutboxMessage
+from .status import redact
 
 log = structlog.get_logger(__name__)
 
@@ -205,7 +206,7 @@ class Relay:
         `relay_poll_interval_s`; after a failure, back off exponentially up to 30 s."""
         stop = stop_event or threading.Event()
         failures = 0
-        log.info("relay.started", bus=_redact(self.url), batch=self.batch)
+        log.info("relay.started", bus=redact(self.url), batch=self.batch)
         try:
             while not stop.is_set():
                 try:
@@ -235,14 +236,6 @@ class Relay:
             self.oldest_unpublished_age_s()
         except Exception:  # metrics must never stop the relay
             log.debug("relay.lag_unavailable")
-
-
-def _redact(url: str) -> str:
-    """The bus URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def run_relay() -> None:

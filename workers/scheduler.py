@@ -38,6 +38,8 @@ from typing import Callable, TextIO
 import structlog
 from sqlalchemy import Engine, text
 
+from ..errors import BillingSyncError
+from ..handlers import reconcile
 from ..models import make_session_factory, utcnow
 from ..models.tables import SyncCursor
 
@@ -146,25 +148,11 @@ class Job:
 
 
 def _catch_up(ctx, enqueue: Callable[[dict], None] | None) -> int:
-    from ..handlers.reconcile import catch_up
-
     if enqueue is None:
         from .actors import process_stripe_event
 
         enqueue = process_stripe_event.send
-    return catch_up(ctx, enqueue)
-
-
-def _sweep(ctx) -> dict:
-    from ..handlers.reconcile import sweep
-
-    return sweep(ctx)
-
-
-def _refresh_due(ctx) -> int:
-    from ..handlers.reconcile import refresh_due
-
-    return refresh_due(ctx)
+    return reconcile.catch_up(ctx, enqueue)
 
 
 class Scheduler:
@@ -181,9 +169,9 @@ class Scheduler:
         self._sessions = make_session_factory(ctx.engine)
         self.jobs = [
             Job("catch_up", ctx.settings.catch_up_interval_s, lambda: _catch_up(ctx, enqueue), True),
-            Job("sweep", ctx.settings.sweep_interval_s, lambda: _sweep(ctx), False),
+            Job("sweep", ctx.settings.sweep_interval_s, lambda: reconcile.sweep(ctx), False),
             # Grace periods and cancellation dates lapse with no Stripe event to announce them.
-            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: _refresh_due(ctx), True),
+            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: reconcile.refresh_due(ctx), True),
         ]
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()
@@ -303,7 +291,7 @@ def run_scheduler() -> None:
 
     settings = get_settings()
     ctx = build_context(settings)
-    make_broker(settings)  # before the actors are imported: catch-up enqueues to the workers' broker
+    make_broker(settings)  # the workers' broker, which catch-up enqueues to
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -317,9 +305,6 @@ def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, ctx=None,
     Exits 0 when it ran cleanly, 1 when Stripe or the database failed or some tenants could
     not be reconciled — a backfill that hit errors must not look like a success.
     """
-    from ..errors import BillingSyncError
-    from ..handlers import reconcile
-
     out = out or sys.stdout
     if ctx is None:
         from ..bootstrap import build_context

@@ -128,12 +128,11 @@ def _rabbitmq_queue_depths(settings) -> list[Check]:
     return checks
 
 
-def _kombu_reachable(url: str) -> bool:
+def _kombu_reachable(url: str) -> None:
     from ..config.bus import connect
 
     with connect(url) as conn:
         conn.ensure_connection(max_retries=0)
-    return True
 
 
 def check_event_bus(settings) -> list[Check]:
@@ -142,15 +141,15 @@ def check_event_bus(settings) -> list[Check]:
     url = settings.event_bus_url
     if url.startswith("memory://"):
         return [Check("event bus", OK, "memory:// (in-process; lives inside `billing-sync up`)", True)]
-    _kombu_reachable(url)
-    checks = [Check("event bus", OK, f"{redact(url)} (billing.commands, billing.events)", True)]
     queue = commands_queue(settings.queue_prefix)
-    try:
-        with connect(url) as conn:
+    with connect(url) as conn:
+        conn.ensure_connection(max_retries=0)
+        checks = [Check("event bus", OK, f"{redact(url)} (billing.commands, billing.events)", True)]
+        try:
             _, depth, consumers = queue(conn.default_channel).queue_declare(passive=True)
-        checks.append(Check(f"  queue {queue.name}", INFO, f"{depth} commands waiting, {consumers} consumers"))
-    except Exception:
-        checks.append(Check(f"  queue {queue.name}", INFO, "not declared yet (the bridge declares it)"))
+            checks.append(Check(f"  queue {queue.name}", INFO, f"{depth} commands waiting, {consumers} consumers"))
+        except Exception:
+            checks.append(Check(f"  queue {queue.name}", INFO, "not declared yet (the bridge declares it)"))
     return checks
 
 

@@ -350,16 +350,20 @@ def _due(store: Store, sub: dict):
             yield invoice["next_payment_attempt"], 4, lambda s, sb, now, inv=invoice: retry_payment(s, sb, inv, now)
 
 
+def subscriptions_on(store: Store, clock_id: str | None) -> list[dict]:
+    """The subscriptions of customers on test clock `clock_id` (None: customers in real time)."""
+    customers = {c["id"] for c in store.all("customer") if c.get("test_clock") == clock_id}
+    return [s for s in store.all("subscription") if s["customer"] in customers]
+
+
 def run_due(store: Store, clock_id: str | None, until: int) -> int:
     """Apply every transition due by `until` for the subscriptions of customers on `clock_id`
     (None: customers in real time), earliest first. Returns how many were applied."""
-    customers = {c["id"] for c in store.all("customer") if c.get("test_clock") == clock_id}
+    subs = subscriptions_on(store, clock_id)   # transitions never add subscriptions or move customers
     applied = 0
     while True:
         best = None
-        for sub in store.all("subscription"):
-            if sub["customer"] not in customers:
-                continue
+        for sub in subs:
             for when, order, action in _due(store, sub):
                 if when <= until and (best is None or (when, order) < best[:2]):
                     best = (when, order, action, sub)

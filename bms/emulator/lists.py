@@ -10,8 +10,6 @@ from .errors import invalid
 from .forms import as_int, as_str_list
 from .store import Store, newest_first, sort_key
 
-EXPANDABLE_PREFIXES = ("cus_", "sub_", "in_", "price_", "prod_", "pm_", "si_", "clock_", "feat_", "we_")
-
 
 def page(store: Store, objs, params: dict, url: str, kind: str | None = None) -> dict:
     limit = as_int(params.get("limit", 10), "limit", minimum=1, maximum=100)
@@ -60,7 +58,7 @@ def _expand(store: Store, value, segments: list[str], path: str):
         raise invalid(f"This property cannot be expanded ({head}).", param="expand")
     child = value[head]
     if isinstance(child, str):
-        target = store.find(child) if child.startswith(EXPANDABLE_PREFIXES) or store.find(child) else None
+        target = store.find(child)
         if target is None:
             raise invalid(f"This property cannot be expanded ({head}).", param="expand")
         child = _deleted_stub(target) if target.get("_deleted") else store.render(target)

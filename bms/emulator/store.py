@@ -7,7 +7,6 @@ such as the creation sequence) and are stripped whenever an object leaves the em
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 import time
@@ -147,17 +146,18 @@ class Store:
             "id": new_id("evt", 24),
             "api_version": API_VERSION,
             "created": int(time.time()),
-            "data": {"object": copy.deepcopy(obj)},
+            "data": {"object": public(obj)},   # a snapshot: later changes to obj do not leak in
             "livemode": False,
             "pending_webhooks": 0,
             "request": dict(request),
             "type": type_,
         })
         if previous is not None:
-            event["data"]["previous_attributes"] = copy.deepcopy(previous)
+            event["data"]["previous_attributes"] = public(previous)
         self.add(event)
-        if self.on_event:
-            event["pending_webhooks"] = self.on_event(public(event)) or 0
+        if self.on_event:   # only our top-level bookkeeping keys to drop: data is already a copy
+            wire = {k: v for k, v in event.items() if not k.startswith("_")}
+            event["pending_webhooks"] = self.on_event(wire) or 0
         return event
 
     def emit_update(self, type_: str, before: dict, after: dict) -> dict | None:

@@ -75,6 +75,22 @@ def test_search_by_metadata_and_email(client):
         client.v1.customers.search(params={"query": "metadata['tenant_id']:'t-a' AND email:'a@x.test' OR name:'x'"})
 
 
+def test_search_fields_are_per_resource(client, catalog):
+    """Each resource has its own query fields (Stripe's example `active:'true' AND metadata[…]`
+    works on products), and searching one resource does not widen another's."""
+    found = client.v1.products.search(params={"query": "active:'true' AND metadata['plan']:'pro'"})
+    assert [p.id for p in found.data] == ["prod_pro"]
+    prices = client.v1.prices.search(params={"query": "lookup_key:'starter_monthly'"})
+    assert [p.id for p in prices.data] == [catalog["prices"]["starter"].id]
+    assert client.v1.subscriptions.search(params={"query": "status:'active'"}).data == []
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.customers.search(params={"query": "status:'active'"})
+    assert "resource `customers`" in err.value.user_message
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.subscriptions.search(params={"query": "email:'a@x.test'"})
+    assert "resource `subscriptions`" in err.value.user_message
+
+
 def test_list_filters_by_email(client):
     client.v1.customers.create(params={"email": "one@x.test"})
     two = client.v1.customers.create(params={"email": "two@x.test"})

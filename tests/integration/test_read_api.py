@@ -7,13 +7,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from billing_sync.bootstrap import Context
-from billing_sync.config.catalog import load_catalog
-from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.handlers.usage import add_usage
 from billing_sync.ingress.read_api import routes
-from billing_sync.models import EntitlementSnapshot, Tenant, UnitOfWork, make_session_factory
-from contexts import Clock
+from billing_sync.models import EntitlementSnapshot, Tenant
+from contexts import Clock, make_context
 
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=timezone.utc)
 AUTH = {"Authorization": "Bearer reader-2"}
@@ -29,9 +26,7 @@ class NoStripe:
 @pytest.fixture
 def ctx(pg_engine, make_settings):
     settings = make_settings(database_url=str(pg_engine.url), api_tokens="reader-1,reader-2")
-    sessions = make_session_factory(pg_engine)
-    return Context(settings=settings, engine=pg_engine, uow=lambda: UnitOfWork(sessions), bms=NoStripe(),
-                   catalog=load_catalog(DEFAULT_CATALOG), now=Clock(NOW))
+    return make_context(settings, pg_engine, NoStripe(), Clock(NOW))
 
 
 @pytest.fixture

@@ -13,17 +13,10 @@ from billing_sync.client import command_envelope
 from billing_sync.errors import TransientError
 from billing_sync.handlers.command_dispatch import fail_command, handle_command
 from billing_sync.models import OutboxMessage, ProcessedMessage, Subscription, Tenant, UsageCounter
-from contexts import Clock, make_context
-from fakes import FakeGateway
+from fakes import FakeWorld
 
 
-class World:
-    def __init__(self, engine, settings):
-        self.clock = Clock()
-        self.gw = FakeGateway(self.clock)
-        self.ctx = make_context(settings, engine, self.gw, self.clock)
-        self.prices = self.gw.seed_catalog(self.ctx.catalog)
-
+class World(FakeWorld):
     def envelope(self, type: str, tenant: str, data: dict | None = None, id: str | None = None) -> dict:
         return command_envelope(type, tenant, data or {}, id=id or str(uuid.uuid4()))
 
@@ -70,6 +63,18 @@ class World:
 @pytest.fixture
 def world(sqlite_engine, make_settings):
     return World(sqlite_engine, make_settings())
+
+
+def test_an_unreachable_database_is_a_transient_failure(make_settings, tmp_path):
+    from sqlalchemy import create_engine
+
+    world = World(create_engine(f"sqlite:///{tmp_path}/no-such-dir/billing.db"), make_settings())
+    envelope = world.envelope("billing.subscription.cancel", "t1")
+    with pytest.raises(TransientError, match="database unavailable"):
+        handle_command(envelope, world.ctx)
+    with pytest.raises(TransientError, match="database unavailable"):
+        fail_command(envelope, "bms_unavailable", "gave up", world.ctx)
+    assert world.gw.calls == []
 
 
 # -- billing.tenant.provisioned ---------------------------------------------------------------
@@ -358,8 +363,10 @@ def test_change_replaces_a_canceled_subscription(world):
     old = world.only_subscription("t1")
     world.gw.set_subscription(old["id"], status="canceled")
     world.clock.advance(seconds=5)
+    world.gw.reset_calls()
     outcome, env = world.send("billing.subscription.change", "t1", {"seats": 2})
     assert outcome == "completed"
+    assert world.gw.count("list_subscriptions") == 1  # the listing that found none live names the last plan too
     subs = world.subscriptions("t1")
     assert sorted(s["status"] for s in subs) == ["active", "canceled"]
     new = next(s for s in subs if s["status"] == "active")

@@ -21,18 +21,12 @@ from billing_sync.models import (
     Subscription,
     Tenant,
 )
-from contexts import Clock, make_context, message
-from fakes import FakeGateway
+from contexts import message
+from fakes import FakeWorld
 
 
-class World:
-    """A FakeGateway seeded with the catalog, a clock, and a Context over SQLite."""
-
-    def __init__(self, engine, settings):
-        self.clock = Clock()
-        self.gw = FakeGateway(self.clock)
-        self.ctx = make_context(settings, engine, self.gw, self.clock)
-        self.prices = self.gw.seed_catalog(self.ctx.catalog)
+class World(FakeWorld):
+    """FakeWorld with helpers to arrange tenants, deliver events and read the results."""
 
     def product_of(self, plan: str) -> str:
         return self.prices[plan]["product"]
@@ -339,6 +333,18 @@ def test_transient_stripe_error_leaves_no_trace_and_a_retry_succeeds(world):
     assert world.ledger() == {} and world.outbox() == []
     assert world.deliver(on_subscription_event, event) == "applied"
     assert world.snapshot("t1")["plan"] == "pro"
+
+
+def test_an_unreachable_database_is_a_transient_failure(make_settings, tmp_path):
+    from sqlalchemy import create_engine
+
+    world = World(create_engine(f"sqlite:///{tmp_path}/no-such-dir/billing.db"), make_settings())
+    _, sub = world.tenant_on("t1", "pro")
+    product = world.gw.retrieve_product(world.product_of("pro"))
+    for handler, event in ((on_subscription_event, world.gw.add_event("customer.subscription.updated", sub)),
+                           (on_catalog_event, world.gw.add_event("product.updated", product))):
+        with pytest.raises(TransientError, match="database unavailable"):
+            world.deliver(handler, event)
 
 
 def test_dispatch_routes_and_ignores_unknown_types(world):

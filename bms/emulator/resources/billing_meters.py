@@ -15,6 +15,7 @@ from ..ids import new_id
 from ..lists import page
 from ..router import Request, route
 from ..shapes import template
+from ..store import public
 
 
 @route("POST", "/v1/billing/meters")
@@ -139,8 +140,6 @@ def event_key(identifier: str) -> str:
 
 
 def render_meter_event(event: dict) -> dict:
-    from ..store import public
-
     body = public(event)
     body.pop("id")
     return body

@@ -12,8 +12,9 @@ from ..forms import as_bool, as_dict, as_int, as_str_list, check_known, merge_me
 from ..ids import new_id
 from ..lists import created_filter, page
 from ..router import Request, route
+from ..search import search
 from ..shapes import deleted, template
-from .customers import search_page
+from ..store import public
 
 PRODUCT_PARAMS = {"id", "name", "active", "description", "metadata", "images", "marketing_features",
                   "package_dimensions", "shippable", "statement_descriptor", "tax_code", "unit_label", "url",
@@ -125,14 +126,9 @@ def list_products(req: Request):
 
 @route("GET", "/v1/products/search")
 def search_products(req: Request):
-    from .customers import _matches, parse_query
-
     check_known(req.params, {"query", "limit", "page"})
-    clauses, connective = parse_query(req.params.get("query"))
-    combine = all if connective == "AND" else any
     objs = [p for p in req.store.all("product") if not p.get("_deleted")]
-    hits = [p for p in objs if combine(_matches({**p, "active": str(p["active"]).lower()}, c) for c in clauses)]
-    return search_page(req.store, hits, req.params, "/v1/products/search")
+    return search(req.store, objs, req.params, "products")
 
 
 # -- prices -----------------------------------------------------------------------------------
@@ -217,8 +213,8 @@ def create_price(req: Request):
     check_known(req.params, PRICE_PARAMS)
     key = req.params.get("lookup_key")
     transfer = as_bool(req.params.get("transfer_lookup_key", False), "transfer_lookup_key")
-    if key and not transfer and any(p["lookup_key"] == key for p in req.store.all("price")):
-        holder = next(p for p in req.store.all("price") if p["lookup_key"] == key)
+    holder = next((p for p in req.store.all("price") if p["lookup_key"] == key), None) if key else None
+    if holder is not None and not transfer:   # checked before new_price creates anything
         raise invalid(f"A price (`{holder['id']}`) already uses that lookup key.", param="lookup_key")
     return req.store.render(new_price(req, req.params))
 
@@ -286,14 +282,8 @@ def list_prices(req: Request):
 
 @route("GET", "/v1/prices/search")
 def search_prices(req: Request):
-    from .customers import _matches, parse_query
-
     check_known(req.params, {"query", "limit", "page"})
-    clauses, connective = parse_query(req.params.get("query"))
-    combine = all if connective == "AND" else any
-    hits = [p for p in req.store.all("price")
-            if combine(_matches({**p, "active": str(p["active"]).lower()}, c) for c in clauses)]
-    return search_page(req.store, hits, req.params, "/v1/prices/search")
+    return search(req.store, req.store.all("price"), req.params, "prices")
 
 
 # -- product features -------------------------------------------------------------------------
@@ -325,8 +315,6 @@ def attach_feature(req: Request, product_id: str):
 
 
 def render_product_feature(store, pf: dict) -> dict:
-    from ..store import public
-
     body = public(pf)
     feature = store.get("entitlements.feature", pf["_feature"])
     body["entitlement_feature"] = store.render(feature)

@@ -5,16 +5,14 @@ as `{"id", "object": "customer", "deleted": true}` and any write to it is a 404.
 """
 from __future__ import annotations
 
-import re
-
 from .. import billing
 from ..errors import invalid
 from ..forms import as_dict, check_known, merge_metadata, nullable
 from ..ids import new_id, random_part
 from ..lists import created_filter, page
 from ..router import Request, route
+from ..search import search
 from ..shapes import deleted, template
-from ..store import newest_first
 from . import payment_methods
 
 WRITABLE = {"name", "email", "description", "phone", "metadata", "address", "shipping", "preferred_locales",
@@ -148,82 +146,8 @@ def list_(req: Request):
     return page(req.store, objs, req.params, "/v1/customers", "customer")
 
 
-# -- search: Stripe's query language, the subset of it a sync service needs --------------------
-
-_CLAUSE = re.compile(
-    r"""\s*(-)?\s*(?:metadata\[(['"])(?P<mkey>.*?)\2\]|(?P<field>[a-z_]+))\s*(?P<op>:|~)\s*(['"])(?P<value>.*?)\6\s*""")
-SEARCHABLE = {"email", "name", "phone", "created"}
-
-
-def parse_query(query: str):
-    """[(negate, field, op, value)] and the connective ("AND"/"OR")."""
-    if not isinstance(query, str) or not query.strip():
-        raise invalid("Missing required param: query.", param="query", code="parameter_missing")
-    parts = re.split(r"\s+(AND|OR)\s+", query.strip())
-    clauses, connectives = parts[::2], set(parts[1::2])
-    if len(connectives) > 1:
-        raise invalid("Search queries cannot mix AND and OR.", param="query")
-    parsed = []
-    for text in clauses:
-        found = _CLAUSE.fullmatch(text)
-        if not found:
-            raise invalid(f"We were unable to parse your search query. Try again after removing '{text}'.",
-                          param="query")
-        field = ("metadata", found["mkey"]) if found["mkey"] is not None else found["field"]
-        if field != "metadata" and not isinstance(field, tuple) and field not in SEARCHABLE:
-            raise invalid(f"Field '{field}' is an unsupported search field for resource `customers`.",
-                          param="query")
-        parsed.append((bool(found.group(1)), field, found["op"], found["value"]))
-    return parsed, (connectives.pop() if connectives else "AND")
-
-
-def _matches(obj: dict, clause) -> bool:
-    negate, field, op, value = clause
-    actual = obj["metadata"].get(field[1]) if isinstance(field, tuple) else obj.get(field)
-    if actual is None:
-        hit = False
-    elif op == "~":
-        hit = value.lower() in str(actual).lower()
-    else:
-        hit = str(actual).lower() == value.lower() if field in ("email", "name") else str(actual) == value
-    return hit != negate
-
-
-def search_objects(objs, query: str):
-    clauses, connective = parse_query(query)
-    combine = all if connective == "AND" else any
-    return [o for o in objs if combine(_matches(o, c) for c in clauses)]
-
-
-def search_page(store, objs, params: dict, url: str) -> dict:
-    """Search results: `search_result` pages driven by an opaque `page` token. With the
-    `search_lag_s` knob, objects younger than the lag are not found yet, as with Stripe's
-    search index (whose docs warn that new data can take up to a minute to appear)."""
-    import time
-
-    from ..forms import as_int
-
-    lag = store.faults.search_lag_s if store.faults else 0
-    if lag:
-        cutoff = time.monotonic() - lag
-        objs = [o for o in objs if o["_added_at"] <= cutoff]
-
-    limit = as_int(params.get("limit", 10), "limit", minimum=1, maximum=100)
-    offset = 0
-    if params.get("page"):
-        try:
-            offset = int(str(params["page"]).removeprefix("page_"))
-        except ValueError:
-            raise invalid("Invalid page token.", param="page") from None
-    ordered = newest_first(objs)
-    chunk = ordered[offset:offset + limit]
-    has_more = len(ordered) > offset + limit
-    return {"object": "search_result", "data": [store.render(o) for o in chunk], "has_more": has_more,
-            "next_page": f"page_{offset + limit}" if has_more else None, "url": url}
-
-
 @route("GET", "/v1/customers/search")
-def search(req: Request):
+def search_customers(req: Request):
     check_known(req.params, {"query", "limit", "page"})
     objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
-    return search_page(req.store, search_objects(objs, req.params.get("query")), req.params, "/v1/customers/search")
+    return search(req.store, objs, req.params, "customers")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import billing
 from ..errors import invalid
-from ..forms import as_bool, check_known, merge_metadata, require
+from ..forms import as_bool, as_int, check_known, merge_metadata, require
 from ..ids import random_part
 from ..lists import page
 from ..router import Request, route
@@ -123,8 +123,6 @@ def list_active(req: Request):
 
 def _page_plain(req: Request, data: list[dict], url: str) -> dict:
     """Pages over computed objects (they have no creation time): stable order, id cursors."""
-    from ..forms import as_int
-
     limit = as_int(req.params.get("limit", 10), "limit", minimum=1, maximum=100)
     ids = [d["id"] for d in data]
     start, end = 0, len(data)

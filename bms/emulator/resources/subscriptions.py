@@ -17,6 +17,7 @@ from ..forms import as_bool, as_dict, as_int, check_known, merge_metadata, nulla
 from ..ids import new_id
 from ..lists import created_filter, page
 from ..router import Request, route
+from ..search import search
 from ..shapes import deleted, template
 from . import payment_methods
 
@@ -274,15 +275,9 @@ def list_(req: Request):
 
 
 @route("GET", "/v1/subscriptions/search")
-def search(req: Request):
-    from .customers import SEARCHABLE, _matches, parse_query, search_page
-
+def search_subscriptions(req: Request):
     check_known(req.params, {"query", "limit", "page"})
-    SEARCHABLE.update({"status"})
-    clauses, connective = parse_query(req.params.get("query"))
-    combine = all if connective == "AND" else any
-    hits = [s for s in req.store.all("subscription") if combine(_matches(s, c) for c in clauses)]
-    return search_page(req.store, hits, req.params, "/v1/subscriptions/search")
+    return search(req.store, req.store.all("subscription"), req.params, "subscriptions")
 
 
 # -- update -----------------------------------------------------------------------------------

@@ -75,10 +75,9 @@ def advance(req: Request, clock_id: str):
 def advance_limit(store, clock: dict) -> int:
     """Stripe's rule: no further than two intervals of the shortest subscription on the clock."""
     frozen = clock["frozen_time"]
-    customers = {c["id"] for c in store.all("customer") if c.get("test_clock") == clock["id"]}
     limits = []
-    for sub in store.all("subscription"):
-        if sub["customer"] in customers and sub["status"] not in billing.ENDED:
+    for sub in billing.subscriptions_on(store, clock["id"]):
+        if sub["status"] not in billing.ENDED:
             recurring = billing.recurring_of(store, sub)
             limits.append(billing.boundary(frozen, recurring["interval"], recurring["interval_count"], 2))
     return min(limits) if limits else frozen + 730 * billing.DAY
@@ -108,9 +107,7 @@ def _run_advance(store, clock: dict, previous: int, target: int) -> None:
 
 
 def _next_due(store, clock_id: str, target: int) -> int:
-    customers = {c["id"] for c in store.all("customer") if c.get("test_clock") == clock_id}
-    times = [when for sub in store.all("subscription") if sub["customer"] in customers
-             for when, _, _ in billing._due(store, sub)]
+    times = [when for sub in billing.subscriptions_on(store, clock_id) for when, _, _ in billing._due(store, sub)]
     return min([t for t in times if t <= target] + [target])
 
 
