@@ -181,6 +181,22 @@ def dlq_purge(ids: tuple[int, ...], purge_all: bool) -> None:
 
 
 @main.group()
+def catalog() -> None:
+    """The plan catalog in Stripe."""
+
+
+@catalog.command("sync")
+def catalog_sync() -> None:
+    """Create the catalog's products, lookup_key'd prices and meters in Stripe where missing."""
+    from .bms.catalog_sync import ensure_catalog
+    from .bootstrap import build_context
+
+    ctx = build_context()
+    for plan, price in ensure_catalog(ctx.bms, ctx.catalog).items():
+        click.echo(f"{plan}: {price['id']} ({price.get('lookup_key')})")
+
+
+@main.group()
 def db() -> None:
     """Database schema."""
 

@@ -15,6 +15,7 @@ from kombu import Connection, Exchange, Queue
 COMMANDS_EXCHANGE = Exchange("billing.commands", type="topic", durable=True)
 EVENTS_EXCHANGE = Exchange("billing.events", type="topic", durable=True)
 SOURCE = "billing-sync"
+REDIS_VISIBILITY_TIMEOUT_S = 60
 
 
 def routing_key(event_type: str) -> str:
@@ -25,6 +26,10 @@ def connect(url: str) -> Connection:
     options: dict = {}
     if url.startswith(("amqp://", "amqps://", "pyamqp://")):
         options["confirm_publish"] = True
+    elif url.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport returns a dead consumer's unacked messages after this long
+        # (default an hour); the bridge acks within milliseconds, so a minute is plenty.
+        options["visibility_timeout"] = REDIS_VISIBILITY_TIMEOUT_S
     return Connection(url, transport_options=options, connect_timeout=5)
 
 

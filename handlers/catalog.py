@@ -39,16 +39,14 @@ def _on_catalog_event(message: dict, ctx) -> str:
     if not product_id:
         return record_ignored(ctx, event, "no_product")
 
+    lookup_key = None
     with ctx.uow() as uow:
         if uow.already_processed(event.id):
             return "duplicate"
-        session = uow.session
         if price_id:
             price = ctx.bms.retrieve_price(price_id)
             lookup_key = price.get("lookup_key") if price else None
-            for item in session.execute(select(SubscriptionItem).where(SubscriptionItem.price_id == price_id)).scalars():
-                item.price_lookup_key = lookup_key
-        refresh_products(session, ctx, {product_id}, event.received_at)  # reads a product new to us too
+        refresh_products(uow.session, ctx, {product_id}, event.received_at)  # reads a product new to us too
         uow.commit()
 
     tenants = affected_tenants(ctx, product_id, price_id)
@@ -56,6 +54,8 @@ def _on_catalog_event(message: dict, ctx) -> str:
     for tenant_id in tenants:
         with ctx.uow() as uow:
             tenant = uow.lock_tenant(tenant_id)
+            if price_id:  # tenant rows change only under the tenant's lock: one writer per tenant
+                _set_lookup_key(uow.session, tenant_id, price_id, lookup_key)
             changed += refresh_entitlements(uow, tenant, ctx, cause=event.id)
             uow.commit()
 
@@ -68,6 +68,16 @@ def _on_catalog_event(message: dict, ctx) -> str:
     log.info("stripe_event.catalog", event_id=event.id, type=event.type, product=product_id,
              tenants=len(tenants), entitlements_changed=changed)
     return "applied"
+
+
+def _set_lookup_key(session, tenant_id: str, price_id: str, lookup_key: str | None) -> None:
+    """A lookup_key moved to or from `price_id`: the tenant's items on that price follow it."""
+    items = session.execute(
+        select(SubscriptionItem).join(Subscription)
+        .where(Subscription.tenant_id == tenant_id, SubscriptionItem.price_id == price_id)
+    ).scalars()
+    for item in items:
+        item.price_lookup_key = lookup_key
 
 
 def affected_tenants(ctx, product_id: str, price_id: str | None = None) -> list[str]:

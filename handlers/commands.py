@@ -115,7 +115,7 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
     result = {"stripe_customer_id": customer_id, "subscription_id": sub["id"]}
     if not params:  # already as asked (or applied by an earlier attempt of this command)
         return {**result, "changed": False}
-    updated = ctx.bms.update_subscription(sub["id"], params, idempotency_key=step_key(cmd, "subscription"))
+    updated = ctx.bms.update_subscription(sub["id"], params, idempotency_key=step_key(cmd, "subscription_update"))
     return {**result, "changed": True, "subscription_status": updated.get("status")}
 
 

@@ -98,27 +98,27 @@ class DeadLetters(Middleware):
         log.warning("message.dead_lettered", actor=actor, message_id=key, message_type=message_type(actor, args),
                     reason=reason, attempts=attempts, error=type(exception).__name__)
         ctx = get_context()
+        body = json.dumps({"args": args, "kwargs": message.kwargs or {}}, separators=(",", ":"))
         if actor == "apply_command" and isinstance(args[0] if args else None, dict) and args[0].get("id"):
             from ..handlers.command_dispatch import fail_command
 
-            try:  # the product gets its one billing.command.failed
-                fail_command(args[0], reason, detail, ctx)
-            except Exception:  # the dead letter below still records the command
+            try:  # its one billing.command.failed and its dead letter, in one transaction
+                fail_command(args[0], reason, detail, ctx, raw_body=body, dead_letter_source=actor)
+                return
+            except Exception:  # still keep the message, below
                 log.exception("command.fail_hook_failed", command_id=key)
-        record_dead_letter(ctx, source=actor, message_id=key, args=args, kwargs=message.kwargs,
-                           reason=reason, detail=detail)
+        record_dead_letter(ctx, source=actor, message_id=key, body=body, reason=reason, detail=detail)
 
 
-def record_dead_letter(ctx, *, source: str, message_id: str | None, args: list, kwargs: dict | None,
-                       reason: str, detail: str) -> None:
-    """Write a `DeadLetter` row holding what `dlq replay` needs to send the message again.
+def record_dead_letter(ctx, *, source: str, message_id: str | None, body: str, reason: str, detail: str) -> None:
+    """Write a `DeadLetter` row holding what `dlq replay` needs to send the message again
+    (`body` = `{"args": [...], "kwargs": {...}}`).
 
     If the database is unreachable too, the message still ends in the broker's own dead-letter
     queue (Redis/RabbitMQ `<queue>.XQ`, kept 7 days); the log line says so.
     """
     from ..models.tables import DeadLetter
 
-    body = json.dumps({"args": args, "kwargs": kwargs or {}}, separators=(",", ":"))
     try:
         with ctx.uow() as uow:
             uow.session.add(DeadLetter(source=source, message_id=message_id, body=body, reason=reason,

@@ -15,6 +15,7 @@ import types
 import pytest
 
 from billing_sync.bootstrap import build_context
+from billing_sync.workers.middleware import record_dead_letter
 
 HANDLER_MODULES = {
     "billing_sync.handlers.event_dispatch": "handle_stripe_event",
@@ -59,8 +60,13 @@ class FakeHandlers:
         self.reconcile = Handler()
         self.failed_commands: list[tuple] = []
 
-    def fail_command(self, envelope, reason, detail, ctx):
+    def fail_command(self, envelope, reason, detail, ctx, *, raw_body=None, dead_letter_source=None):
+        """Like the real one: the failure, and the dead letter when asked for, recorded together."""
         self.failed_commands.append((envelope, reason, detail))
+        if dead_letter_source is not None:
+            record_dead_letter(ctx, source=dead_letter_source, message_id=envelope["id"], body=raw_body,
+                               reason=reason, detail=detail)
+        return "failed"
 
 
 @pytest.fixture

@@ -1,0 +1,29 @@
+"""`billing-sync catalog sync` puts the catalog's plans into Stripe once, however often it runs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from billing_sync.bms.emulator.server import EmulatorServer
+
+BIN = Path(sys.executable).parent / "billing-sync"
+
+
+def test_catalog_sync_creates_missing_prices_once(tmp_path):
+    with EmulatorServer() as emulator:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("BILLING_")},
+               "BILLING_STRIPE_API_BASE": emulator.url, "BILLING_STRIPE_API_KEY": "sk_test_ops",
+               "BILLING_DATABASE_URL": f"sqlite:///{tmp_path}/unused.db"}
+
+        def sync() -> list[str]:
+            run = subprocess.run([str(BIN), "catalog", "sync"], env=env, capture_output=True, text=True, check=True)
+            return sorted(run.stdout.splitlines())
+
+        first = sync()
+        assert [line.split(":")[0] for line in first] == ["enterprise", "pro", "starter"]
+        assert "(pro_monthly)" in " ".join(first)
+        assert sync() == first  # nothing new the second time
+        lookup_keys = {price["lookup_key"] for price in emulator.state.all("price") if price["active"]}
+        assert lookup_keys == {"starter_monthly", "pro_monthly", "enterprise_monthly"}
