@@ -16,15 +16,19 @@ _SECRET_VALUES = re.compile(r"(sk|rk|whsec)_(live|test)?_?[A-Za-z0-9]{6,}|\b\d{1
 
 
 def _scrub(value: object) -> object:
+    """Strings scrubbed; dicts and lists scrubbed all the way down (a logged dict is no way out)."""
     if isinstance(value, str):
         return _SECRET_VALUES.sub("[redacted]", value)
+    if isinstance(value, dict):
+        return {key: "[redacted]" if isinstance(key, str) and _SECRET_KEYS.search(key) else _scrub(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(item) for item in value]
     return value
 
 
 def scrub_secrets(_logger, _name, event_dict: dict) -> dict:
-    for key, value in event_dict.items():
-        event_dict[key] = "[redacted]" if _SECRET_KEYS.search(key) else _scrub(value)
-    return event_dict
+    return _scrub(event_dict)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
@@ -36,8 +40,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            scrub_secrets,
             structlog.processors.format_exc_info,
+            scrub_secrets,  # after format_exc_info, so tracebacks are scrubbed too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

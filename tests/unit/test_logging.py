@@ -15,3 +15,14 @@ def test_secret_keys_are_redacted_and_secret_values_scrubbed_everywhere():
         "api_key": "[redacted]", "webhook_body": "[redacted]", "card_last4": "[redacted]",
         "detail": "card [redacted] declined", "tenant_id": "t1", "attempts": 3,
     }
+
+
+def test_nested_values_and_rendered_tracebacks_are_scrubbed():
+    scrubbed = scrub_secrets(None, "info", {
+        "event": "failed", "context": {"authorization": "Bearer x", "ids": ["whsec_abcdefgh1", "t1"]},
+        "exception": "Traceback ...\nValueError: bad key sk_live_zzzzzzzz9",
+    })
+    assert scrubbed == {
+        "event": "failed", "context": {"authorization": "[redacted]", "ids": ["[redacted]", "t1"]},
+        "exception": "Traceback ...\nValueError: bad key [redacted]",
+    }
