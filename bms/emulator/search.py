@@ -12,7 +12,7 @@ import re
 import time
 
 from .errors import invalid
-from .forms import as_int
+from .forms import as_int, check_known
 from .store import newest_first
 
 # Query fields per resource, as in Stripe's docs (metadata is always allowed).
@@ -68,6 +68,7 @@ def search(store, objs, params: dict, resource: str) -> dict:
     """`GET /v1/{resource}/search` over `objs`: a `search_result` page driven by an opaque `page`
     token. With the `search_lag_s` knob, objects younger than the lag are not found yet, as with
     Stripe's search index (whose docs warn that new data can take up to a minute to appear)."""
+    check_known(params, {"query", "limit", "page"})
     clauses, connective = parse_query(params.get("query"), resource)
     combine = all if connective == "AND" else any
     hits = [o for o in objs if combine(_matches(o, c) for c in clauses)]

@@ -126,7 +126,6 @@ def list_products(req: Request):
 
 @route("GET", "/v1/products/search")
 def search_products(req: Request):
-    check_known(req.params, {"query", "limit", "page"})
     objs = [p for p in req.store.all("product") if not p.get("_deleted")]
     return search(req.store, objs, req.params, "products")
 
@@ -282,7 +281,6 @@ def list_prices(req: Request):
 
 @route("GET", "/v1/prices/search")
 def search_prices(req: Request):
-    check_known(req.params, {"query", "limit", "page"})
     return search(req.store, req.store.all("price"), req.params, "prices")
 
 

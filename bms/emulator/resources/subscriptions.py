@@ -276,7 +276,6 @@ def list_(req: Request):
 
 @route("GET", "/v1/subscriptions/search")
 def search_subscriptions(req: Request):
-    check_known(req.params, {"query", "limit", "page"})
     return search(req.store, req.store.all("subscription"), req.params, "subscriptions")
 
 
