@@ -67,6 +67,7 @@ class FleetProcesses:
         self._groups: set[int] = set()  # every process group started, even ones popped from procs
         token = env["BILLING_API_TOKENS"].split(",")[0]
         self.stripe = stripe.StripeClient("sk_test_support_staff", base_addresses={"api": emulator.url})
+        self._prices: dict[str, str] = {}
         self.api = httpx.Client(base_url=self.ingress_url, headers={"Authorization": f"Bearer {token}"})
 
     def start(self, role: str, *args: str) -> subprocess.Popen:
@@ -135,5 +136,22 @@ class FleetProcesses:
         return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
     def price(self, plan: str) -> str:
-        lookup_key = load_catalog(DEFAULT_CATALOG).plans[plan].price.lookup_key
-        return self.stripe.v1.prices.list(params={"lookup_keys": [lookup_key]}).data[0].id
+        """The Stripe price id of a catalog plan (looked up once per plan)."""
+        if plan not in self._prices:
+            lookup_key = load_catalog(DEFAULT_CATALOG).plans[plan].price.lookup_key
+            self._prices[plan] = self.stripe.v1.prices.list(params={"lookup_keys": [lookup_key]}).data[0].id
+        return self._prices[plan]
+
+    def staff_signup(self, tenant: str, plan: str = "starter", quantity: int = 1,
+                     payment_method: str = "pm_card_visa", clock: bool = False):
+        """A customer (metadata tenant_id) and subscription made directly in Stripe, as support
+        staff would in the dashboard; `clock` puts the customer on a test clock of its own."""
+        params = {"name": tenant, "email": f"{tenant}@example.test", "metadata": {"tenant_id": tenant},
+                  "payment_method": payment_method, "invoice_settings": {"default_payment_method": payment_method}}
+        if clock:
+            params["test_clock"] = self.stripe.v1.test_helpers.test_clocks.create(
+                params={"frozen_time": int(time.time())}).id
+        customer = self.stripe.v1.customers.create(params=params)
+        sub = self.stripe.v1.subscriptions.create(params={
+            "customer": customer.id, "items": [{"price": self.price(plan), "quantity": quantity}]})
+        return customer, sub

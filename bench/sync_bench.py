@@ -191,15 +191,12 @@ class Tenant:
 
 class Staff:
     def __init__(self, fleet: FleetProcesses):
+        self.fleet = fleet
         self.stripe = fleet.stripe
         self.prices = {plan: fleet.price(plan) for plan in ("starter", "pro")}
 
     def sign_up(self, tenant_id: str) -> Tenant:
-        customer = self.stripe.v1.customers.create(params={
-            "name": tenant_id, "email": f"{tenant_id}@example.test", "metadata": {"tenant_id": tenant_id},
-            "payment_method": "pm_card_visa", "invoice_settings": {"default_payment_method": "pm_card_visa"}})
-        sub = self.stripe.v1.subscriptions.create(params={
-            "customer": customer.id, "items": [{"price": self.prices["starter"], "quantity": 1}]})
+        _, sub = self.fleet.staff_signup(tenant_id, "starter")
         return Tenant(tenant_id, sub.id, sub["items"].data[0].id)
 
     def change(self, tenant: Tenant) -> tuple[float, float, float, tuple]:

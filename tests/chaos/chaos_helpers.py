@@ -28,17 +28,6 @@ def via_proxy(url: str, port: int) -> str:
     return parts._replace(netloc=f"{user}127.0.0.1:{port}").geturl()
 
 
-def staff_signup(fleet, tenant: str, plan: str = "starter", quantity: int = 1):
-    """A customer and subscription made directly in Stripe, as support staff would."""
-    pm = "pm_card_visa"
-    customer = fleet.stripe.v1.customers.create(params={
-        "name": tenant, "email": f"{tenant}@example.test", "metadata": {"tenant_id": tenant},
-        "payment_method": pm, "invoice_settings": {"default_payment_method": pm}})
-    sub = fleet.stripe.v1.subscriptions.create(params={
-        "customer": customer.id, "items": [{"price": fleet.price(plan), "quantity": quantity}]})
-    return customer, sub
-
-
 def stripe_event_for(emulator, type_: str, object_id: str) -> dict:
     """The newest event of `type_` about `object_id`, as the emulator would deliver it."""
     found = [e for e in emulator.events(type_) if e["data"]["object"].get("id") == object_id]

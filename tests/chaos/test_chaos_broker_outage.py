@@ -15,7 +15,6 @@ from chaos_helpers import (
     post_webhook,
     processed_outcomes,
     query,
-    staff_signup,
     stripe_event_for,
     wait_until,
 )
@@ -51,7 +50,7 @@ def _ready(fleet) -> int:
 
 def test_webhook_gets_503_while_redis_is_down_and_200_once_it_is_back(fleet, events, outage, chaos_db):
     tenant = fleet.new_tenant("outage")
-    _, sub = staff_signup(fleet, tenant, "pro")  # no endpoint: we deliver by hand below
+    _, sub = fleet.staff_signup(tenant, "pro")  # no endpoint: we deliver by hand below
     event = stripe_event_for(fleet.emulator, "customer.subscription.created", sub.id)
     ingress = fleet.procs["ingress"]
 
@@ -81,7 +80,7 @@ def test_stripe_retries_carry_a_dashboard_upgrade_across_the_outage(fleet, event
                                                                    chaos_db):
     emulator = fleet.emulator
     tenant = fleet.new_tenant("retry")
-    _, sub = staff_signup(fleet, tenant, "starter")
+    _, sub = fleet.staff_signup(tenant, "starter")
     events.wait_for(lambda e: e["data"].get("tenant_id") == tenant and e["data"].get("plan") == "starter",
                     timeout=15)
     emulator.wait_for_deliveries_idle(10)
@@ -151,7 +150,7 @@ def test_rabbitmq_partition_at_the_ingress_gives_503_then_the_delivery_is_applie
         rabbit_fleet, rabbit_proxy, events, chaos_db):
     fleet = rabbit_fleet
     tenant = fleet.new_tenant("amqp")
-    customer, sub = staff_signup(fleet, tenant, "enterprise")
+    customer, sub = fleet.staff_signup(tenant, "enterprise")
     event = stripe_event_for(fleet.emulator, "customer.subscription.created", sub.id)
     ingress = fleet.procs["ingress"]
     # A first delivery, so the ingress holds live connections for the partition to break.

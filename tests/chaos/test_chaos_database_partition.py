@@ -14,7 +14,6 @@ from chaos_helpers import (
     entitlement_changes,
     processed_outcomes,
     query,
-    staff_signup,
     via_proxy,
     wait_until,
 )
@@ -42,7 +41,7 @@ def partition(pg_proxy):
 def test_changes_made_during_a_database_partition_converge_once_it_heals(fleet, events, partition, chaos_db):
     emulator = fleet.emulator
     tenant = fleet.new_tenant("partition")
-    _, sub = staff_signup(fleet, tenant, "starter", quantity=1)
+    _, sub = fleet.staff_signup(tenant, "starter", quantity=1)
     events.wait_for(lambda e: e["data"].get("tenant_id") == tenant and e["data"].get("plan") == "starter",
                     timeout=15)
     assert emulator.wait_for_deliveries_idle(10)

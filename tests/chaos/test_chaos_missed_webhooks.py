@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from chaos_helpers import SECRET, entitlement_changes, query, staff_signup, wait_until
+from chaos_helpers import SECRET, entitlement_changes, query, wait_until
 from fleet_processes import BIN, free_port
 
 pytestmark = pytest.mark.slow  # CI runs these; the quick run (-m "not slow") skips them
@@ -41,7 +41,7 @@ def _converged(fleet, events, tenant: str, plan: str, timeout: float = 20) -> di
 def test_catch_up_repairs_changes_whose_webhooks_stripe_gave_up_on(fleet, events, chaos_db):
     emulator = fleet.emulator
     tenant = fleet.new_tenant("missed")
-    _, sub = staff_signup(fleet, tenant, "starter")
+    _, sub = fleet.staff_signup(tenant, "starter")
     fleet.stripe.v1.subscriptions.update(sub.id, params={
         "items": [{"id": sub["items"].data[0].id, "price": fleet.price("pro")}]})
     ids = {e["id"] for e in emulator.events() if e["data"]["object"].get("id") == sub.id}
@@ -65,7 +65,7 @@ def test_catch_up_repairs_changes_whose_webhooks_stripe_gave_up_on(fleet, events
 
 def test_reconcile_repairs_a_corrupted_local_copy_and_dry_run_only_reports_it(fleet, events, chaos_db):
     tenant = fleet.new_tenant("drift")
-    _, sub = staff_signup(fleet, tenant, "pro")
+    _, sub = fleet.staff_signup(tenant, "pro")
     good = _converged(fleet, events, tenant, "pro")["data"]
     # Let catch-up bring in every event first (invoices etc.): a late one would re-derive the
     # tenant from the corrupted rows below and race with the reconcile under test.

@@ -7,21 +7,6 @@ import time
 import pytest
 
 
-def _staff_signup(fleet, tenant: str, plan: str = "starter", quantity: int = 1,
-                  payment_method: str = "pm_card_visa", clock: bool = False):
-    """A customer and subscription made directly in Stripe, as support staff would."""
-    params = {"name": tenant, "email": f"{tenant}@example.test", "metadata": {"tenant_id": tenant},
-              "payment_method": payment_method,
-              "invoice_settings": {"default_payment_method": payment_method}}
-    if clock:
-        params["test_clock"] = fleet.stripe.v1.test_helpers.test_clocks.create(
-            params={"frozen_time": int(time.time())}).id
-    customer = fleet.stripe.v1.customers.create(params=params)
-    sub = fleet.stripe.v1.subscriptions.create(params={
-        "customer": customer.id, "items": [{"price": fleet.price(plan), "quantity": quantity}]})
-    return customer, sub
-
-
 def _changes(events, tenant):
     return [e for e in events.events if e["type"] == "billing.entitlements.changed"
             and e["data"]["tenant_id"] == tenant]
@@ -29,7 +14,7 @@ def _changes(events, tenant):
 
 def test_dashboard_upgrade_reaches_billing_events_within_two_seconds(fleet, events):
     tenant = fleet.new_tenant()
-    _, sub = _staff_signup(fleet, tenant, "starter")
+    _, sub = fleet.staff_signup(tenant, "starter")
     events.wait_for(lambda e: e["data"].get("tenant_id") == tenant and e["data"].get("plan") == "starter")
 
     started = time.monotonic()
@@ -51,7 +36,7 @@ def test_duplicated_and_reordered_webhooks_converge_with_one_event_per_change(fl
     fleet.emulator.faults.reorder_window = 0.3
     try:
         tenant = fleet.new_tenant()
-        _, sub = _staff_signup(fleet, tenant, "starter", quantity=1)
+        _, sub = fleet.staff_signup(tenant, "starter", quantity=1)
         item = sub["items"].data[0].id
         for params in ({"items": [{"id": item, "quantity": 3}]},
                        {"items": [{"id": item, "price": fleet.price("pro")}]},
@@ -76,7 +61,7 @@ def test_duplicated_and_reordered_webhooks_converge_with_one_event_per_change(fl
 
 def test_payment_failure_moves_tenant_into_grace_then_free_tier(fleet, events):
     tenant = fleet.new_tenant()
-    customer, sub = _staff_signup(fleet, tenant, "pro", clock=True)
+    customer, sub = fleet.staff_signup(tenant, "pro", clock=True)
     events.wait_for(lambda e: e["data"].get("tenant_id") == tenant and e["data"].get("status") == "active")
     # Support staff swap in a card that attaches but is declined at renewal.
     failing = "pm_card_chargeCustomerFail"
@@ -103,7 +88,7 @@ def test_payment_failure_moves_tenant_into_grace_then_free_tier(fleet, events):
 def test_product_features_changed_in_stripe_reach_every_tenant_on_it(fleet, events):
     tenants = [fleet.new_tenant("feat") for _ in range(2)]
     for tenant in tenants:
-        _staff_signup(fleet, tenant, "enterprise")
+        fleet.staff_signup(tenant, "enterprise")
         events.wait_for(lambda e, t=tenant: e["data"].get("tenant_id") == t and e["data"].get("plan") == "enterprise")
     key = f"beta_{tenants[0][-4:]}"
     feature = fleet.stripe.v1.entitlements.features.create(params={"name": "Beta", "lookup_key": key})
