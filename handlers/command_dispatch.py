@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 
 import structlog
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from ..contract.ids import is_tenant_id
 from ..errors import InvalidMessage, PermanentError
-from ..models import DeadLetter, UnitOfWork, database_errors_are_transient
+from ..models import UnitOfWork, database_errors_are_transient
 from . import registry
-from .command_schema import Command, TenantId, parse_command, readable_ids
+from .command_schema import Command, parse_command, readable_ids
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +75,7 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
     (reason `invalid`). Returns "failed", or "duplicate" when the command already has an outcome.
     """
     command_id, tenant_id, command_type = readable_ids(envelope)
-    lockable = tenant_id is not None and _valid_tenant_id(tenant_id)
+    lockable = is_tenant_id(tenant_id)
     try:
         with database_errors_are_transient(), ctx.uow() as uow:
             if lockable:  # serialize with a handler that may still be working on this tenant
@@ -85,8 +85,8 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
                 return "duplicate"
             _record_outcome(uow, command_id, tenant_id, command_type, FAILED, reason=reason, detail=detail)
             if dead_letter_source is not None:
-                uow.session.add(DeadLetter(source=dead_letter_source, message_id=command_id, reason=reason,
-                                           detail=detail, body=raw_body if raw_body is not None else _dump(envelope)))
+                uow.add_dead_letter(source=dead_letter_source, message_id=command_id, reason=reason,
+                                    detail=detail, body=raw_body if raw_body is not None else _dump(envelope))
             uow.commit()
     except IntegrityError:
         if command_id is not None and _already_processed(ctx, command_id):
@@ -117,17 +117,6 @@ def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | No
 def _already_processed(ctx, command_id: str) -> bool:
     with ctx.uow() as uow:
         return uow.already_processed(command_id)
-
-
-_TENANT_ID = TypeAdapter(TenantId)
-
-
-def _valid_tenant_id(tenant_id: str) -> bool:
-    try:
-        _TENANT_ID.validate_python(tenant_id)
-    except ValidationError:
-        return False
-    return True
 
 
 def _dump(envelope: object) -> str:

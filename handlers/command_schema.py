@@ -14,11 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from ..contract.ids import TenantId
 from ..errors import InvalidMessage
 
-# A tenant id goes into Stripe search queries (`metadata['tenant_id']:'…'`), so no quotes,
-# backslashes or whitespace; 128 is the width of tenants.id.
-TenantId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^'\"\\\s]+$")]
 # Stripe idempotency keys are at most 255 characters and we append ":<step>" to the command id.
 CommandId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]

@@ -13,7 +13,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import TransientError
-from .tables import OutboxMessage, ProcessedMessage, Tenant
+from .tables import DeadLetter, OutboxMessage, ProcessedMessage, Tenant
+from .text import db_text
 
 
 def insert_if_missing(session: Session, table: Table, values: dict) -> None:
@@ -99,5 +100,16 @@ class UnitOfWork:
     def add_event(self, type: str, subject: str | None, data: dict) -> OutboxMessage:
         """Queue a CloudEvent for billing.events; the relay publishes it after commit."""
         row = OutboxMessage(event_id=str(uuid.uuid4()), type=type, subject=subject, data=data)
+        self.session.add(row)
+        return row
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def add_dead_letter(self, *, source: str, message_id: str | None, body: str, reason: str,
+                        detail: str | None) -> DeadLetter:
+        """Keep a message that failed for good. Every field may come from a poison message, so
+        each is made storable first (`db_text`): a dead letter must never fail to be written."""
+        row = DeadLetter(source=db_text(source, 64), message_id=db_text(message_id, 255), body=db_text(body),
+                         reason=db_text(reason, 64), detail=db_text(detail))
         self.session.add(row)
         return row

@@ -117,12 +117,9 @@ def record_dead_letter(ctx, *, source: str, message_id: str | None, body: str, r
     If the database is unreachable too, the message still ends in the broker's own dead-letter
     queue (Redis/RabbitMQ `<queue>.XQ`, kept 7 days); the log line says so.
     """
-    from ..models.tables import DeadLetter
-
     try:
         with ctx.uow() as uow:
-            uow.session.add(DeadLetter(source=source, message_id=message_id, body=body, reason=reason,
-                                       detail=detail))
+            uow.add_dead_letter(source=source, message_id=message_id, body=body, reason=reason, detail=detail)
             uow.commit()
     except Exception:
         log.exception("dead_letter.write_failed", source=source, message_id=message_id, reason=reason)

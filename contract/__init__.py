@@ -1,0 +1,1 @@
+"""The external contract that the product, the bridge and the handlers share."""
