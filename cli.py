@@ -134,7 +134,7 @@ def scheduler(metrics_port: int | None, metrics_host: str | None) -> None:
 @click.option("--webhook-secret", default="whsec_emulator", show_default=True)
 def emulator(host: str, port: int, webhook_url: str | None, webhook_secret: str) -> None:
     """The bundled Stripe emulator on its own."""
-    from .bms.emulator.server import serve
+    from billing_sync_emulator.server import serve
 
     serve(host=host, port=port, webhook_url=webhook_url, webhook_secret=webhook_secret)
 

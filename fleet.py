@@ -64,7 +64,7 @@ class Fleet:
         return self
 
     def _start_emulator(self) -> None:
-        from .bms.emulator.server import EmulatorServer
+        from billing_sync_emulator.server import EmulatorServer
 
         self.emulator = EmulatorServer().start()
         self._stoppers.append(self.emulator.stop)

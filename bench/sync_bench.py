@@ -55,7 +55,7 @@ from fleet_processes import FleetProcesses, fleet_env  # noqa: E402
 from relay_bench import temporary_database  # noqa: E402
 
 from billing_sync.bms.catalog_sync import ensure_catalog  # noqa: E402
-from billing_sync.bms.emulator.server import EmulatorServer  # noqa: E402
+from billing_sync_emulator.server import EmulatorServer  # noqa: E402
 from billing_sync.bms.gateway import StripeGateway  # noqa: E402
 from billing_sync.config.catalog import load_catalog  # noqa: E402
 from billing_sync.config.settings import DEFAULT_CATALOG, Settings  # noqa: E402

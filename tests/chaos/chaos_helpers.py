@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from billing_sync.bms.emulator.webhooks import sign
+from billing_sync_emulator.webhooks import sign
 from contexts import wait_until  # noqa: F401  (the chaos tests import it from here)
 
 SECRET = "whsec_chaos_secret"

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from billing_sync.bms.emulator.server import EmulatorServer
+from billing_sync_emulator.server import EmulatorServer
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.models.migrate import upgrade

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import stripe
 
-from billing_sync.bms.emulator.server import EmulatorServer
+from billing_sync_emulator.server import EmulatorServer
 
 
 @pytest.fixture

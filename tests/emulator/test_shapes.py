@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_sync.bms.emulator import shapes
+from billing_sync_emulator import shapes
 
 from .conftest import new_customer
 

@@ -5,7 +5,7 @@ import json
 
 import stripe
 
-from billing_sync.bms.emulator.server import EmulatorServer
+from billing_sync_emulator.server import EmulatorServer
 
 
 def test_constructor_endpoint_signs_like_stripe(receiver):

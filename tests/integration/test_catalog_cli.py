@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from billing_sync.bms.emulator.server import EmulatorServer
+from billing_sync_emulator.server import EmulatorServer
 
 BIN = Path(sys.executable).parent / "billing-sync"
 

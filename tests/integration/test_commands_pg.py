@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync.bms.catalog_sync import ensure_catalog
-from billing_sync.bms.emulator.server import EmulatorServer
+from billing_sync_emulator.server import EmulatorServer
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.client import command_envelope
 from billing_sync.config.catalog import load_catalog

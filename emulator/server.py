@@ -29,7 +29,7 @@ from .router import Request, match
 from .store import API_VERSION, Store, public
 from .webhooks import Dispatcher
 
-log = logging.getLogger("billing_sync.emulator")
+log = logging.getLogger("billing_sync_emulator")
 REPLAYABLE = (200, 402)   # Stripe saves a result once the endpoint began executing
 
 

@@ -23,7 +23,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-log = logging.getLogger("billing_sync.emulator.webhooks")
+log = logging.getLogger("billing_sync_emulator.webhooks")
 
 
 def sign(payload: str, secret: str, timestamp: int | None = None) -> str:

@@ -1,1 +1,0 @@
-"""bms/emulator"""
