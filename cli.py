@@ -9,11 +9,39 @@ import sys
 
 import click
 
+from pydantic import ValidationError
+
 from .config.logging import configure_logging
-from .config.settings import get_settings
+from .config.settings import describe_settings_error, get_settings
+from .errors import ConfigurationError, SafetyRefusal
 
 
-@click.group()
+class _OneLineError(click.ClickException):
+    """Printed as one line on stderr, with the exit code of its kind (2 configuration, 3 refusal)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"billing-sync: {self.format_message()}", err=True)
+
+
+class _Main(click.Group):
+    """Turns configuration errors and safety refusals, raised anywhere below, into one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            raise _OneLineError(f"configuration error: {describe_settings_error(exc)}", 2) from exc
+        except ConfigurationError as exc:
+            raise _OneLineError(f"configuration error: {exc}", exc.exit_code) from exc
+        except SafetyRefusal as exc:
+            raise _OneLineError(f"refused: {exc}", exc.exit_code) from exc
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """Keep a SaaS product and Stripe in two-way sync; publish entitlements."""
     settings = get_settings()
@@ -208,6 +236,32 @@ def upgrade() -> None:
 
     migrate(get_settings().database_url)
     click.echo("database at head")
+
+
+@main.group()
+def bus() -> None:
+    """The event bus topology."""
+
+
+@bus.command("declare")
+def bus_declare() -> None:
+    """Declare this deployment's exchanges, the bridge's queue and its binding (idempotent)."""
+    from .config.bus import connect, declare_topology
+    from .workers.status import redact
+
+    settings = get_settings()
+    if settings.event_bus_url.startswith("memory://"):
+        click.echo("event bus is memory:// (inside `billing-sync up`, which declares it): nothing to declare")
+        return
+    with connect(settings.event_bus_url) as conn:
+        try:
+            conn.ensure_connection(max_retries=0)
+        except Exception as exc:
+            click.echo(f"billing-sync: event bus {redact(settings.event_bus_url)} unreachable: "
+                       f"{type(exc).__name__}", err=True)
+            sys.exit(1)
+        for line in declare_topology(conn, settings.queue_prefix):
+            click.echo(f"declared {line}")
 
 
 @main.command()

@@ -11,6 +11,11 @@ with the same `id` is safe: billing-sync applies it once and reports one outcome
 
 A service that sends many commands keeps one connection with `CommandPublisher`. Services in
 other languages publish the same CloudEvents JSON themselves (see the README).
+
+A deployment with its own `BILLING_QUEUE_PREFIX` has its own exchange: pass the same value as
+`queue_prefix`. A command nobody would receive raises `Unroutable` instead of vanishing
+(RabbitMQ: published `mandatory`; Redis: the exchange has no binding). Run
+`billing-sync bus declare` (or start the bridge) once before the first command.
 """
 from __future__ import annotations
 
@@ -18,10 +23,16 @@ import uuid
 from datetime import datetime, timezone
 
 from kombu import Connection, Producer
+from kombu.common import maybe_declare
 
 from .config import bus
 from .errors import InvalidMessage
 from .handlers.command_schema import parse_command
+
+class Unroutable(Exception):
+    """No queue is bound to the commands exchange: no bridge would ever see the command.
+    Run `billing-sync bus declare` for the deployment (or check `queue_prefix`)."""
+
 
 RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
 
@@ -37,21 +48,25 @@ def command_envelope(type: str, tenant_id: str, data: dict, *, id: str | None = 
 class CommandPublisher:
     """A connection to the event bus that publishes commands; use as a context manager.
 
-    `queue_prefix`: when given, the bridge's queue (`<prefix>.commands`) is declared before the
-    first publish, so commands sent before any bridge ever ran are kept rather than dropped by
-    an exchange with no queue bound to it.
+    `queue_prefix` (= the deployment's `BILLING_QUEUE_PREFIX`): selects the deployment's
+    commands exchange, and the bridge's queue (`<prefix>.bridge.commands`) is declared before
+    the first publish (unless `declare_queue=False`), so commands sent before any bridge ever
+    ran are kept. Without it the default deployment's `billing.commands` is used and nothing
+    but the exchange is declared.
     """
 
     def __init__(self, url_or_connection: str | Connection, *, source: str = "product",
-                 queue_prefix: str | None = None, validate: bool = True):
+                 queue_prefix: str | None = None, validate: bool = True, declare_queue: bool = True):
         self._own = isinstance(url_or_connection, str)
         self.connection = bus.connect(url_or_connection) if self._own else url_or_connection
         self.source = source
         self.validate = validate
-        self._declare = [bus.COMMANDS_EXCHANGE]
-        if queue_prefix:
+        self.exchange = bus.commands_exchange(queue_prefix)
+        self._declare = [self.exchange]
+        if queue_prefix and declare_queue:
             self._declare.append(bus.commands_queue(queue_prefix))
         self._producer: Producer | None = None
+        self._returned: list[str] = []
 
     def publish(self, type: str, tenant_id: str, data: dict | None = None, *, id: str | None = None) -> str:
         """Publish one command; returns its id (the idempotency key). Raises `InvalidMessage`
@@ -59,8 +74,13 @@ class CommandPublisher:
         envelope = command_envelope(type, tenant_id, dict(data or {}), id=id, source=self.source)
         if self.validate:
             parse_command(envelope)
+        amqp = self.connection.transport.driver_type == "amqp"
         if self._producer is None:
-            self._producer = Producer(self.connection.default_channel, exchange=bus.COMMANDS_EXCHANGE)
+            self._producer = Producer(self.connection.default_channel, exchange=self.exchange,
+                                      on_return=self._on_return if amqp else None)
+        if not amqp:
+            self._check_bound()
+        self._returned.clear()
         self._producer.publish(
             envelope,
             routing_key=bus.routing_key(envelope["type"]),
@@ -69,8 +89,24 @@ class CommandPublisher:
             declare=self._declare,
             retry=True,
             retry_policy=RETRY_POLICY,
+            mandatory=amqp,  # RabbitMQ returns it (before the confirm) when no queue is bound
         )
+        if self._returned:
+            raise Unroutable(f"command {envelope['id']} was returned by {self.exchange.name!r}: "
+                             f"{self._returned[0]}; run `billing-sync bus declare`")
         return envelope["id"]
+
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        self._returned.append(str(exc))
+
+    def _check_bound(self) -> None:
+        """kombu's Redis (and memory) transport parks a message no queue is bound for in a
+        list nobody reads; it has no `mandatory`, so look at the exchange's bindings first."""
+        channel = self.connection.default_channel
+        for entity in self._declare:
+            maybe_declare(entity, channel)
+        if not channel.get_table(self.exchange.name):
+            raise Unroutable(f"no queue is bound to {self.exchange.name!r}; run `billing-sync bus declare`")
 
     def close(self) -> None:
         self._producer = None
@@ -91,4 +127,4 @@ def publish_command(url: str, type: str, tenant_id: str, data: dict | None = Non
         return publisher.publish(type, tenant_id, data, id=id)
 
 
-__all__ = ["CommandPublisher", "InvalidMessage", "command_envelope", "publish_command"]
+__all__ = ["CommandPublisher", "InvalidMessage", "Unroutable", "command_envelope", "publish_command"]

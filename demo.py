@@ -29,12 +29,12 @@ STEP_TIMEOUT_S = 20.0
 class EventWatcher:
     """Collects everything published on billing.events, as a product service would."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, prefix: str | None = None):
         self.events: list[dict] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._conn = bus.connect(url)
-        self._queue = Queue(f"demo-{uuid.uuid4().hex[:6]}", bus.EVENTS_EXCHANGE, routing_key="#",
+        self._queue = Queue(f"demo-{uuid.uuid4().hex[:6]}", bus.events_exchange(prefix), routing_key="#",
                             durable=False, auto_delete=True)
         self._queue(self._conn.default_channel).declare()
         self._thread = threading.Thread(target=self._consume, name="demo-events", daemon=True)
@@ -117,7 +117,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 0) -> int:
         return 2
 
     with Fleet(settings, host=host, port=port) as fleet:
-        watcher = EventWatcher(fleet.settings.event_bus_url)
+        watcher = EventWatcher(fleet.settings.event_bus_url, fleet.settings.queue_prefix)
         try:
             return _play(fleet, watcher)
         finally:
@@ -134,7 +134,7 @@ def _play(fleet: Fleet, watcher: EventWatcher) -> int:
     print(f"billing-sync demo: fleet on {fleet.ingress_url}, Stripe emulator on {fleet.emulator.url}")
 
     def command(type: str, data: dict) -> str:
-        return publish_command(s.event_bus_url, type, data["tenant_id"], data)
+        return publish_command(s.event_bus_url, type, data["tenant_id"], data, queue_prefix=s.queue_prefix)
 
     def outcome(command_id: str) -> dict:
         return watcher.wait_for(lambda e: e["type"].startswith("billing.command.")

@@ -43,3 +43,17 @@ class PaymentFailed(PermanentError):
     """A card was declined or payment is required; `reason` says which."""
 
     reason = "card_declined"
+
+
+class ConfigurationError(Exception):
+    """A setting or argument is wrong. The CLI prints the message as one line and exits 2."""
+
+    exit_code = 2
+
+
+class SafetyRefusal(Exception):
+    """A safety rail refused a run that could do wide damage (wrong Stripe account, a change to
+    most tenants at once, default secrets with a live key). The message says how to proceed;
+    the CLI prints it as one line and exits 3."""
+
+    exit_code = 3

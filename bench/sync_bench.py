@@ -440,7 +440,7 @@ def main() -> int:
                         BILLING_RELAY_POLL_INTERVAL_S=str(defaults["relay_poll_interval_s"].default))
         fleet = FleetProcesses(tmp, env, emulator)
         fleet.start_all(roles=("ingress", "worker", "relay"), worker_threads=WORKER_THREADS)
-        watcher = StampedWatcher(REDIS_URL)
+        watcher = StampedWatcher(REDIS_URL, prefix)
         receiver = BareReceiver()
         ingress = emulator.add_webhook_endpoint(f"{fleet.ingress_url}/webhooks/stripe", SECRET)
         emulator.add_webhook_endpoint(receiver.url, "whsec_unused")

@@ -9,13 +9,20 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing import Annotated
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CATALOG = CONFIG_DIR / "catalog.yaml"
 EMBEDDED = "embedded"
+DEFAULT_QUEUE_PREFIX = "billing-sync"
+EMULATOR_API_KEY = "sk_test_emulator"
+# The defaults that make the embedded fleet and the bundled emulator work out of the box; they
+# are public, so they must never guard a live Stripe account.
+DEFAULT_WEBHOOK_SECRET = "whsec_emulator"
+DEFAULT_API_TOKEN = "dev-token"
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 
 
 def _split_csv(value: object) -> object:
@@ -32,21 +39,21 @@ class Settings(BaseSettings):
     events_url: str | None = Field(None, description="kombu URL of the event bus; the broker's by default")
     redis_url: str | None = Field(None, description="Redis for the fleet-wide Stripe rate limit when the broker is RabbitMQ")
 
-    stripe_api_key: SecretStr = SecretStr("sk_test_emulator")
+    stripe_api_key: SecretStr = SecretStr(EMULATOR_API_KEY)
     stripe_api_base: str | None = Field(None, description="Emulator or proxy address; None = real Stripe")
     stripe_rate_limit: float = Field(20.0, description="Fleet-wide Stripe requests per second")
     stripe_test_clocks: bool = Field(False, description="Put each new customer on its own test clock")
 
     webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=lambda: [SecretStr("whsec_emulator")]
+        default_factory=lambda: [SecretStr(DEFAULT_WEBHOOK_SECRET)]
     )
     webhook_tolerance_s: int = 300
     webhook_max_bytes: int = 256 * 1024
 
-    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=lambda: [SecretStr("dev-token")])
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=lambda: [SecretStr(DEFAULT_API_TOKEN)])
     catalog: Path = DEFAULT_CATALOG
 
-    queue_prefix: str = Field("billing-sync", description="Namespace for queues and exchanges")
+    queue_prefix: str = Field(DEFAULT_QUEUE_PREFIX, description="Namespace for queues and exchanges")
     max_retries: int = 8
     min_backoff_ms: int = 200
     max_backoff_ms: int = 30_000
@@ -69,6 +76,27 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @model_validator(mode="after")
+    def _no_default_secrets_with_a_live_key(self) -> "Settings":
+        """The public defaults work with the emulator; next to a live key they would let anyone
+        forge webhooks or read every tenant's entitlements."""
+        if not self.live_mode:
+            return self
+        defaults = []
+        if any(s.get_secret_value() == DEFAULT_WEBHOOK_SECRET for s in self.webhook_secrets):
+            defaults.append(f"BILLING_WEBHOOK_SECRETS holds the default {DEFAULT_WEBHOOK_SECRET!r} "
+                            "(set your Stripe endpoint's signing secret, whsec_…)")
+        if any(t.get_secret_value() == DEFAULT_API_TOKEN for t in self.api_tokens):
+            defaults.append(f"BILLING_API_TOKENS holds the default {DEFAULT_API_TOKEN!r} "
+                            "(set long random tokens of your own)")
+        if defaults:
+            raise ValueError("BILLING_STRIPE_API_KEY is a live key but " + "; and ".join(defaults))
+        return self
+
+    @property
+    def live_mode(self) -> bool:
+        return self.stripe_api_key.get_secret_value().startswith(LIVE_KEY_PREFIXES)
+
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url == EMBEDDED
@@ -82,7 +110,17 @@ class Settings(BaseSettings):
 
     @property
     def uses_emulator(self) -> bool:
-        return self.stripe_api_base is None and self.stripe_api_key.get_secret_value() == "sk_test_emulator"
+        return self.stripe_api_base is None and self.stripe_api_key.get_secret_value() == EMULATOR_API_KEY
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line for the operator: which BILLING_* setting is wrong and why."""
+    parts = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        name = "BILLING_" + "_".join(str(part) for part in error["loc"][:1]).upper() if error["loc"] else ""
+        parts.append(f"{name}: {message}" if name else message)
+    return "; ".join(parts)
 
 
 @lru_cache(maxsize=1)

@@ -54,8 +54,12 @@ class Bridge(ConsumerMixin):
     """Consume `billing.commands` until stopped. One Bridge runs in one thread.
 
     `send` is how a valid envelope reaches the workers (the `apply_command` actor by default;
-    tests may pass another callable). `run(stop_event=…)` returns soon after the event is set.
+    tests may pass another callable). `run(stop_event=…)` returns soon after the event is set,
+    in every state: kombu's own reconnect loop (which retries forever and never looks at
+    `should_stop`) is limited to one attempt, and `run` waits between attempts on the event.
     """
+
+    connect_max_retries = 0  # one attempt per connect; run() owns the pause and the stop check
 
     def __init__(self, ctx, *, url: str | None = None, send: Send | None = None, prefetch: int = DEFAULT_PREFETCH,
                  queue_prefix: str | None = None):
@@ -213,9 +217,10 @@ def run_bridge() -> None:
     from ..config.settings import get_settings
     from .broker import make_broker
 
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # first, so a stop during start-up is heard too
+        signal.signal(sig, lambda *_: stop.set())
     settings = get_settings()
     make_broker(settings)  # the Dramatiq broker that apply_command.send() publishes to
     bridge = Bridge(build_context(settings))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: bridge.stop())
-    bridge.run()
+    bridge.run(stop_event=stop)

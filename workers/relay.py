@@ -41,7 +41,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..config import metrics
-from ..config.bus import CLOUDEVENTS, EVENTS_EXCHANGE, cloudevent, connect, routing_key
+from ..config.bus import CLOUDEVENTS, cloudevent, connect, events_exchange, routing_key
 from ..models import make_session_factory, utcnow
 from ..models.tables import OutboxMessage
 from .status import redact
@@ -71,6 +71,7 @@ class Relay:
         self._postgres = ctx.engine.dialect.name == "postgresql"
         self._connection = None
         self._producer = None
+        self.exchange = events_exchange(ctx.settings.queue_prefix)
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class Relay:
         envelope = cloudevent(row.type, row.subject, row.data, id=row.event_id, time=row.created_at)
         producer.publish(
             envelope,
-            exchange=EVENTS_EXCHANGE,
+            exchange=self.exchange,
             routing_key=routing_key(row.type),
             serializer=CLOUDEVENTS,  # application/cloudevents+json (registered in config.bus)
             delivery_mode=2,  # persistent
@@ -166,7 +167,7 @@ class Relay:
             connection = connect(self.url)
             try:
                 connection.ensure_connection(max_retries=0)  # one attempt: the loop owns retrying
-                producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE, auto_declare=True)
+                producer = Producer(connection.default_channel, exchange=self.exchange, auto_declare=True)
             except Exception:
                 connection.release()
                 raise

@@ -60,11 +60,18 @@ def stack(chaos_db):
 
 
 @pytest.fixture(scope="module")
-def make_fleet(tmp_path_factory, emulator, stack):
+def chaos_prefix():
+    """The module's deployment (BILLING_QUEUE_PREFIX): its fleets publish on its exchanges,
+    which is what the `events` watcher listens to. One fleet per broker in a module."""
+    return f"chaos-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def make_fleet(tmp_path_factory, emulator, stack, chaos_prefix):
     """`make_fleet(database_url=, broker_url=, roles=, **BILLING_overrides)` → started FleetProcesses."""
 
     def make(*, database_url: str, broker_url: str, roles=("ingress", "worker", "relay"), **overrides) -> FleetProcesses:
-        prefix = f"chaos-{uuid.uuid4().hex[:6]}"
+        prefix = chaos_prefix
         env = fleet_env(database_url=database_url, broker_url=broker_url, prefix=prefix,
                         stripe_api_base=emulator.url, webhook_secrets=SECRET, api_token=TOKEN,
                         BILLING_STRIPE_API_KEY="sk_test_chaos", **overrides)
@@ -98,11 +105,11 @@ def pg_proxy(stack):
 
 
 @pytest.fixture
-def events(shared_bus_url):
+def events(shared_bus_url, chaos_prefix):
     """What a product service sees on billing.events, from now on (on the shared, never-killed bus)."""
     from billing_sync.demo import EventWatcher
 
-    watcher = EventWatcher(shared_bus_url)
+    watcher = EventWatcher(shared_bus_url, chaos_prefix)
     yield watcher
     watcher.close()
 

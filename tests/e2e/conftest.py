@@ -52,7 +52,7 @@ def events(fleet):
     """What a product service sees on billing.events, from now on."""
     from billing_sync.demo import EventWatcher
 
-    watcher = EventWatcher(fleet.env["BILLING_BROKER_URL"])
+    watcher = EventWatcher(fleet.env["BILLING_BROKER_URL"], fleet.env["BILLING_QUEUE_PREFIX"])
     yield watcher
     watcher.close()
 

@@ -125,9 +125,10 @@ def test_card_declined_and_unknown_plan_fail_with_reasons(fleet, events):
 def test_malformed_commands_fail_as_invalid_and_the_bridge_keeps_consuming(fleet, events):
     bad_id = f"cmd-bad-{uuid.uuid4().hex[:8]}"
     with bus.connect(fleet.env["BILLING_BROKER_URL"]) as conn:
-        producer = Producer(conn.default_channel, exchange=bus.COMMANDS_EXCHANGE)
+        exchange = bus.commands_exchange(fleet.env["BILLING_QUEUE_PREFIX"])
+        producer = Producer(conn.default_channel, exchange=exchange)
         producer.publish(b"{not json", routing_key="tenant.provisioned", content_type="application/json",
-                         content_encoding="utf-8", declare=[bus.COMMANDS_EXCHANGE])
+                         content_encoding="utf-8", declare=[exchange])
         producer.publish({"specversion": "1.0", "id": bad_id, "source": "test",
                           "type": "billing.subscription.change", "subject": "x", "data": {"seats": "many"}},
                          routing_key="subscription.change", serializer="json")

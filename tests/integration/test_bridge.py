@@ -2,8 +2,8 @@
 apply_command actor, malformed ones end as billing.command.failed (invalid) plus a dead letter,
 and the bridge keeps consuming; nothing is acked while the database or broker is down.
 
-`billing.commands` is one exchange per Redis database / RabbitMQ vhost, so every bound queue gets
-every command: run alone (as CI does), or expect other test sessions' commands to show up here."""
+Each test is its own deployment (a unique BILLING_QUEUE_PREFIX, hence its own exchanges), so
+concurrent test sessions on the shared broker do not see each other's commands."""
 from __future__ import annotations
 
 import json
@@ -62,6 +62,7 @@ def _delete_queue(url: str, prefix: str) -> None:
     try:
         with bus.connect(url) as conn:
             bus.commands_queue(prefix).bind(conn.default_channel).delete()
+            bus.commands_exchange(prefix).bind(conn.default_channel).delete()
     except Exception:
         pass
 
@@ -80,26 +81,29 @@ def dead_letters(ctx) -> list[dict]:
                  "detail": r.detail} for r in rows]
 
 
-def raw_publish(url: str, body, **kwargs) -> None:
-    with bus.connect(url) as conn:
-        producer = Producer(conn.default_channel, exchange=bus.COMMANDS_EXCHANGE)
+def raw_publish(ctx, body, **kwargs) -> None:
+    """Publish anything on the commands exchange of `ctx`'s deployment, bypassing the client."""
+    exchange = bus.commands_exchange(ctx.settings.queue_prefix)
+    with bus.connect(ctx.settings.event_bus_url) as conn:
+        producer = Producer(conn.default_channel, exchange=exchange)
         producer.publish(body, routing_key=kwargs.pop("routing_key", "tenant.provisioned"),
-                         declare=[bus.COMMANDS_EXCHANGE], **kwargs)
+                         declare=[exchange], **kwargs)
 
 
 def test_valid_commands_reach_the_workers_and_malformed_ones_fail_invalid(ctx, bus_url):
     url = bus_url
     with Running(ctx, url) as running:
-        first = publish_command(url, "billing.subscription.change", "t1", {"seats": 3})
-        raw_publish(url, b"{not json", content_type="application/json", content_encoding="utf-8")
-        raw_publish(url, {"hello": "world"}, serializer="json")
-        raw_publish(url, {"specversion": "1.0", "id": "cmd-bad-data", "source": "test",
+        first = publish_command(url, "billing.subscription.change", "t1", {"seats": 3},
+                                queue_prefix=ctx.settings.queue_prefix)
+        raw_publish(ctx, b"{not json", content_type="application/json", content_encoding="utf-8")
+        raw_publish(ctx, {"hello": "world"}, serializer="json")
+        raw_publish(ctx, {"specversion": "1.0", "id": "cmd-bad-data", "source": "test",
                           "type": "billing.subscription.change", "subject": "t2", "data": {"seats": "many"}},
                     serializer="json", routing_key="subscription.change")
-        raw_publish(url, {"specversion": "1.0", "id": "cmd-bad-type", "source": "test",
+        raw_publish(ctx, {"specversion": "1.0", "id": "cmd-bad-type", "source": "test",
                           "type": "billing.tenant.teleported", "subject": "t3", "data": {}}, serializer="json")
-        raw_publish(url, b"\x80\x04pickled", content_type="application/x-python-serialize", content_encoding="binary")
-        last = publish_command(url, "tenant.deleted", "t4", {})
+        raw_publish(ctx, b"\x80\x04pickled", content_type="application/x-python-serialize", content_encoding="binary")
+        last = publish_command(url, "tenant.deleted", "t4", {}, queue_prefix=ctx.settings.queue_prefix)
         wait_until(lambda: len(running.sent) == 2 and len(failed_events(ctx)) == 5, what="all seven messages")
 
     assert [e["id"] for e in running.sent] == [first, last]
@@ -124,8 +128,8 @@ def test_a_redelivered_invalid_command_fails_once(ctx, bus_url):
     bad = {"specversion": "1.0", "id": "cmd-twice", "source": "test", "type": "billing.usage.recorded",
            "subject": "t1", "data": {"meter": "api_calls", "quantity": "lots"}}
     with Running(ctx, bus_url) as running:
-        raw_publish(bus_url, bad, serializer="json")
-        raw_publish(bus_url, bad, serializer="json")
+        raw_publish(ctx, bad, serializer="json")
+        raw_publish(ctx, bad, serializer="json")
         wait_until(lambda: sum(running.bridge.counts.values()) == 2, what="both deliveries")
     assert running.bridge.counts == {"invalid": 1, "duplicate": 1}
     assert len(failed_events(ctx)) == 1 and len(dead_letters(ctx)) == 1
@@ -150,7 +154,8 @@ def test_nothing_is_acked_while_the_workers_broker_is_down(ctx, bus_url):
         delivered.append(envelope)
 
     with Running(ctx, bus_url, send=flaky_send) as running:
-        command_id = publish_command(bus_url, "billing.subscription.resume", "t1", {})
+        command_id = publish_command(bus_url, "billing.subscription.resume", "t1", {},
+                                     queue_prefix=ctx.settings.queue_prefix)
         wait_until(lambda: command_id in [e["id"] for e in delivered], timeout=15, what="delivery after the outage")
     assert attempts.count(command_id) == 3 and [e["id"] for e in delivered].count(command_id) == 1
     assert running.bridge.counts["requeued"] >= 2 and running.bridge.counts["sent"] >= 1
@@ -165,7 +170,7 @@ def test_an_invalid_message_is_requeued_while_the_database_is_down(ctx, bus_url,
     dead_engine = make_engine(down.database_url, connect_args={"connect_timeout": 1})
     outage = make_context(down, dead_engine, None, Clock())
     with Running(outage, bus_url) as running:
-        raw_publish(bus_url, b"not json at all", content_type="application/json", content_encoding="utf-8")
+        raw_publish(ctx, b"not json at all", content_type="application/json", content_encoding="utf-8")
         wait_until(lambda: running.bridge.counts.get("requeued", 0) >= 2, timeout=15, what="requeues")
         assert running.bridge.counts.get("invalid") is None
     # The database is back (a bridge on the real one): the message was kept and is failed now.
@@ -185,7 +190,8 @@ def test_the_default_sender_enqueues_apply_command_on_the_dramatiq_broker(ctx, b
     broker = make_broker(make_settings(broker_url=redis_url, queue_prefix=f"{unique_prefix}-dq"))
     try:
         with Running(ctx, bus_url, send=None) as running:  # None: the default, apply_command.send
-            command_id = publish_command(bus_url, "billing.tenant.deleted", "t1", {}, id=str(uuid.uuid4()))
+            command_id = publish_command(bus_url, "billing.tenant.deleted", "t1", {}, id=str(uuid.uuid4()),
+                                         queue_prefix=ctx.settings.queue_prefix)
             wait_until(lambda: running.bridge.counts.get("sent") == 1, what="send")
         consumer = broker.consume(queue_name(f"{unique_prefix}-dq", "commands"), prefetch=1, timeout=2000)
         try:
@@ -206,7 +212,7 @@ def test_body_is_kept_verbatim_for_inspection(ctx, bus_url):
     body = json.dumps({"specversion": "1.0", "id": "cmd-x", "source": "s", "type": "billing.tenant.updated",
                        "subject": "t1", "data": {"email": "nope"}})
     with Running(ctx, bus_url) as running:
-        raw_publish(bus_url, body.encode(), content_type="application/cloudevents+json", content_encoding="utf-8")
+        raw_publish(ctx, body.encode(), content_type="application/cloudevents+json", content_encoding="utf-8")
         wait_until(lambda: running.bridge.counts.get("invalid") == 1)
     (letter,) = dead_letters(ctx)
     assert json.loads(letter["body"]) == json.loads(body) and letter["message_id"] == "cmd-x"
