@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     max_backoff_ms: int = 30_000
     heartbeat_timeout_ms: int = 15_000
 
+    clock_skew_margin_s: float = Field(
+        0.5, ge=0, description="How far the ingress's and the workers' clocks may differ; an event received this "
+        "close to a read of its object is read again")
+
     sweep_interval_s: int = 600
     catch_up_interval_s: int = 60
     relay_poll_interval_s: float = 0.2

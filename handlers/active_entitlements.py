@@ -17,8 +17,9 @@ def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, event: Stripe
         return []
     if event is not None and event.fresh(tenant.entitlements_synced_at):
         return []
+    read_at = ctx.now()  # before the read (see StripeEvent.fresh)
     keys = ctx.bms.list_active_entitlement_keys(tenant.stripe_customer_id)
-    return apply_active_entitlements(tenant, keys, ctx.now())
+    return apply_active_entitlements(tenant, keys, read_at)
 
 
 def on_summary_event(message: dict, ctx) -> str:
@@ -29,6 +30,6 @@ def on_summary_event(message: dict, ctx) -> str:
         # Stripe has no event for a feature attached to or detached from a product: it sends
         # this summary to every customer of the product instead. So the tenant's products are
         # refreshed too (once for all the summaries of one change; see refresh_products).
-        refresh_products(uow.session, ctx, tenant_product_ids(uow.session, tenant.id), event.received_at)
+        refresh_products(uow.session, ctx, tenant_product_ids(uow.session, tenant.id), event.fresh_after)
 
     return handle_for_customer(ctx, event, customer_id_of(event.object), sync)

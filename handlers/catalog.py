@@ -46,7 +46,7 @@ def _on_catalog_event(message: dict, ctx) -> str:
         if price_id:
             price = ctx.bms.retrieve_price(price_id)
             lookup_key = price.get("lookup_key") if price else None
-        refresh_products(uow.session, ctx, {product_id}, event.received_at)  # reads a product new to us too
+        refresh_products(uow.session, ctx, {product_id}, event.fresh_after)  # reads a product new to us too
         uow.commit()
 
     tenants = affected_tenants(ctx, product_id, price_id)

@@ -14,8 +14,9 @@ def sync_customer(uow: UnitOfWork, tenant: Tenant, ctx, customer_id: str, event:
     """Re-read the customer unless our copy was read after the event arrived."""
     if event is not None and tenant.stripe_customer_id == customer_id and event.fresh(tenant.customer_synced_at):
         return []
+    read_at = ctx.now()  # before the read (see StripeEvent.fresh)
     customer = ctx.bms.retrieve_customer(customer_id)
-    return apply_customer(uow.session, tenant, customer_id, customer, ctx.now())
+    return apply_customer(uow.session, tenant, customer_id, customer, read_at)
 
 
 def on_customer_event(message: dict, ctx) -> str:

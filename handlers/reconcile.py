@@ -14,7 +14,7 @@ Errors are counted and reported, never swallowed into a "success".
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 import structlog
@@ -48,17 +48,19 @@ _UNREAD = object()
 
 
 def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: bool = False, *,
-                     customer=_UNREAD, subscriptions: list[dict] | None = None) -> dict:
+                     customer=_UNREAD, subscriptions: list[dict] | None = None,
+                     listed_at: datetime | None = None) -> dict:
     """Make one tenant's rows equal to Stripe and re-derive its entitlements.
 
-    `customer` and `subscriptions` may be passed by the sweep, which has already listed them;
-    otherwise they are read here. Returns a drift report; with `dry_run` nothing is written.
+    `customer` and `subscriptions` may be passed by the sweep, which has already listed them
+    (from `listed_at` on, which stamps the copies: see StripeEvent.fresh); otherwise they are
+    read here. Returns a drift report; with `dry_run` nothing is written.
     """
     with ctx.uow() as uow:
         session = uow.session
         known = session.get(Tenant, tenant_id) is not None
         tenant = uow.lock_tenant(tenant_id)
-        now = ctx.now()
+        now = listed_at or ctx.now()  # before any read of what is applied with it
         customer_id = tenant.stripe_customer_id
         if customer is _UNREAD:
             if customer_id:
@@ -117,15 +119,17 @@ def sweep(ctx, dry_run: bool = False) -> dict:
 
     # 1. Products first, so that tenants are derived with the current enrichment.
     with ctx.uow() as uow:
+        listed_at = ctx.now()
         for product in ctx.bms.list_products():
             report["products"] += 1
             keys = ctx.bms.list_product_feature_keys(product["id"])
-            apply_product(uow.session, product["id"], product, keys, ctx.now())
+            apply_product(uow.session, product["id"], product, keys, listed_at)
         uow.rollback() if dry_run else uow.commit()
 
     # 2. Everything Stripe has, grouped by tenant.
     customers_by_tenant: dict[str, list[dict]] = defaultdict(list)
     listed_customers: set[str] = set()
+    listed_at = ctx.now()
     for customer in ctx.bms.list_customers():
         report["customers"] += 1
         listed_customers.add(customer["id"])
@@ -158,7 +162,8 @@ def sweep(ctx, dry_run: bool = False) -> dict:
     for tenant_id, customers in sorted(customers_by_tenant.items()):
         ours = [c for c in customers if c["id"] == mapped.get(tenant_id)]
         customer = ours[0] if ours else min(customers, key=lambda c: c.get("created") or 0)
-        run(tenant_id, customer=customer, subscriptions=subs_by_customer.get(customer["id"], []))
+        run(tenant_id, customer=customer, subscriptions=subs_by_customer.get(customer["id"], []),
+            listed_at=listed_at)
 
     # 4. Tenants we map to a customer that Stripe no longer lists.
     for tenant_id, customer_id in sorted(mapped.items()):

@@ -10,7 +10,7 @@ tenant (products and prices) use `parse`, `record_ignored` and the ledger direct
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import structlog
@@ -33,11 +33,24 @@ class StripeEvent:
     object: dict
     created: int | None
     received_at: datetime
+    # A copy read from Stripe at or after this moment surely reflects the event:
+    # `received_at` plus the allowed clock skew (see `fresh_after`).
+    fresh_after: datetime
 
     def fresh(self, synced_at: datetime | None) -> bool:
         """True when our copy was read from Stripe after this event reached us: the change the
-        event announces is already in it, so reading again would add nothing."""
-        return synced_at is not None and synced_at >= self.received_at
+        event announces is already in it, so reading again would add nothing.
+
+        `synced_at` is stamped *before* the read began (stripe_state), by a worker's clock;
+        `received_at` by the ingress's. The margin makes the comparison safe while those clocks
+        differ by less than `clock_skew_margin_s`; a larger skew can make an event look fresh
+        when it is not (its change then waits for the next event or the sweep)."""
+        return synced_at is not None and synced_at >= self.fresh_after
+
+
+def fresh_after(received_at: datetime, ctx) -> datetime:
+    """The moment from which a read from Stripe surely happened after `received_at`."""
+    return received_at + timedelta(seconds=ctx.settings.clock_skew_margin_s)
 
 
 def parse_time(value: str | None, default: datetime) -> datetime:
@@ -57,7 +70,8 @@ def parse(message: dict, ctx) -> StripeEvent:
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"bad received_at in {event['id']}") from exc
     return StripeEvent(id=str(event["id"]), type=str(event["type"]), object=obj if isinstance(obj, dict) else {},
-                       created=event.get("created"), received_at=received_at)
+                       created=event.get("created"), received_at=received_at,
+                       fresh_after=fresh_after(received_at, ctx))
 
 
 def record_ignored(ctx, event: StripeEvent, reason: str, tenant_id: str | None = None) -> str:
@@ -89,6 +103,7 @@ class Resolved:
     # The customer, when resolving had to read it from Stripe. Never None once a tenant was
     # found that way: the tenant id came from this very customer's metadata.
     customer: dict | None = None
+    read_at: datetime | None = None  # when `customer` was read (stamped before the read)
 
 
 def resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: dict | None = None) -> Resolved:
@@ -100,8 +115,9 @@ def resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: dict | None = N
     hinted = tenant_id_of(hint)
     if hinted:
         return Resolved(hinted)
+    read_at = ctx.now()
     customer = ctx.bms.retrieve_customer(customer_id)
-    return Resolved(tenant_id_of(customer), customer)
+    return Resolved(tenant_id_of(customer), customer, read_at)
 
 
 SyncFn = Callable[[UnitOfWork, Tenant], str | None]
@@ -125,11 +141,14 @@ def handle_for_customer(ctx, event: StripeEvent, customer_id: str | None, sync: 
         if tenant.stripe_customer_id is None:
             # First sight of this customer for the tenant (made in the dashboard, or the
             # customer event is still on its way): map it now.
-            customer = resolved.customer or ctx.bms.retrieve_customer(customer_id)
+            customer, read_at = resolved.customer, resolved.read_at
+            if customer is None:
+                read_at = ctx.now()  # stamped before the read (see StripeEvent.fresh)
+                customer = ctx.bms.retrieve_customer(customer_id)
             if customer is None:
                 uow.rollback()
                 return record_ignored(ctx, event, "customer_gone", resolved.tenant_id)
-            apply_customer(uow.session, tenant, customer_id, customer, ctx.now())
+            apply_customer(uow.session, tenant, customer_id, customer, read_at)
         elif tenant.stripe_customer_id != customer_id:
             log.warning("stripe_event.other_customer", event_id=event.id, tenant_id=tenant.id,
                         customer=customer_id, tenant_customer=tenant.stripe_customer_id)

@@ -2,8 +2,9 @@
 
 Handlers and the reconciler read a customer, subscription or product from Stripe (never trusting
 a webhook payload) and hand it here. Each `apply_*` makes the rows equal to what Stripe said and
-stamps `synced_at` with the time of the read, which later lets an event received before that
-moment skip its own read: its change is already reflected. Parsing follows the Stripe API
+stamps `synced_at` with the moment the read *began* (taken before the request, so an event that
+reaches the ingress while the read is under way is not mistaken for one already reflected),
+which later lets an event received before that moment skip its own read (StripeEvent.fresh). Parsing follows the Stripe API
 2026-10-28 shapes (periods on subscription items, the price embedded in each item).
 """
 from __future__ import annotations
@@ -239,8 +240,9 @@ def ensure_products(session: Session, ctx, product_ids: set[str]) -> None:
             _read_product(session, ctx, product_id)
 
 
-def refresh_products(session: Session, ctx, product_ids: set[str], received_at: datetime | None) -> list[str]:
-    """Re-read products whose copy is older than `received_at` (None: always), each under its row
+def refresh_products(session: Session, ctx, product_ids: set[str], fresh_after: datetime | None) -> list[str]:
+    """Re-read products whose copy was read before `fresh_after` (an event's `fresh_after`;
+    None: always), each under its row
     lock: of many tenants' events that arrive together after one product change, the first reads
     and the rest wait for it and find the copy fresh. Sorted ids keep the lock order stable."""
     changed = []
@@ -248,7 +250,7 @@ def refresh_products(session: Session, ctx, product_ids: set[str], received_at: 
         row = session.execute(
             select(Product).where(Product.id == product_id).with_for_update().execution_options(populate_existing=True)
         ).scalar_one_or_none()
-        if row is not None and received_at is not None and row.synced_at >= received_at:
+        if row is not None and fresh_after is not None and row.synced_at >= fresh_after:
             continue
         if _read_product(session, ctx, product_id):
             changed.append(f"product {product_id} changed")
@@ -257,9 +259,10 @@ def refresh_products(session: Session, ctx, product_ids: set[str], received_at: 
 
 def _read_product(session: Session, ctx, product_id: str) -> bool:
     """Read a product and its attached features from Stripe and mirror them; whether it changed."""
+    read_at = ctx.now()  # before the read (see StripeEvent.fresh)
     product = ctx.bms.retrieve_product(product_id)
     keys = ctx.bms.list_product_feature_keys(product_id) if product else []
-    return apply_product(session, product_id, product, keys, ctx.now())
+    return apply_product(session, product_id, product, keys, read_at)
 
 
 def tenant_product_ids(session: Session, tenant_id: str) -> set[str]:

@@ -23,8 +23,9 @@ def sync_subscription(uow: UnitOfWork, tenant: Tenant, ctx, subscription_id: str
     row = uow.session.get(Subscription, subscription_id)
     if row is not None and event is not None and event.fresh(row.synced_at):
         return []
+    read_at = ctx.now()  # before the read: an event received during it is not "already reflected"
     sub = ctx.bms.retrieve_subscription(subscription_id)
-    changes = apply_subscription(uow.session, tenant, subscription_id, sub, ctx.now())
+    changes = apply_subscription(uow.session, tenant, subscription_id, sub, read_at)
     ensure_products(uow.session, ctx, product_ids_of(sub))
     if changes:
         changes += sync_active_entitlements(uow, tenant, ctx, event)

@@ -392,3 +392,50 @@ def test_feature_detached_from_a_product_reaches_tenants_through_their_summaries
         assert "sandbox" not in world.snapshot(tenant_id)["features"]
         assert world.snapshot(tenant_id)["version"] == 2
     assert world.gw.count("retrieve_product") == 1  # one read for both tenants' summaries
+
+
+# -- freshness: when a copy counts as newer than an event -----------------------------------------
+
+def _change_during_the_read(world, sub_id: str, quantity: int) -> dict:
+    """Make the next subscription read slow (1 s each side of Stripe's answer) and let staff change
+    the quantity after Stripe answered; returns the change's event and when it reached the ingress."""
+    original = world.gw.retrieve_subscription
+    during: dict = {}
+
+    def slow_read(subscription_id):
+        world.clock.advance(seconds=1)
+        answer = original(subscription_id)
+        world.gw.retrieve_subscription = original
+        world.gw.set_item(sub_id, quantity=quantity)
+        during["event"] = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub_id])
+        during["received_at"] = world.clock()  # the ingress takes it while our read is still under way
+        world.clock.advance(seconds=1)
+        return answer
+
+    world.gw.retrieve_subscription = slow_read
+    return during
+
+
+def test_an_event_received_during_a_read_is_read_again(world):
+    _, sub = world.tenant_on("t1", "pro", quantity=2)
+    during = _change_during_the_read(world, sub["id"], quantity=7)
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    assert world.snapshot("t1")["limits"]["seats"] == 2  # what Stripe said when it answered
+
+    world.clock.advance(seconds=1)
+    assert on_subscription_event(message(during["event"], during["received_at"]), world.ctx) == "applied"
+    assert world.snapshot("t1")["limits"]["seats"] == 7
+    assert world.subscription_row(sub["id"])["items"] == [("pro_monthly", 7)]
+
+
+def test_a_worker_clock_slightly_ahead_of_the_ingress_does_not_skip_an_event(world):
+    _, sub = world.tenant_on("t1", "pro", quantity=2)
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    read_at = world.clock()  # the worker's clock; the ingress's runs 0.3 s behind it
+    world.gw.set_item(sub["id"], quantity=4)  # changed just after our read...
+    event = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])
+    received_at = read_at - timedelta(seconds=0.2)  # ...and stamped by the slow ingress clock
+
+    world.clock.advance(seconds=1)
+    assert on_subscription_event(message(event, received_at), world.ctx) == "applied"
+    assert world.snapshot("t1")["limits"]["seats"] == 4

@@ -1,0 +1,93 @@
+"""Races between the sync and Stripe on real PostgreSQL, against the Stripe emulator through the
+real gateway (the stripe SDK over HTTP): a change made while our read is on the wire, a
+dashboard change between a command's read and its write, usage recorded while the local copy
+lags, and provisioning while Stripe's search lags."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from billing_sync.bms.catalog_sync import ensure_catalog
+from billing_sync_emulator.server import EmulatorServer
+from billing_sync.bms.gateway import StripeGateway
+from billing_sync.config.catalog import load_catalog
+from billing_sync.config.settings import DEFAULT_CATALOG
+from billing_sync.handlers.subscriptions import on_subscription_event
+from billing_sync.models import Subscription, utcnow
+from contexts import make_context, message
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    server = EmulatorServer().start()
+    ensure_catalog(StripeGateway("sk_test_seed", api_base=server.url), load_catalog(DEFAULT_CATALOG))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def staff(emulator):
+    """Support staff in the dashboard: their own client, not our gateway."""
+    return StripeGateway("sk_test_staff", api_base=emulator.url)
+
+
+@pytest.fixture
+def ctx(emulator, pg_url, pg_engine, make_settings):
+    settings = make_settings(database_url=pg_url, stripe_api_base=emulator.url, stripe_api_key="sk_test_races")
+    return make_context(settings, pg_engine, StripeGateway("sk_test_races", api_base=emulator.url), utcnow)
+
+
+def new_tenant(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def staff_signup(staff, tenant: str, plan_lookup_key: str = "pro_monthly", quantity: int = 1) -> tuple[dict, dict]:
+    customer = staff.create_customer({"name": tenant, "metadata": {"tenant_id": tenant},
+                                      "payment_method": "pm_card_visa",
+                                      "invoice_settings": {"default_payment_method": "pm_card_visa"}},
+                                     idempotency_key=f"staff:{tenant}:customer")
+    price = staff.find_price_by_lookup_key(plan_lookup_key)
+    sub = staff.create_subscription({"customer": customer["id"], "items": [{"price": price["id"], "quantity": quantity}]},
+                                    idempotency_key=f"staff:{tenant}:subscription")
+    return customer, sub
+
+
+def event_about(emulator, type_: str, object_id: str) -> dict:
+    found = [e for e in emulator.events(type_) if e["data"]["object"].get("id") == object_id]
+    assert found, f"no {type_} event for {object_id}"
+    return found[-1]
+
+
+def local_quantity(ctx, sub_id: str) -> int:
+    with ctx.uow() as uow:
+        return uow.session.execute(select(Subscription).where(Subscription.id == sub_id)).scalar_one().items[0].quantity
+
+
+# -- freshness -------------------------------------------------------------------------------------
+
+def test_a_change_made_while_our_read_is_on_the_wire_is_applied(ctx, staff, emulator, monkeypatch):
+    tenant = new_tenant("fresh")
+    _, sub = staff_signup(staff, tenant, quantity=2)
+    real_read = ctx.bms.retrieve_subscription
+    during: dict = {}
+
+    def read_then_staff_change(subscription_id):
+        answer = real_read(subscription_id)  # Stripe has answered; the answer is still on its way
+        staff.update_subscription(sub["id"], {"items": [{"id": sub["items"]["data"][0]["id"], "quantity": 5}]},
+                                  idempotency_key=f"staff:{tenant}:seats")
+        during["event"] = event_about(emulator, "customer.subscription.updated", sub["id"])
+        during["received_at"] = utcnow()  # the ingress takes the webhook meanwhile
+        time.sleep(0.7)  # beyond the clock-skew margin
+        return answer
+
+    monkeypatch.setattr(ctx.bms, "retrieve_subscription", read_then_staff_change)
+    created = event_about(emulator, "customer.subscription.created", sub["id"])
+    assert on_subscription_event(message(created, utcnow()), ctx) == "applied"
+    monkeypatch.undo()
+    assert local_quantity(ctx, sub["id"]) == 2
+
+    assert on_subscription_event(message(during["event"], during["received_at"]), ctx) == "applied"
+    assert local_quantity(ctx, sub["id"]) == 5
