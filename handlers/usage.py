@@ -1,43 +1,60 @@
 """Local usage counters: what billing.usage.recorded adds and the quota check reads.
 
-Usage is counted per billing period: the current period of the tenant's subscription, or the
-calendar month (UTC) for a tenant without one. Both sides use `period_start_for`, so they agree.
+Usage is kept by the second it happened at (its own timestamp), not by a period chosen when it
+was recorded: which period a moment belongs to is Stripe's to say, and our copy of the
+subscription may lag (webhooks delayed, the ingress down) or change later (a renewal, a new
+subscription). The quota check sums the usage whose timestamps fall in the period that the copy
+shows *when it is asked*, so usage recorded while the copy lagged is counted in its real period
+as soon as the copy catches up, and nothing is ever re-bucketed or lost.
+
+The period is the current billing period of the tenant's subscription that grants its plan, as
+last read from Stripe, else the calendar month (UTC). Caveat: while a renewal's webhook is still
+on its way, usage after the old period's end is not shown until the new period arrives.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Subscription, UsageCounter
 from .entitlements import GRANTING
 
 
-def period_start_for(session: Session, tenant_id: str, at: datetime) -> datetime:
+def usage_period(session: Session, tenant_id: str, at: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the billing period that the quota check counts at `at`."""
     sub = session.execute(
         select(Subscription)
         .where(Subscription.tenant_id == tenant_id, Subscription.status.in_(GRANTING))
         .order_by(Subscription.stripe_created.desc())
         .limit(1)
     ).scalar_one_or_none()
-    if sub and sub.current_period_start and sub.current_period_start <= at:
-        return sub.current_period_start
-    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if sub and sub.current_period_start and sub.current_period_end:
+        return sub.current_period_start, sub.current_period_end
+    month = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+    return month, next_month
 
 
 def current_usage(session: Session, tenant_id: str, meter: str, at: datetime) -> int:
-    start = period_start_for(session, tenant_id, at)
-    row = session.get(UsageCounter, (tenant_id, meter, start))
-    return row.used if row else 0
+    """The usage of `meter` in the billing period that `at` is in (see `usage_period`)."""
+    start, end = usage_period(session, tenant_id, at)
+    return int(session.execute(
+        select(func.coalesce(func.sum(UsageCounter.used), 0)).where(
+            UsageCounter.tenant_id == tenant_id, UsageCounter.meter == meter,
+            UsageCounter.used_at >= start, UsageCounter.used_at < end)
+    ).scalar_one())  # PostgreSQL sums a BIGINT as NUMERIC
 
 
 def add_usage(session: Session, tenant_id: str, meter: str, quantity: int, at: datetime) -> int:
-    """Add to the counter of the period that `at` falls in; the caller holds the tenant lock."""
-    start = period_start_for(session, tenant_id, at)
-    row = session.get(UsageCounter, (tenant_id, meter, start))
+    """Count `quantity` at the second `at`; returns `current_usage` at `at` (what the quota
+    check says next, when `at` is about now). The caller holds the tenant lock."""
+    second = at.replace(microsecond=0)
+    row = session.get(UsageCounter, (tenant_id, meter, second))
     if row is None:
-        row = UsageCounter(tenant_id=tenant_id, meter=meter, period_start=start, used=0)
+        row = UsageCounter(tenant_id=tenant_id, meter=meter, used_at=second, used=0)
         session.add(row)
     row.used += quantity
-    return row.used
+    session.flush()
+    return current_usage(session, tenant_id, meter, at)

@@ -128,13 +128,15 @@ class EntitlementSnapshot(Base):
 
 
 class UsageCounter(Base):
-    """Local usage per tenant, meter and billing period, for quota checks."""
+    """Local usage per tenant, meter and second it happened at (its own timestamp, UTC), for
+    quota checks: which billing period a second belongs to is decided when asked
+    (handlers/usage.py), so a lagging copy of the subscription cannot misfile it."""
 
     __tablename__ = "usage_counters"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     meter: Mapped[str] = mapped_column(String(64), primary_key=True)
-    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(primary_key=True)
     used: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

@@ -15,7 +15,10 @@ from billing_sync_emulator.server import EmulatorServer
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
+from billing_sync.client import command_envelope
+from billing_sync.handlers.command_dispatch import handle_command
 from billing_sync.handlers.subscriptions import on_subscription_event
+from billing_sync.handlers.usage import current_usage
 from billing_sync.models import Subscription, utcnow
 from contexts import make_context, message
 
@@ -61,6 +64,27 @@ def event_about(emulator, type_: str, object_id: str) -> dict:
     return found[-1]
 
 
+def send(ctx, type: str, tenant: str, data: dict | None = None) -> tuple[str, dict]:
+    envelope = command_envelope(type, tenant, data or {})
+    return handle_command(envelope, ctx), envelope
+
+
+def outcome_of(ctx, command_id: str) -> dict:
+    from billing_sync.models import OutboxMessage
+
+    with ctx.uow() as uow:
+        rows = uow.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
+        (only,) = [{**r.data, "event": r.type} for r in rows if r.data.get("command_id") == command_id]
+        return only
+
+
+def provision(ctx, tenant: str, **data) -> dict:
+    result, env = send(ctx, "billing.tenant.provisioned", tenant, {
+        "name": "Acme", "email": f"{tenant}@example.test", "plan": "pro", "payment_method": "pm_card_visa", **data})
+    assert result == "completed", outcome_of(ctx, env["id"])
+    return outcome_of(ctx, env["id"])
+
+
 def local_quantity(ctx, sub_id: str) -> int:
     with ctx.uow() as uow:
         return uow.session.execute(select(Subscription).where(Subscription.id == sub_id)).scalar_one().items[0].quantity
@@ -91,3 +115,18 @@ def test_a_change_made_while_our_read_is_on_the_wire_is_applied(ctx, staff, emul
 
     assert on_subscription_event(message(during["event"], during["received_at"]), ctx) == "applied"
     assert local_quantity(ctx, sub["id"]) == 5
+
+
+# -- usage while the local copy lags -----------------------------------------------------------------
+
+def test_usage_recorded_before_the_subscription_webhook_counts_in_its_period(ctx, emulator):
+    tenant = new_tenant("usage")
+    done = provision(ctx, tenant)  # the subscription's webhooks are still on their way
+    result, env = send(ctx, "billing.usage.recorded", tenant, {"meter": "api_calls", "quantity": 100,
+                                                               "timestamp": int(time.time())})
+    assert result == "completed" and outcome_of(ctx, env["id"])["used"] == 100
+
+    created = event_about(emulator, "customer.subscription.created", done["subscription_id"])
+    assert on_subscription_event(message(created, utcnow()), ctx) == "applied"  # the copy catches up
+    with ctx.uow() as uow:
+        assert current_usage(uow.session, tenant, "api_calls", utcnow()) == 100

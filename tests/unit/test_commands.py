@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -507,3 +508,53 @@ def test_updated_for_a_customer_deleted_in_stripe_is_unknown_tenant(world):
     world.customers("t1")[0]["deleted"] = True
     outcome, env = world.send("billing.tenant.updated", "t1", {"name": "X"})
     assert outcome == "failed" and world.outcome(env["id"])["reason"] == "unknown_tenant"
+
+
+def _usage(world, tenant: str, quantity: int, at) -> dict:
+    outcome, env = world.send("billing.usage.recorded", tenant, {"meter": "api_calls", "quantity": quantity,
+                                                                 "timestamp": int(at.timestamp())})
+    assert outcome == "completed", world.outcomes(env["id"])
+    return world.outcome(env["id"])
+
+
+def _used_now(world, tenant: str) -> int:
+    from billing_sync.handlers.usage import current_usage
+
+    with world.ctx.uow() as uow:
+        return current_usage(uow.session, tenant, "api_calls", world.clock())
+
+
+def test_usage_recorded_while_the_local_copy_lags_counts_in_the_real_period(world):
+    """Webhooks delayed: the subscription is in Stripe but not yet in our copy."""
+    from billing_sync.handlers.reconcile import reconcile_tenant
+
+    world.provision("t1", plan="pro")  # Stripe's period starts now: 2 Nov 12:00, not a month start
+    world.clock.advance(hours=1)
+    assert _usage(world, "t1", 100, world.clock())["used"] == 100
+    assert _used_now(world, "t1") == 100
+
+    reconcile_tenant("t1", world.ctx)  # the copy catches up (what the delayed webhooks do)
+    assert _used_now(world, "t1") == 100
+    assert _usage(world, "t1", 5, world.clock())["used"] == 105
+
+
+def test_usage_counts_in_the_period_its_own_timestamp_falls_in(world):
+    from billing_sync.handlers.reconcile import reconcile_tenant
+
+    world.provision("t1", plan="pro")
+    sub = world.only_subscription("t1")
+    reconcile_tenant("t1", world.ctx)
+    start = world.clock()
+    _usage(world, "t1", 7, start - timedelta(hours=1))  # before the subscription began: not this period
+    world.clock.advance(days=29)
+    assert _usage(world, "t1", 10, world.clock())["used"] == 10
+
+    # Renewal: the next period begins; last period's usage stays there, late usage of it too.
+    world.clock.advance(days=1, hours=1)
+    item = world.gw.subscriptions[sub["id"]]["items"]["data"][0]
+    item["current_period_start"], item["current_period_end"] = item["current_period_end"], item["current_period_end"] + 30 * 86400
+    reconcile_tenant("t1", world.ctx)
+    assert _used_now(world, "t1") == 0
+    _usage(world, "t1", 3, start + timedelta(days=29, hours=1))  # recorded late, for the last period
+    assert _usage(world, "t1", 4, world.clock())["used"] == 4
+    assert _used_now(world, "t1") == 4
