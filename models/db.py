@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for `url`. SQL parameters (e-mail addresses, names, webhook payloads) never
+    appear in an error message or a log line: `hide_parameters=True`."""
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
