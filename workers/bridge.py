@@ -128,6 +128,12 @@ class Bridge(ConsumerMixin):
         # on_message gets the raw message: kombu neither decodes it nor acks a bad one.
         return [Consumer(queues=[self.queue], on_message=self.on_message, prefetch_count=self.prefetch)]
 
+    def on_decode_error(self, message: Message, exc: Exception) -> None:
+        """kombu could not undo the message's encoding before handing it over (e.g. an unknown
+        `compression` header). Its default logs the whole body and acks; instead the message
+        goes the way of every other one, and `process` fails it as invalid."""
+        self.on_message(message)
+
     def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
         self.ready.set()
         log.info("bridge.consuming", queue=self.queue.name, prefetch=self.prefetch)
