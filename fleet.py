@@ -75,7 +75,7 @@ class Fleet:
         from .ingress.app import create_app
 
         config = uvicorn.Config(create_app(self.ctx, broker=broker), host=self.host, port=self.port,
-                                log_level="warning", lifespan="off")
+                                log_level="warning", lifespan="off", log_config=None)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="ingress", daemon=True)
         thread.start()

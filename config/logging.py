@@ -1,26 +1,81 @@
-"""structlog set-up: JSON lines in production, readable console output in development.
+"""Logging set-up: one JSON object per line in production, readable console output in development.
 
-A processor scrubs anything that looks like a secret, a card number or a webhook body before
-it is rendered, so a careless `log.info(..., body=raw)` cannot leak one.
+Everything a process writes goes through one handler on the root logger, whose formatter is
+structlog's `ProcessorFormatter`: our own structlog loggers and every library's stdlib logger
+(Dramatiq and its worker processes, uvicorn's error and access loggers, kombu, alembic,
+SQLAlchemy, the Stripe SDK), `warnings.warn` and uncaught exceptions (in any thread) pass the
+same processors — the scrubber included — and the same renderer. An exception becomes an
+`exception` field of its line, never lines of its own.
+
+The scrubber (`scrub_secrets`) is the last line of defence, not the first: it redacts values
+under secret-looking keys (`token`, `email`, `body`, …), Stripe keys, webhook secrets, bearer
+tokens, URL passwords, e-mail addresses and card numbers (13–19 digits, also grouped by spaces
+or dashes, that pass the Luhn check) in every string, nested values and rendered tracebacks
+included. It cannot recognise a name or an address: so no log call passes a command, webhook
+body or data dict, and SQL parameters are hidden at the engine (`models/db.py`).
+
+Library loggers log at WARNING and above (some, like kombu's at DEBUG, would print message
+bodies; uvicorn sets its own to `BILLING_LOG_LEVEL`); our own (`billing_sync…`) at
+`BILLING_LOG_LEVEL`. If a record cannot be formatted, that too is one JSON line
+(`logging.format_failed`), not logging's multi-line report.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+import threading
+from datetime import datetime, timezone
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(secret|token|api_key|password|authorization|signature|card|body|payload)", re.I)
-_SECRET_VALUES = re.compile(r"(sk|rk|whsec)_(live|test)?_?[A-Za-z0-9]{6,}|\b\d{13,19}\b")
+OUR_LOGGERS = ("billing_sync", "billing_sync_emulator")
+
+_SECRET_KEYS = re.compile(r"(secret|token|api_key|password|authorization|signature|card|body|payload|e_?mail)",
+                          re.I)
+# Stripe keys and webhook secrets, bearer tokens, and the password of a URL (`scheme://user:pw@`).
+SECRETS = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_]{6,}|(?<=://)[^/@\s:]*:[^/@\s]*(?=@)|Bearer\s+\S+")
+# E-mail addresses as people write them (the command schema accepts any `x@y`, so no TLD needed).
+_EMAILS = re.compile(r"[\w.!#$%&'*+=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*")
+# 13–19 digits, optionally in groups separated by single spaces or dashes ("4242 4242 4242 4242").
+_CARD_CANDIDATES = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+REDACTED = "[redacted]"
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _redact_card(match: re.Match) -> str:
+    digits = re.sub(r"[ -]", "", match.group())
+    return REDACTED if _luhn_valid(digits) else match.group()
+
+
+def redact_secrets(text: str) -> str:
+    """`text` without keys, webhook secrets, bearer tokens and URL passwords (for stored details
+    such as a dead letter's, where e-mail addresses may stay)."""
+    return SECRETS.sub(REDACTED, text)
+
+
+def scrub_text(text: str) -> str:
+    """`text` fit for a log line: secrets, e-mail addresses and card numbers redacted."""
+    text = _EMAILS.sub(REDACTED, redact_secrets(text))
+    return _CARD_CANDIDATES.sub(_redact_card, text)
 
 
 def _scrub(value: object) -> object:
     """Strings scrubbed; dicts and lists scrubbed all the way down (a logged dict is no way out)."""
     if isinstance(value, str):
-        return _SECRET_VALUES.sub("[redacted]", value)
+        return scrub_text(value)
     if isinstance(value, dict):
-        return {key: "[redacted]" if isinstance(key, str) and _SECRET_KEYS.search(key) else _scrub(item)
+        return {key: REDACTED if isinstance(key, str) and _SECRET_KEYS.search(key) else _scrub(item)
                 for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrub(item) for item in value]
@@ -31,25 +86,82 @@ def scrub_secrets(_logger, _name, event_dict: dict) -> dict:
     return _scrub(event_dict)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+class _JsonSafeHandler(logging.StreamHandler):
+    """A StreamHandler whose own failures (a record that cannot be formatted) are one JSON line
+    too, instead of logging's multi-line "--- Logging error ---" report."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        line = json.dumps({"event": "logging.format_failed", "level": "error", "logger": str(record.name),
+                           "error": type(error).__name__ if error else None,
+                           "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")})
+        try:
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except Exception:  # the stream itself is gone: nothing left to tell
+            pass
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
+    """(Re)configure this process's logging; safe to call again, e.g. in a forked child whose
+    `sys.stderr` is now a pipe (Dramatiq's worker processes), since it replaces the root handler.
+
+    `stream` defaults to the current `sys.stderr`.
+    """
+    stream = stream if stream is not None else sys.stderr
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
+        isatty = getattr(stream, "isatty", None)
+        fmt = "console" if isatty is not None and isatty() else "json"
     renderer = structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+    numeric_level = logging.getLevelName(level.upper())
+    if not isinstance(numeric_level, int):
+        numeric_level = logging.INFO
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        timestamper,
+    ]
     structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,  # stdlib records: level, logger name, time, as for our own
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,  # a traceback becomes the `exception` field
             scrub_secrets,  # after format_exc_info, so tracebacks are scrubbed too
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
     )
-    # Libraries that log through stdlib (dramatiq, kombu, uvicorn) go to stderr at WARNING+.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    # The Stripe SDK logs every request URL at INFO (query strings included); Dramatiq's CLI turns
-    # the root logger up to INFO, so quiet it explicitly.
-    logging.getLogger("stripe").setLevel(logging.WARNING)
+    handler = _JsonSafeHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(numeric_level, logging.WARNING))  # libraries
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(numeric_level)
+    # The Stripe SDK logs every request at INFO/DEBUG (query strings, bodies): never below WARNING.
+    logging.getLogger("stripe").setLevel(max(numeric_level, logging.WARNING))
+    logging.captureWarnings(True)  # warnings.warn → the py.warnings logger → one JSON line
+
+    log = structlog.get_logger("billing_sync")
+
+    def thread_excepthook(args) -> None:
+        if args.exc_type is SystemExit:
+            return
+        log.error("uncaught_exception", thread=args.thread.name if args.thread else None,
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    def excepthook(exc_type, exc_value, exc_traceback) -> None:
+        log.error("uncaught_exception", exc_info=(exc_type, exc_value, exc_traceback))
+
+    threading.excepthook = thread_excepthook
+    sys.excepthook = excepthook

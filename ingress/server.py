@@ -23,5 +23,7 @@ def serve(host: str, port: int) -> None:
     ctx = build_context(settings)
     app = create_app(ctx, broker=make_broker(settings))
     # uvicorn's access log prints method and path only; our own lines carry event id and outcome.
+    # log_config=None: uvicorn's loggers propagate to our root handler (JSON, scrubbed) instead
+    # of getting uvicorn's own text handlers.
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="off",
-                access_log=False, proxy_headers=True)
+                access_log=False, proxy_headers=True, log_config=None)

@@ -9,6 +9,11 @@
   `apply_command` the product also gets its one `billing.command.failed` (via
   `handlers.command_dispatch.fail_command`).
 - `ActorMetrics`: processed / retried / failed counts and durations per actor.
+- One log line per failed attempt, from `DeadLetters`: `message.retrying` (WARNING, with the
+  reason) when Retries will try again, `message.dead_lettered` when it gave up (WARNING; ERROR
+  with the traceback as a field when the failure is a bug, `internal_error`). Dramatiq's own
+  lines about the same failure (an ERROR with a multi-line traceback on every attempt, then
+  "Retrying message…" or "Retries exceeded…") are dropped by `install_log_redaction`.
 - Dramatiq prints a message as `actor(args…)` in its log lines, which would put a whole
   webhook body in the logs: `install_log_redaction` shortens those to `actor#message_id`.
 """
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 
@@ -28,6 +32,7 @@ from dramatiq.middleware import Middleware, TimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..config import metrics
+from ..config.logging import redact_secrets
 from ..errors import BillingSyncError, PermanentError, TransientError
 from .actors import message_key, message_type
 from .context import get_context
@@ -69,15 +74,13 @@ def failure_reason(exc: BaseException) -> str:
     return "internal_error"
 
 
-# Stripe keys, webhook secrets, bearer tokens and URL passwords must not reach a dead letter.
-_SECRETS = re.compile(r"\b(sk|rk|pk|whsec)_[A-Za-z0-9_]{6,}|(?<=://)[^/@\s:]*:[^/@\s]*(?=@)|Bearer\s+\S+")
-
-
 def failure_detail(exc: BaseException, attempts: int = 1) -> str:
+    """What went wrong, for a dead letter: Stripe keys, webhook secrets, bearer tokens and URL
+    passwords never reach one."""
     text = f"{type(exc).__name__}: {exc}"
     if attempts > 1:
         text = f"gave up after {attempts} attempts; {text}"
-    return _SECRETS.sub("[redacted]", text)[:2000]
+    return redact_secrets(text)[:2000]
 
 
 # -- middleware ---------------------------------------------------------------------------------
@@ -88,15 +91,23 @@ class DeadLetters(Middleware):
     runs `after_*` hooks in reverse order, so this sits *before* Retries in the list)."""
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if exception is None or not message.failed:
+        if exception is None:
             return
         actor = message.actor_name
         args = list(message.args)
         key = message_key(actor, args)
         attempts = message.options.get("retries", 1)  # Retries counts failed attempts
-        reason, detail = failure_reason(exception), failure_detail(exception, attempts)
-        log.warning("message.dead_lettered", actor=actor, message_id=key, message_type=message_type(actor, args),
-                    reason=reason, attempts=attempts, error=type(exception).__name__)
+        reason = failure_reason(exception)
+        fields = dict(actor=actor, message_id=key, message_type=message_type(actor, args), reason=reason,
+                      attempts=attempts, error=type(exception).__name__)
+        if not message.failed:  # Retries will try again: one line, no traceback
+            log.warning("message.retrying", **fields, detail=failure_detail(exception)[:300])
+            return
+        detail = failure_detail(exception, attempts)
+        if reason == "internal_error":  # a bug: its traceback, as a field of this one line
+            log.error("message.dead_lettered", **fields, exc_info=exception)
+        else:
+            log.warning("message.dead_lettered", **fields, detail=detail[:300])
         ctx = get_context()
         body = json.dumps({"args": args, "kwargs": message.kwargs or {}}, separators=(",", ":"))
         if actor == "apply_command" and isinstance(args[0] if args else None, dict) and args[0].get("id"):
@@ -166,8 +177,20 @@ def _short(value):
     return value
 
 
+# Dramatiq's lines about a failed attempt, which `DeadLetters` replaces with one line of its own.
+_SAID_BY_DEAD_LETTERS = {
+    "dramatiq.worker.WorkerThread": ("Failed to process message",),
+    "dramatiq.middleware.retries.Retries": ("Retrying message", "Retries exceeded for message"),
+}
+
+
+def _not_said_by_dead_letters(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_SAID_BY_DEAD_LETTERS.get(record.name, ()))
+
+
 def install_log_redaction() -> None:
-    """Make Dramatiq's own log lines name messages by actor and id, never by their arguments."""
+    """Make Dramatiq's own log lines name messages by actor and id, never by their arguments,
+    and drop its lines about failed attempts (`DeadLetters` logs each attempt once)."""
     global _redaction_installed
     with _redaction_lock:
         if _redaction_installed:
@@ -176,9 +199,12 @@ def install_log_redaction() -> None:
 
         def factory(*args, **kwargs):
             record = previous(*args, **kwargs)
-            if record.name.startswith("dramatiq") and isinstance(record.args, tuple):
+            # `logging.makeLogRecord` (structlog's ProcessorFormatter uses it) passes name None.
+            if (record.name or "").startswith("dramatiq") and isinstance(record.args, tuple):
                 record.args = tuple(_short(arg) for arg in record.args)
             return record
 
         logging.setLogRecordFactory(factory)
+        for name in _SAID_BY_DEAD_LETTERS:
+            logging.getLogger(name).addFilter(_not_said_by_dead_letters)
         _redaction_installed = True

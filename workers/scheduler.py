@@ -42,6 +42,7 @@ from ..errors import BillingSyncError
 from ..handlers import reconcile
 from ..models import make_session_factory, utcnow
 from ..models.tables import SyncCursor
+from .middleware import failure_detail, failure_reason, is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -222,8 +223,11 @@ class Scheduler:
         except Exception as exc:  # log, retry soon, keep the other job and the loop alive
             retry_in = min(job.interval_s, RETRY_AFTER_FAILURE_S)
             self._retry_at[job.name] = time.monotonic() + retry_in
-            log.error("scheduler.job_failed", job=job.name, error=type(exc).__name__, detail=str(exc)[:200],
-                      retry_in_s=retry_in)
+            fields = dict(job=job.name, reason=failure_reason(exc), error=type(exc).__name__, retry_in_s=retry_in)
+            if is_transient(exc):  # Stripe or the database unavailable for a moment: no traceback
+                log.warning("scheduler.job_failed", **fields, detail=failure_detail(exc)[:200])
+            else:  # a bug: its traceback, as a field of this one line
+                log.error("scheduler.job_failed", **fields, exc_info=exc)
             return
         self._retry_at.pop(job.name, None)
         self._record_run(job, utcnow())

@@ -1,6 +1,7 @@
 """Running the actors: `billing-sync worker` (Dramatiq's CLI) and in-process workers.
 
-`billing-sync worker --processes N --threads M` runs Dramatiq's own CLI in a child process:
+`billing-sync worker --processes N --threads M` runs Dramatiq's own CLI in a child process
+(`workers/dramatiq_main.py`, which keeps every line of it, and of its worker processes, JSON):
 it forks N worker processes of M threads, restarts nothing silently (if one dies the others
 stop and the command exits non-zero, for the supervisor to restart), and on SIGTERM lets
 in-flight messages finish for up to `SHUTDOWN_TIMEOUT_MS`. Each worker process calls `boot()`,
@@ -33,7 +34,9 @@ IDLE_POLL_MS = 250
 
 
 def boot() -> None:
-    """Entry point for each Dramatiq worker process (`dramatiq billing_sync.workers.worker:boot`)."""
+    """Entry point for each Dramatiq worker process (`dramatiq billing_sync.workers.worker:boot`).
+
+    Configures logging again: this process's `sys.stderr` is now Dramatiq's pipe to its parent."""
     from ..config.logging import configure_logging
     from .broker import make_broker
 
@@ -54,7 +57,7 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
         )
         return 2
     command = [
-        sys.executable, "-m", "dramatiq", f"{__name__}:boot",
+        sys.executable, "-m", f"{__package__}.dramatiq_main", f"{__name__}:boot", "--skip-logging",
         "--processes", str(processes), "--threads", str(threads),
         "--worker-shutdown-timeout", str(SHUTDOWN_TIMEOUT_MS),
     ]

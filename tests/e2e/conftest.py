@@ -21,7 +21,8 @@ SECRET = "whsec_e2e_secret"
 TOKEN = "e2e-token"
 
 
-def _fleet(tmp_path_factory, broker_url: str, pg_url: str, prefix: str):
+def _fleet(tmp_path_factory, broker_url: str, pg_url: str, prefix: str,
+           roles=("ingress", "worker", "bridge", "relay"), **env_overrides: str):
     from billing_sync.bms.catalog_sync import ensure_catalog
     from billing_sync.bms.gateway import StripeGateway
 
@@ -30,9 +31,9 @@ def _fleet(tmp_path_factory, broker_url: str, pg_url: str, prefix: str):
     ensure_catalog(StripeGateway("sk_test_seed", api_base=emulator.url), load_catalog(DEFAULT_CATALOG))
     env = fleet_env(database_url=pg_url, broker_url=broker_url, prefix=prefix, stripe_api_base=emulator.url,
                     webhook_secrets=f"whsec_old_rotated,{SECRET}", api_token=TOKEN,
-                    BILLING_STRIPE_API_KEY="sk_test_e2e", BILLING_STRIPE_TEST_CLOCKS="true")
+                    BILLING_STRIPE_API_KEY="sk_test_e2e", BILLING_STRIPE_TEST_CLOCKS="true", **env_overrides)
     fleet = FleetProcesses(tmp, env, emulator)
-    fleet.start_all()
+    fleet.start_all(roles)
     emulator.add_webhook_endpoint(f"{fleet.ingress_url}/webhooks/stripe", SECRET)
     return fleet
 

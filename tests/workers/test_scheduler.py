@@ -10,8 +10,10 @@ import time
 from datetime import timedelta
 
 import pytest
+import structlog
 
 from billing_sync.bootstrap import build_context
+from billing_sync.errors import TransientError
 from billing_sync.handlers import reconcile
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import SyncCursor
@@ -134,6 +136,26 @@ def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_ctx, monk
         assert cursor(pg_ctx.engine, "scheduler.catch_up_at") is not None
     finally:
         scheduler.lock.release()
+
+
+@pytest.mark.parametrize("error, level, traceback", [
+    (TransientError("stripe 500: APIError"), "warning", False),  # Stripe away for a moment
+    (KeyError("a bug"), "error", True),
+])
+def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_ctx, jobs, monkeypatch, error, level, traceback):
+    def fail(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(reconcile, "catch_up", fail)
+    scheduler = Scheduler(pg_ctx, enqueue=print)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            scheduler.tick()
+    finally:
+        scheduler.lock.release()
+    [line] = [e for e in logs if e["event"] == "scheduler.job_failed"]
+    assert line["log_level"] == level and line["job"] == "catch_up" and line["error"] == type(error).__name__
+    assert ("exc_info" in line) is traceback
 
 
 def test_catch_up_gets_the_context_and_the_enqueue_function(pg_ctx, monkeypatch):
