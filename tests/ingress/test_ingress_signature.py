@@ -60,7 +60,27 @@ def test_malformed_headers_are_rejected(header):
 
 
 def test_parse_header_collects_every_v1():
-    assert parse_header("t=5, v1=AA ,v1=bb,v0=cc") == (5, ["aa", "bb"])
+    assert parse_header("t=5, v1=AA ,v1=bb,v0=cc") == ("5", ["aa", "bb"])
+
+
+# `t` as Stripe writes it is plain ASCII digits; each of these is the same number to int(), and each
+# is signed here over its canonical form (the HMAC a replayer could have captured), so a verifier that
+# normalises `t` before computing the HMAC accepts them.
+@pytest.mark.parametrize("raw_t", [
+    f"+{NOW}", f"0{NOW}", f"{NOW:_}", f" {NOW}", "".join(chr(0x0660 + int(d)) for d in str(NOW)),
+    f"{NOW}.0", f"-{NOW}",
+])
+def test_non_canonical_timestamp_is_refused(raw_t):
+    header = f"t={raw_t},v1={compute_signature(PAYLOAD, SECRET, NOW)}"
+    with pytest.raises(SignatureError):
+        verify(PAYLOAD, header, [SECRET], 300, now=NOW)
+
+
+def test_the_hmac_is_over_the_raw_timestamp():
+    """Signed over the exact `t` text: a `t` with a leading zero verifies only when signed that way."""
+    raw_t = f"0{NOW}"
+    header = f"t={raw_t},v1={compute_signature(PAYLOAD, SECRET, raw_t)}"
+    assert verify(PAYLOAD, header, [SECRET], 300, now=NOW) == NOW
 
 
 def test_agrees_with_stripe_sdk():
