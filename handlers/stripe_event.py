@@ -16,6 +16,7 @@ from typing import Callable
 import structlog
 from sqlalchemy.exc import IntegrityError
 
+from ..contract.stripe_event import event_problem
 from ..errors import InvalidMessage
 from ..models import Tenant, UnitOfWork, database_errors_are_transient
 from .entitlements import refresh_entitlements
@@ -60,16 +61,30 @@ def parse_time(value: str | None, default: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def parse(message: dict, ctx) -> StripeEvent:
+def checked_event(message: object) -> dict:
+    """The Stripe event in a worker message, once it passed `contract.stripe_event`; raises
+    InvalidMessage (a permanent failure: one dead letter, no retry) when it is unusable.
+
+    Events reach the worker from the ingress, the scheduler's catch-up and `dlq replay`, so the
+    check runs here whatever the path; the message says which field, never its value.
+    """
     event = message.get("event") if isinstance(message, dict) else None
-    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise InvalidMessage("not a Stripe event message")
-    obj = (event.get("data") or {}).get("object")
+    problem = event_problem(event)
+    if problem is not None:
+        raise InvalidMessage(f"not a Stripe event: {problem}")
+    return event
+
+
+def parse(message: dict, ctx) -> StripeEvent:
+    event = checked_event(message)
+    received_at = message.get("received_at")
     try:
-        received_at = parse_time(message.get("received_at"), ctx.now())
+        if received_at is not None and not isinstance(received_at, str):
+            raise TypeError("received_at is not a string")
+        received_at = parse_time(received_at, ctx.now())
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"bad received_at in {event['id']}") from exc
-    return StripeEvent(id=str(event["id"]), type=str(event["type"]), object=obj if isinstance(obj, dict) else {},
+    return StripeEvent(id=event["id"], type=event["type"], object=event["data"]["object"],
                        created=event.get("created"), received_at=received_at,
                        fresh_after=fresh_after(received_at, ctx))
 

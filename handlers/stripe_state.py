@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..contract.ids import is_tenant_id
 from ..models import Product, Subscription, SubscriptionItem, Tenant, insert_if_missing
 
 log = structlog.get_logger(__name__)
@@ -30,11 +31,15 @@ def id_of(ref: object) -> str | None:
 
 
 def tenant_id_of(obj: dict | None) -> str | None:
-    """The product's tenant id that we store in Stripe metadata (customers, maybe subscriptions)."""
+    """The product's tenant id that we store in Stripe metadata (customers, maybe subscriptions).
+
+    Anyone with dashboard access can write metadata: a value that breaks the tenant-id rule
+    (contract/ids.py) was not written by us and names no tenant, so it reads as None.
+    """
     if not obj:
         return None
     value = (obj.get("metadata") or {}).get("tenant_id")
-    return str(value) if value else None
+    return value if is_tenant_id(value) else None
 
 
 def customer_id_of(obj: dict) -> str | None:

@@ -3,8 +3,8 @@
 `POST /webhooks/stripe`
 - 413 when the body exceeds `webhook_max_bytes` (read in chunks; we stop at the limit);
 - 400 when the `Stripe-Signature` is missing, malformed, stale or matches no configured
-  secret, or when the signed body is not a Stripe event (JSON object, `object: "event"`,
-  `id` starting `evt_`, a `type`, a `data.object`);
+  secret, or when the signed body is not strict JSON or not a Stripe event the handlers can use
+  (`contract/stripe_event.py`: ids, type, `data.object` and its references, nesting depth);
 - 200 `{"received": true}` once the broker has taken `{"event", "received_at"}` for the
   `process_stripe_event` actor (Redis: the write returned; RabbitMQ: the publisher confirm);
   a duplicate delivery is enqueued again and also gets 200 — the worker's ledger makes it a
@@ -18,7 +18,6 @@ is mounted on the same app. Webhooks are logged by event id, type and outcome on
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable
 
@@ -31,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import metrics
+from ..contract import stripe_event
 from .read_api import routes as read_api_routes
 from .signature import SignatureError, verify
 
@@ -38,19 +38,6 @@ log = structlog.get_logger(__name__)
 
 ENQUEUE_TIMEOUT_S = 8.0  # well inside the time Stripe waits for an answer
 READY_CHECK_TIMEOUT_S = 5.0
-
-
-def is_stripe_event(event: object) -> bool:
-    return (
-        isinstance(event, dict)
-        and event.get("object") == "event"
-        and isinstance(event.get("id"), str)
-        and event["id"].startswith("evt_")
-        and isinstance(event.get("type"), str)
-        and bool(event["type"])
-        and isinstance(event.get("data"), dict)
-        and isinstance(event["data"].get("object"), dict)
-    )
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes | None:
@@ -99,11 +86,12 @@ def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None
         except SignatureError as exc:
             return _reject(400, "bad_signature", str(exc))
         try:
-            event = json.loads(body)
-        except ValueError:
-            return _reject(400, "invalid_event", "body is not JSON")
-        if not is_stripe_event(event):
-            return _reject(400, "invalid_event", "body is not a Stripe event")
+            event = stripe_event.loads(body)
+        except stripe_event.NotJSON as exc:
+            return _reject(400, "invalid_event", str(exc))
+        problem = stripe_event.event_problem(event)
+        if problem is not None:
+            return _reject(400, "invalid_event", f"body is not a Stripe event: {problem}")
 
         message = {"event": event, "received_at": ctx.now().isoformat()}
         started = time.perf_counter()

@@ -43,10 +43,9 @@ def _elapsed_ms(started: float) -> int:
 def _process_stripe_event(message: dict) -> None:
     """`message = {"event": <verified Stripe event>, "received_at": <ISO-8601>}` (from the ingress)."""
     from ..handlers.event_dispatch import handle_stripe_event
+    from ..handlers.stripe_event import checked_event
 
-    event = message.get("event") if isinstance(message, dict) else None
-    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise InvalidMessage("not a Stripe event message")
+    event = checked_event(message)  # before the handler: an unusable event fails for good here
     started = time.monotonic()
     outcome = handle_stripe_event(message, get_context())
     log.info("actor.processed", actor="process_stripe_event", event_id=event["id"], event_type=event["type"],
@@ -129,7 +128,7 @@ def _first_arg_field(args: tuple | list, path: tuple[str, ...] | None) -> str | 
             value = value[key]
     except (IndexError, KeyError, TypeError):
         return None
-    return str(value)
+    return None if value is None else str(value)  # may be garbage: the dead-letter writer stores it safely
 
 
 def message_key(actor_name: str, args: tuple | list) -> str | None:

@@ -160,7 +160,7 @@ def test_worker_serves_the_sum_over_its_processes_and_removes_its_directory(
     actors = make_broker(settings, make_current=False).billing_actors
     sent = 100  # enough that both processes take some, each holding at most 4 at a time
     for _ in range(sent):
-        event = {"id": f"evt_{uuid.uuid4().hex}", "type": "metrics.unknown_type", "data": {"object": {}}}
+        event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "metrics.unknown_type", "data": {"object": {}}}
         actors.process_stripe_event.send({"event": event, "received_at": utcnow().isoformat()})
 
     processed = "billing_actor_messages_processed_total"
