@@ -167,6 +167,15 @@ def emulator(host: str, port: int, webhook_url: str | None, webhook_secret: str)
     serve(host=host, port=port, webhook_url=webhook_url, webhook_secret=webhook_secret)
 
 
+def _refuse_bad_tenant_id(tenant: str | None) -> None:
+    """A `--tenant` that breaks the tenant-id rule is a configuration error (one line, exit 2);
+    an empty one too, which would otherwise mean every tenant."""
+    from .contract.ids import TENANT_ID_RULE, is_tenant_id
+
+    if tenant is not None and not is_tenant_id(tenant):
+        raise ConfigurationError(f"--tenant {tenant[:40]!r} refused: {TENANT_ID_RULE}")
+
+
 @main.command()
 @click.option("--tenant", default=None, help="Only this tenant; all of them by default.")
 @click.option("--dry-run", is_flag=True, help="Report drift, change nothing.")
@@ -174,6 +183,7 @@ def reconcile(tenant: str | None, dry_run: bool) -> None:
     """Compare local state with Stripe and repair drift now."""
     from .workers.scheduler import run_reconcile
 
+    _refuse_bad_tenant_id(tenant)
     sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run))
 
 

@@ -17,6 +17,9 @@ TENANT_ID_MAX_LENGTH = 128  # the width of tenants.id
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 _TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)
 
+# What every edge says when it refuses a tenant id (API responses, CLI lines, dead letters).
+TENANT_ID_RULE = "a tenant id is 1-128 ASCII letters, digits and _ . : -, starting with a letter or a digit"
+
 TenantId = Annotated[str, StringConstraints(min_length=1, max_length=TENANT_ID_MAX_LENGTH, pattern=TENANT_ID_PATTERN)]
 
 

@@ -3,19 +3,23 @@
     GET /v1/tenants/{tenant_id}/entitlements            the snapshot, its version, an ETag
     GET /v1/tenants/{tenant_id}/entitlements/{feature}  enabled, limit, used, remaining
 
-Bearer tokens from BILLING_API_TOKENS. The ETag is `"<tenant>-v<version>"`; versions only grow
-on a real change, so a client polling with If-None-Match gets 304 until something changed.
+Bearer tokens from BILLING_API_TOKENS (401 first, whatever the path). A tenant id that breaks
+the tenant-id rule (contract/ids.py) gets 400 `invalid_tenant_id` before any database call. The
+ETag is `"<tenant>-v<version>"`; versions only grow on a real change, so a client polling with
+If-None-Match gets 304 until something changed.
 Database calls are synchronous SQLAlchemy and run in the thread pool, off the event loop.
 """
 from __future__ import annotations
 
 import hmac
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..contract.ids import TENANT_ID_RULE, is_tenant_id
 from ..handlers.usage import current_usage
 from ..models import EntitlementSnapshot
 
@@ -36,6 +40,9 @@ def routes(ctx) -> list[Route]:
         return JSONResponse({"error": "unauthorized"}, status_code=401,
                             headers={"WWW-Authenticate": 'Bearer realm="billing-sync"'})
 
+    def invalid_tenant_id() -> JSONResponse:
+        return JSONResponse({"error": "invalid_tenant_id", "detail": TENANT_ID_RULE}, status_code=400)
+
     def not_found(tenant_id: str) -> JSONResponse:
         return JSONResponse({"error": "unknown_tenant", "tenant_id": tenant_id}, status_code=404)
 
@@ -52,7 +59,10 @@ def routes(ctx) -> list[Route]:
             limits = snapshot.limits or {}
             limit = limits.get(feature)
             enabled = feature in (snapshot.features or []) or (limit is not None and limit > 0)
-            used = current_usage(uow.session, tenant_id, feature, ctx.now())
+            # Counters exist only for the catalog's meters (usage.recorded refuses others), so any
+            # other name, however odd, has used 0 without a query.
+            counted = feature in ctx.catalog.meters or feature in limits
+            used = current_usage(uow.session, tenant_id, feature, ctx.now()) if counted else 0
             remaining = max(limit - used, 0) if limit is not None else None
             return {"tenant_id": tenant_id, "feature": feature, "enabled": enabled, "limit": limit,
                     "used": used, "remaining": remaining, "version": snapshot.version}
@@ -61,10 +71,12 @@ def routes(ctx) -> list[Route]:
         if not authorized(request):
             return unauthorized()
         tenant_id = request.path_params["tenant_id"]
+        if not is_tenant_id(tenant_id):
+            return invalid_tenant_id()
         body = await run_in_threadpool(load_snapshot, tenant_id)
         if body is None:
             return not_found(tenant_id)
-        etag = f'"{tenant_id}-v{body["version"]}"'
+        etag = etag_for(tenant_id, body["version"])
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if _etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
@@ -74,6 +86,8 @@ def routes(ctx) -> list[Route]:
         if not authorized(request):
             return unauthorized()
         tenant_id = request.path_params["tenant_id"]
+        if not is_tenant_id(tenant_id):
+            return invalid_tenant_id()
         body = await run_in_threadpool(load_feature, tenant_id, request.path_params["feature"])
         if body is None:
             return not_found(tenant_id)
@@ -96,6 +110,13 @@ def _snapshot_json(snapshot: EntitlementSnapshot) -> dict:
         "period_end": snapshot.period_end.isoformat() if snapshot.period_end else None,
         "updated_at": snapshot.updated_at.isoformat() if snapshot.updated_at else None,
     }
+
+
+def etag_for(tenant_id: str, version: int) -> str:
+    """`"<tenant_id>-v<version>"`, unchanged for every id that follows the tenant-id rule. An id
+    from before the rule (any text) has everything but letters, digits and `_ . : -`
+    percent-encoded, so the header is always ASCII and never holds a quote."""
+    return f'"{quote(tenant_id, safe=":", errors="surrogatepass")}-v{version}"'
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -15,12 +15,14 @@ module-level names resolve (PEP 562 `__getattr__`) to the actor bound to the cur
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
 import dramatiq
 import structlog
 
+from ..contract.ids import TENANT_ID_RULE, is_tenant_id
 from ..errors import InvalidMessage
 from .context import get_context
 
@@ -34,6 +36,8 @@ RECONCILE_QUEUE = "reconcile"
 # TimeLimit middleware then interrupts it and the retry policy treats that as transient).
 HANDLER_TIME_LIMIT_MS = 60_000
 RECONCILE_TIME_LIMIT_MS = 300_000
+
+_CAUSE = re.compile(r"[a-z_]{1,32}")  # reconcile, sweep, …: it ends up in outbox rows and logs
 
 
 def _elapsed_ms(started: float) -> int:
@@ -68,8 +72,10 @@ def _reconcile_tenant(tenant_id: str, cause: str) -> None:
     """Re-read one tenant from Stripe and repair drift (sent by the scheduler or an operator)."""
     from ..handlers.reconcile import reconcile_tenant
 
-    if not isinstance(tenant_id, str) or not tenant_id:
-        raise InvalidMessage("no tenant id")
+    if not is_tenant_id(tenant_id):
+        raise InvalidMessage(f"not a tenant id: {TENANT_ID_RULE}")
+    if not isinstance(cause, str) or not _CAUSE.fullmatch(cause):
+        raise InvalidMessage("cause is not a word such as reconcile or sweep")
     started = time.monotonic()
     outcome = reconcile_tenant(tenant_id, get_context(), cause=cause)
     log.info("actor.processed", actor="reconcile_tenant", tenant_id=tenant_id, cause=cause, outcome=outcome,

@@ -117,3 +117,63 @@ def test_remaining_never_goes_negative(client, ctx):
         uow.commit()
     body = client.get("/v1/tenants/t1/entitlements/api_calls", headers=AUTH).json()
     assert (body["used"], body["remaining"], body["enabled"]) == (130, 0, True)
+
+
+# Tenant ids in the path that break the tenant-id rule (contract/ids.py), percent-encoded as sent.
+BAD_TENANT_IDS = [
+    ("NUL", "t%001"),
+    ("non-Latin-1", "%E7%A7%9F%E6%88%B7"),
+    ("Latin-1 but not ASCII", "%C3%A9t%C3%A9"),
+    ("a lone surrogate's UTF-8", "t%ED%A0%801"),
+    ("invalid UTF-8", "t%FF1"),
+    ("over 128 characters", "t" * 129),
+    ("a space", "t%201"),
+    ("a newline", "t%0A1"),
+    ("a quote", "t%221"),
+    ("starting with a dash", "-t1"),
+    ("starting with a dot", ".t1"),
+]
+
+
+@pytest.fixture
+def server_errors_as_responses(ctx):
+    """A client that turns an unhandled exception into the 500 a real server would send."""
+    with TestClient(Starlette(routes=routes(ctx)), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("name, tenant_id", BAD_TENANT_IDS, ids=[case[0] for case in BAD_TENANT_IDS])
+def test_a_tenant_id_that_breaks_the_rule_gets_400_with_a_clear_error(server_errors_as_responses, ctx, name,
+                                                                     tenant_id):
+    _snapshot(ctx)
+    for path in (f"/v1/tenants/{tenant_id}/entitlements", f"/v1/tenants/{tenant_id}/entitlements/sso"):
+        response = server_errors_as_responses.get(path, headers=AUTH)
+        assert response.status_code == 400, (path, response.status_code, response.text)
+        body = response.json()
+        assert body["error"] == "invalid_tenant_id"
+        assert "ASCII letters, digits" in body["detail"]
+        # without a token it is still 401 first: the rule is no oracle for unauthenticated callers
+        assert server_errors_as_responses.get(path).status_code == 401
+
+
+def test_a_stored_tenant_id_outside_the_rule_still_gets_an_ascii_etag():
+    """Rows written before the rule existed may hold any id: the ETag header must stay encodable."""
+    from billing_sync.ingress.read_api import etag_for
+
+    for tenant_id in ("租户", "t\x001", "t\ud8001", 'a"b', "a b", "t1"):
+        etag = etag_for(tenant_id, 3)
+        etag.encode("ascii")
+        assert etag.startswith('"') and etag.endswith('-v3"') and '"' not in etag[1:-1]
+        assert all(0x21 <= ord(ch) <= 0x7E for ch in etag)
+    assert etag_for("t1", 3) == '"t1-v3"'  # the documented form for every id that follows the rule
+    assert etag_for("a.b:c-d_e", 7) == '"a.b:c-d_e-v7"'
+    assert etag_for("租户", 1) != etag_for("租", 1)
+
+
+@pytest.mark.parametrize("feature", ["a%00b", "%ED%A0%80", "x" * 300, "%E7%A7%9F"])
+def test_any_feature_name_gets_an_answer_not_a_500(server_errors_as_responses, ctx, feature):
+    _snapshot(ctx)
+    response = server_errors_as_responses.get(f"/v1/tenants/t1/entitlements/{feature}", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["enabled"], body["limit"], body["used"], body["remaining"]) == (False, None, 0, None)
