@@ -85,9 +85,10 @@ HOSTILE_TENANT_IDS = [
 ]
 
 
-def valid_event(type_: str = "customer.subscription.updated") -> dict:
+def valid_event(type_: str = "customer.subscription.updated", event_id: str | None = None) -> dict:
+    """A usable event as Stripe sends it (API 2026-10-28), about subscription sub_123 of cus_123."""
     return {
-        "id": f"evt_{uuid.uuid4().hex[:16]}",
+        "id": event_id or f"evt_{uuid.uuid4().hex[:16]}",
         "object": "event",
         "api_version": "2026-10-28",
         "created": int(time.time()),

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-import uuid
 
 from dramatiq.message import Message
 
 from billing_sync.ingress.signature import sign_header
+from hostile_events import valid_event
 
 SECRETS = ["whsec_previous", "whsec_current"]
 
@@ -21,16 +20,7 @@ def closed_port() -> int:
 
 
 def stripe_event(event_id: str | None = None, type_: str = "customer.subscription.updated") -> dict:
-    return {
-        "id": event_id or f"evt_{uuid.uuid4().hex[:16]}",
-        "object": "event",
-        "api_version": "2026-10-28",
-        "created": int(time.time()),
-        "type": type_,
-        "livemode": False,
-        "pending_webhooks": 1,
-        "data": {"object": {"id": "sub_123", "object": "subscription", "customer": "cus_123"}},
-    }
+    return valid_event(type_, event_id)
 
 
 def signed(body: bytes, secret: str = SECRETS[1], timestamp: int | None = None) -> dict:
