@@ -102,6 +102,14 @@ class _JsonSafeHandler(logging.StreamHandler):
             pass
 
 
+def resolve_format(fmt: str, stream=None) -> str:
+    """`json` or `console`: `auto` is console on a terminal (`stream`, default sys.stderr)."""
+    if fmt != "auto":
+        return fmt
+    isatty = getattr(stream if stream is not None else sys.stderr, "isatty", None)
+    return "console" if isatty is not None and isatty() else "json"
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
     """(Re)configure this process's logging; safe to call again, e.g. in a forked child whose
     `sys.stderr` is now a pipe (Dramatiq's worker processes), since it replaces the root handler.
@@ -109,9 +117,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> No
     `stream` defaults to the current `sys.stderr`.
     """
     stream = stream if stream is not None else sys.stderr
-    if fmt == "auto":
-        isatty = getattr(stream, "isatty", None)
-        fmt = "console" if isatty is not None and isatty() else "json"
+    fmt = resolve_format(fmt, stream)
     renderer = structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):

@@ -25,6 +25,7 @@ import tempfile
 
 import dramatiq
 
+from ..config.logging import resolve_format
 from ..config.settings import get_settings
 
 SHUTDOWN_TIMEOUT_MS = 30_000
@@ -61,7 +62,9 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
         "--processes", str(processes), "--threads", str(threads),
         "--worker-shutdown-timeout", str(SHUTDOWN_TIMEOUT_MS),
     ]
-    env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", str(IDLE_POLL_MS))}
+    env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", str(IDLE_POLL_MS)),
+           # `auto` decided here, on this terminal: the worker processes only see Dramatiq's pipe.
+           "BILLING_LOG_FORMAT": resolve_format(settings.log_format)}
     metrics_dir = None
     if metrics_port is not None:
         # Set for the children only, so prometheus_client is in multiprocess mode from their

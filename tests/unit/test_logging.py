@@ -2,6 +2,7 @@
 out of the logs, and the one JSON line per record that every emitter in a process gets."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import textwrap
 
 import pytest
 
-from billing_sync.config.logging import scrub_secrets
+from billing_sync.config.logging import resolve_format, scrub_secrets
 
 R = "[redacted]"
 
@@ -115,3 +116,13 @@ def test_auto_format_is_json_when_not_on_a_terminal():
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert json.loads(done.stderr)["event"] == "hello"
+
+
+def test_auto_is_console_on_a_terminal_only():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert resolve_format("auto", Terminal()) == "console"
+    assert resolve_format("auto", io.StringIO()) == "json"
+    assert resolve_format("json", Terminal()) == "json" and resolve_format("console", io.StringIO()) == "console"
