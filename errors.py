@@ -21,6 +21,12 @@ class TransientError(BillingSyncError):
     reason = "bms_unavailable"
 
 
+class StateMoved(TransientError):
+    """Stripe refused a command's write because the state it was decided on changed meanwhile
+    (support staff in the dashboard): the command decides again from a fresh read. Raised past
+    the dispatcher's few re-decisions, it is retried like any transient failure."""
+
+
 class PermanentError(BillingSyncError):
     """Retrying cannot help: the input or the state of the world must change first."""
 

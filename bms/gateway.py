@@ -60,7 +60,8 @@ class StripeGateway:
         try:
             return _plain(fn(params=params or {}, options=options, **kw))
         except stripe.CardError as exc:
-            raise PaymentFailed(str(exc.user_message or exc), reason=_card_reason(exc)) from exc
+            raise PaymentFailed(f"{exc.user_message or exc} ({exc.code or 'card_declined'})",
+                                reason=_card_reason(exc)) from exc
         except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
             raise TransientError(f"stripe: {type(exc).__name__}") from exc
         except stripe.IdempotencyError as exc:
@@ -200,8 +201,14 @@ class StripeGateway:
 
 
 class NotFound(PermanentError):
-    reason = "not_found"
+    """Stripe has no such object (404, `resource_missing`). Reads turn it into None; a command
+    meets it when something it names does not exist (a payment method: `invalid`) or when the
+    object it was about to write went away meanwhile (the handler decides again)."""
+
+    reason = "invalid"
 
 
 def _card_reason(exc: stripe.CardError) -> str:
-    return "card_declined" if exc.code in (None, "card_declined") else exc.code
+    """Every card error is `card_declined` to the product (the contract's reason); Stripe's own
+    code (expired_card, incorrect_cvc, …) is in the message."""
+    return "card_declined"

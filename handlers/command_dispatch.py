@@ -18,7 +18,8 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from ..contract.ids import is_tenant_id
-from ..errors import InvalidMessage, PermanentError
+from ..contract.reasons import documented_reason
+from ..errors import InvalidMessage, PermanentError, StateMoved
 from ..models import UnitOfWork, database_errors_are_transient
 from . import registry
 from .command_schema import Command, parse_command, readable_ids
@@ -44,7 +45,7 @@ def handle_command(envelope: dict, ctx) -> str:
                 log.info("command.duplicate", command_id=cmd.id, command_type=cmd.type)
                 return "duplicate"
             try:
-                details = handler(cmd, tenant, uow, ctx) or {}
+                details = _decide_and_apply(handler, cmd, tenant, uow, ctx)
             except PermanentError as exc:
                 details = {"stripe_customer_id": tenant.stripe_customer_id}
                 _record_outcome(uow, cmd.id, cmd.tenant_id, cmd.type, FAILED, reason=exc.reason, detail=str(exc),
@@ -63,6 +64,28 @@ def handle_command(envelope: dict, ctx) -> str:
             return "duplicate"
         raise PermanentError(f"local state conflicts with the command: {exc.orig}", reason="invalid") from exc
     return outcome
+
+
+# How often a command decides again when Stripe moved under it before the worker's retries
+# (with backoff) take over: staff rarely change one subscription twice within a second.
+REDECISIONS = 3
+
+
+def _decide_and_apply(handler, cmd: Command, tenant, uow: UnitOfWork, ctx) -> dict:
+    """Run the handler; when it reports that Stripe's state moved between its read and its
+    write (`StateMoved`), run it again: it reads afresh and decides anew (the local writes it
+    made before are idempotent assignments, and its Stripe writes carry the keys of their
+    decision)."""
+    attempt = 1
+    while True:
+        try:
+            return handler(cmd, tenant, uow, ctx) or {}
+        except StateMoved as exc:
+            if attempt >= REDECISIONS:
+                raise
+            log.info("command.redecide", command_id=cmd.id, command_type=cmd.type, tenant_id=cmd.tenant_id,
+                     attempt=attempt, detail=str(exc)[:200])
+            attempt += 1
 
 
 def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: str | None = None,
@@ -102,6 +125,9 @@ def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | No
                     details: dict | None = None) -> None:
     """The ledger row and the outcome event: always written together."""
     outcome = "completed" if outcome_type == COMPLETED else "failed"
+    if outcome_type == FAILED and documented_reason(reason) != reason:
+        detail = f"{reason}: {detail}"
+        reason = documented_reason(reason)
     if command_id is not None:
         uow.record_processed(command_id, kind=KIND, type=(command_type or "unknown")[:128],
                              tenant_id=(tenant_id or None) and tenant_id[:128], outcome=outcome, reason=reason)

@@ -15,6 +15,12 @@ Exactly once in Stripe, despite retries at any point:
   already made: the tenant's customer locally and by its `tenant_id` metadata in Stripe, the
   customer's live subscription; a change already in place is not sent again.
 
+Racing the dashboard: each command decides from a fresh read of Stripe, and when Stripe refuses
+a write because what it was decided on changed meanwhile (staff canceled the subscription a
+moment ago), the handler raises `StateMoved` and the dispatcher runs it again, so it decides
+anew: a cancel finds the goal reached, a change replaces the ended subscription. A write whose
+parameters depend on the decision has the decision in its key (`step_key(..., params)`).
+
 Who owns what: the tenant's identity (name, email, Stripe customer id) is written locally here;
 billing state (plan, status, seats, periods) is not — it comes back through the webhook path like
 any dashboard change. The one exception is the usage counter, which only commands feed.
@@ -22,12 +28,14 @@ any dashboard change. The one exception is the usage counter, which only command
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Callable
 
 import structlog
 
 from ..bms.gateway import NotFound
 from ..config.catalog import Plan
-from ..errors import InvalidMessage, PaymentFailed, UnknownPlan, UnknownTenant
+from ..errors import InvalidMessage, PaymentFailed, PermanentError, StateMoved, UnknownPlan, UnknownTenant
 from ..models import Tenant, UnitOfWork
 from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
                              UsageRecorded)
@@ -115,7 +123,8 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
     result = {"stripe_customer_id": customer_id, "subscription_id": sub["id"]}
     if not params:  # already as asked (or applied by an earlier attempt of this command)
         return {**result, "changed": False}
-    updated = ctx.bms.update_subscription(sub["id"], params, idempotency_key=step_key(cmd, "subscription_update"))
+    updated = write_to_subscription(ctx, sub, lambda: ctx.bms.update_subscription(
+        sub["id"], params, idempotency_key=step_key(cmd, f"subscription_update:{sub['id']}", params)))
     return {**result, "changed": True, "subscription_status": updated.get("status")}
 
 
@@ -129,12 +138,13 @@ def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
         return {**result, "subscription_id": None, "detail": "no live subscription"}
     result["subscription_id"] = sub["id"]
     if not data.at_period_end:
-        canceled = ctx.bms.cancel_subscription(sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}"))
+        canceled = write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_subscription(
+            sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}")))
         return {**result, "subscription_status": canceled.get("status")}
     if sub.get("cancel_at_period_end"):
         return {**result, "changed": False}
-    ctx.bms.update_subscription(sub["id"], {"cancel_at_period_end": True},
-                                idempotency_key=step_key(cmd, "cancel_at_period_end"))
+    write_to_subscription(ctx, sub, lambda: ctx.bms.update_subscription(
+        sub["id"], {"cancel_at_period_end": True}, idempotency_key=step_key(cmd, f"cancel_at_period_end:{sub['id']}")))
     return {**result, "changed": True}
 
 
@@ -160,7 +170,8 @@ def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
         return {"stripe_customer_id": None, "canceled": []}
     canceled = []
     for sub in live_subscriptions(ctx, customer_id):
-        ctx.bms.cancel_subscription(sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}"))
+        write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_subscription(
+            sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}")))
         canceled.append(sub["id"])
     return {"stripe_customer_id": customer_id, "canceled": canceled}
 
@@ -187,9 +198,35 @@ def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
 
 # -- shared steps -------------------------------------------------------------------------------
 
-def step_key(cmd: Command, step: str) -> str:
-    """The idempotency key of one Stripe write of one command."""
-    return f"{cmd.id}:{step}"
+def step_key(cmd: Command, step: str, params: dict | None = None) -> str:
+    """The idempotency key of one Stripe write of one command. With `params` (a write whose
+    parameters come from a decision on Stripe's state) it names that decision too: deciding
+    again after the state moved sends a new request, not the old key with new parameters."""
+    if params is None:
+        return f"{cmd.id}:{step}"
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{cmd.id}:{step}:{digest}"
+
+
+def write_to_subscription(ctx, sub: dict, write: Callable[[], dict]) -> dict:
+    """Make a write that was decided on `sub` (a fresh read). When Stripe refuses it, read the
+    subscription again: if it ended, went away or changed in between (staff in the dashboard),
+    raise `StateMoved` so that the command decides again; otherwise Stripe's refusal stands."""
+    try:
+        return write()
+    except PaymentFailed:
+        raise
+    except PermanentError as exc:  # NotFound, or 400 "a canceled subscription can only update …"
+        now = ctx.bms.retrieve_subscription(sub["id"])
+        if now is None or _decision_basis(now) != _decision_basis(sub):
+            raise StateMoved(f"subscription {sub['id']} changed in Stripe meanwhile ({exc})") from exc
+        raise
+
+
+def _decision_basis(sub: dict) -> tuple:
+    """What the subscription commands decide on."""
+    items = tuple((i["id"], i["price"]["id"], i.get("quantity")) for i in sub["items"]["data"])
+    return (sub["status"], bool(sub.get("cancel_at_period_end")), sub.get("cancel_at"), items)
 
 
 def meter_identifier(command_id: str) -> str:

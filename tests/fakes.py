@@ -288,6 +288,7 @@ class FakeGateway:
     # what makes the handlers' "deterministic parameters per step" rule testable.
 
     DECLINED_CARDS = ("pm_card_chargeDeclined", "pm_card_visa_chargeDeclined")
+    ENDED = ("canceled", "incomplete_expired")
 
     def _write(self, method: str, key: str | None, params: dict, make: Callable[[], Any]) -> Any:
         from billing_sync.errors import PermanentError
@@ -364,9 +365,14 @@ class FakeGateway:
         self._enter("update_subscription", subscription_id, params, idempotency_key)
 
         def make() -> dict:
+            from billing_sync.errors import PermanentError
+
             sub = self.subscriptions.get(subscription_id)
             if sub is None:
                 raise self._not_found(f"subscription: '{subscription_id}'")
+            if sub["status"] in self.ENDED and set(params) - {"metadata", "cancellation_details"}:
+                raise PermanentError("A canceled subscription can only update its cancellation_details and metadata.",
+                                     reason="invalid")  # Stripe's 400
             for change in params.get("items", []):
                 item = next(i for i in sub["items"]["data"] if i["id"] == change["id"])
                 if "price" in change:
@@ -387,7 +393,7 @@ class FakeGateway:
 
         def make() -> dict:
             sub = self.subscriptions.get(subscription_id)
-            if sub is None:
+            if sub is None or sub["status"] in self.ENDED:  # Stripe: 404 for an ended one too
                 raise self._not_found(f"subscription: '{subscription_id}'")
             now = self.now_ts()
             sub.update(status="canceled", canceled_at=now, ended_at=now)

@@ -130,3 +130,44 @@ def test_usage_recorded_before_the_subscription_webhook_counts_in_its_period(ctx
     assert on_subscription_event(message(created, utcnow()), ctx) == "applied"  # the copy catches up
     with ctx.uow() as uow:
         assert current_usage(uow.session, tenant, "api_calls", utcnow()) == 100
+
+
+# -- a command racing a dashboard change -----------------------------------------------------------
+
+def staff_acts_right_after_our_read(ctx, monkeypatch, act) -> None:
+    """Support staff change Stripe between the command's read of the subscriptions and its write."""
+    real = ctx.bms.list_subscriptions
+
+    def read_then_act(**kw):
+        subs = list(real(**kw))
+        monkeypatch.setattr(ctx.bms, "list_subscriptions", real)
+        act()
+        return iter(subs)
+
+    monkeypatch.setattr(ctx.bms, "list_subscriptions", read_then_act)
+
+
+@pytest.mark.parametrize("at_period_end", [False, True])
+def test_cancel_racing_a_dashboard_cancel_completes(ctx, staff, monkeypatch, at_period_end):
+    tenant = new_tenant("race")
+    sub_id = provision(ctx, tenant)["subscription_id"]
+    staff_acts_right_after_our_read(ctx, monkeypatch, lambda: staff.cancel_subscription(
+        sub_id, idempotency_key=f"staff:{tenant}:cancel"))
+    result, env = send(ctx, "billing.subscription.cancel", tenant, {"at_period_end": at_period_end})
+    assert result == "completed", outcome_of(ctx, env["id"])
+    assert outcome_of(ctx, env["id"])["event"] == "billing.command.completed"
+    assert staff.retrieve_subscription(sub_id)["status"] == "canceled"
+
+
+def test_change_racing_a_dashboard_cancel_replaces_the_subscription(ctx, staff, monkeypatch):
+    tenant = new_tenant("race")
+    old_id = provision(ctx, tenant, plan="starter")["subscription_id"]
+    staff_acts_right_after_our_read(ctx, monkeypatch, lambda: staff.cancel_subscription(
+        old_id, idempotency_key=f"staff:{tenant}:cancel"))
+    result, env = send(ctx, "billing.subscription.change", tenant, {"plan": "pro", "seats": 3})
+    done = outcome_of(ctx, env["id"])
+    assert result == "completed", done
+    assert done["replaced"] == old_id
+    new = staff.retrieve_subscription(done["subscription_id"])
+    assert new["status"] == "active"
+    assert (new["items"]["data"][0]["price"]["lookup_key"], new["items"]["data"][0]["quantity"]) == ("pro_monthly", 3)

@@ -558,3 +558,123 @@ def test_usage_counts_in_the_period_its_own_timestamp_falls_in(world):
     _usage(world, "t1", 3, start + timedelta(days=29, hours=1))  # recorded late, for the last period
     assert _usage(world, "t1", 4, world.clock())["used"] == 4
     assert _used_now(world, "t1") == 4
+
+
+# -- a command racing a dashboard change -------------------------------------------------------
+
+def _staff_act_right_after_our_read(world, act) -> None:
+    """Staff change Stripe in the moment between the command's read of the subscriptions and
+    its write (once)."""
+    real = world.gw.list_subscriptions
+
+    def read_then_act(**kw):
+        subs = list(real(**kw))
+        world.gw.list_subscriptions = real
+        act()
+        return iter(subs)
+
+    world.gw.list_subscriptions = read_then_act
+
+
+def _staff_cancel(world, sub_id: str):
+    return lambda: world.gw.cancel_subscription(sub_id, idempotency_key=f"staff:cancel:{sub_id}")
+
+
+@pytest.mark.parametrize("at_period_end", [False, True])
+def test_cancel_racing_a_dashboard_cancel_completes(world, at_period_end):
+    world.provision("t1")
+    sub = world.only_subscription("t1")
+    _staff_act_right_after_our_read(world, _staff_cancel(world, sub["id"]))
+    outcome, env = world.send("billing.subscription.cancel", "t1", {"at_period_end": at_period_end})
+    assert outcome == "completed", world.outcome(env["id"])
+    assert world.only_subscription("t1")["status"] == "canceled"
+
+
+def test_change_racing_a_dashboard_cancel_replaces_the_subscription(world):
+    world.provision("t1", plan="starter")
+    old = world.only_subscription("t1")
+    _staff_act_right_after_our_read(world, _staff_cancel(world, old["id"]))
+    outcome, env = world.send("billing.subscription.change", "t1", {"plan": "pro", "seats": 2})
+    assert outcome == "completed", world.outcome(env["id"])
+    new = next(s for s in world.subscriptions("t1") if s["status"] == "active")
+    assert (new["items"]["data"][0]["price"]["lookup_key"], new["items"]["data"][0]["quantity"]) == ("pro_monthly", 2)
+    assert world.outcome(env["id"])["replaced"] == old["id"]
+
+
+def test_delete_racing_a_dashboard_cancel_completes(world):
+    world.provision("t1")
+    sub = world.only_subscription("t1")
+    _staff_act_right_after_our_read(world, _staff_cancel(world, sub["id"]))
+    outcome, env = world.send("billing.tenant.deleted", "t1", {})
+    assert outcome == "completed", world.outcome(env["id"])
+    assert world.only_subscription("t1")["status"] == "canceled"
+
+
+def test_a_change_that_keeps_meeting_a_moving_state_is_retried_not_failed(world):
+    """Re-decisions are bounded: if Stripe keeps moving, the worker retries (bms_unavailable at
+    the very end), never a permanent failure with an undocumented reason."""
+    world.provision("t1")
+
+    def keep_replacing():
+        for sub in world.subscriptions("t1"):
+            if sub["status"] == "active":
+                world.gw.cancel_subscription(sub["id"], idempotency_key=f"staff:{sub['id']}")
+        world.gw.add_subscription(world.customers("t1")[0]["id"], world.prices["starter"]["id"])
+        _staff_act_right_after_our_read(world, keep_replacing)
+
+    _staff_act_right_after_our_read(world, keep_replacing)
+    with pytest.raises(TransientError):
+        handle_command(world.envelope("billing.subscription.change", "t1", {"seats": 3}), world.ctx)
+    assert world.outcomes() and all(o["event"] == "billing.command.completed" for o in world.outcomes())
+
+
+# -- only documented reasons -------------------------------------------------------------------
+
+def _readme_reasons() -> set[str]:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| reason | meaning |", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M))
+
+
+def test_the_readme_documents_exactly_the_failure_reasons_of_the_contract():
+    from billing_sync.contract.reasons import FAILURE_REASONS
+
+    assert _readme_reasons() == set(FAILURE_REASONS)
+
+
+@pytest.mark.parametrize("reason, expected", [
+    ("bms_unavailable", "bms_unavailable"), ("timeout", "bms_unavailable"), ("unavailable", "bms_unavailable"),
+    ("internal_error", "internal_error"), ("not_found", "internal_error"), ("error", "internal_error"),
+])
+def test_a_failure_carries_a_documented_reason_whatever_raised_it(world, reason, expected):
+    env = world.envelope("billing.subscription.cancel", "t1")
+    assert fail_command(env, reason, "gave up", world.ctx) == "failed"
+    failed = world.outcome(env["id"])
+    assert failed["reason"] == expected
+    assert failed["detail"] == ("gave up" if reason == expected else f"{reason}: gave up")  # the original is kept
+
+
+def test_a_payment_method_stripe_does_not_know_fails_invalid(world):
+    from billing_sync.bms.gateway import NotFound
+
+    world.gw.fail_next("create_customer", NotFound("No such PaymentMethod: 'pm_nope'"))
+    outcome, env = world.send("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
+                                                                   "payment_method": "pm_nope"})
+    assert outcome == "failed" and world.outcome(env["id"])["reason"] == "invalid"
+
+
+def test_every_stripe_card_error_is_card_declined_with_stripe_code_in_the_detail():
+    import stripe
+
+    from billing_sync.bms.gateway import StripeGateway
+    from billing_sync.errors import PaymentFailed
+
+    def expired(**_):
+        raise stripe.CardError("Your card has expired.", "exp_month", "expired_card")
+
+    with pytest.raises(PaymentFailed) as failed:
+        StripeGateway("sk_test_x", api_base="http://127.0.0.1:1")._call(expired)
+    assert failed.value.reason == "card_declined" and "expired_card" in str(failed.value)
