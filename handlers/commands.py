@@ -59,7 +59,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
 
     customer = find_customer(tenant, ctx)
     if customer is None:
-        customer = _create_customer(cmd, data, ctx)
+        customer = _create_customer(cmd, data, tenant, uow, ctx)
     tenant.stripe_customer_id = customer["id"]
     result: dict = {"stripe_customer_id": customer["id"], "plan": plan.key}
     if customer.get("test_clock"):
@@ -328,7 +328,33 @@ def _resume_params(sub: dict) -> dict:
     return {}
 
 
-def _create_customer(cmd: Command, data: TenantProvisioned, ctx) -> dict:
+def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+    """The tenant's customer, created once even when Stripe's search lags behind: the request is
+    recorded (tenant.pending_customer, committed) before it is sent, and a later command that
+    finds no customer sends that same request with its key again, which Stripe answers with the
+    customer made the first time (keys last 24 h; search catches up within a minute)."""
+    pending = tenant.pending_customer
+    if pending:
+        log.info("command.customer_creation_replayed", command_id=cmd.id, tenant_id=cmd.tenant_id)
+        try:
+            customer = ctx.bms.create_customer(pending["params"], idempotency_key=pending["idempotency_key"])
+        except PermanentError:  # Stripe refused that request (a declined card): it made nothing
+            customer = None
+        tenant.pending_customer = None
+        if customer is not None:
+            return customer
+    key, params = step_key(cmd, "customer"), _customer_params(cmd, data, ctx)
+    tenant.pending_customer = {"idempotency_key": key, "params": params}
+    uow.checkpoint(tenant.id)
+    try:
+        customer = ctx.bms.create_customer(params, idempotency_key=key)
+    finally:  # a transient failure rolls this back to the checkpoint: the record stays
+        tenant.pending_customer = None
+    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer["id"])
+    return customer
+
+
+def _customer_params(cmd: Command, data: TenantProvisioned, ctx) -> dict:
     params: dict = {"name": data.name, "email": data.email, "metadata": {"tenant_id": cmd.tenant_id}}
     if data.payment_method:
         params["payment_method"] = data.payment_method
@@ -339,9 +365,7 @@ def _create_customer(cmd: Command, data: TenantProvisioned, ctx) -> dict:
         clock = ctx.bms.create_test_clock(int(frozen.timestamp()), f"tenant {cmd.tenant_id}",
                                           idempotency_key=step_key(cmd, "test_clock"))
         params["test_clock"] = clock["id"]
-    customer = ctx.bms.create_customer(params, idempotency_key=step_key(cmd, "customer"))
-    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer["id"])
-    return customer
+    return params
 
 
 def _create_subscription(cmd: Command, ctx, customer: dict, tenant_id: str, price_id: str, seats: int, *,

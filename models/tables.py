@@ -51,6 +51,10 @@ class Tenant(Base):
     name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(320))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A customer creation under way: {"idempotency_key", "params"}, committed before the Stripe
+    # call and cleared once the customer is linked. Stripe's search lags (up to a minute), so a
+    # later command that finds no customer replays this request instead of making a second one.
+    pending_customer: Mapped[dict | None]
     # Feature lookup_keys from Stripe Entitlements (active entitlements of the customer).
     stripe_features: Mapped[list] = mapped_column(default=list)
     # When the customer and its active entitlements were last read from Stripe.

@@ -73,6 +73,13 @@ class UnitOfWork:
             select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
         ).scalar_one()
 
+    def checkpoint(self, tenant_id: str) -> Tenant:
+        """Commit what is written so far and take the tenant's lock again, for a record that
+        must be durable before a Stripe call (the call may succeed and this worker die). The
+        caller's later writes go into a new transaction; a concurrent worker may run between."""
+        self.session.commit()
+        return self.lock_tenant(tenant_id)
+
     def tenant_by_customer(self, customer_id: str) -> Tenant | None:
         return self.session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)).scalar_one_or_none()
 

@@ -171,3 +171,37 @@ def test_change_racing_a_dashboard_cancel_replaces_the_subscription(ctx, staff, 
     new = staff.retrieve_subscription(done["subscription_id"])
     assert new["status"] == "active"
     assert (new["items"]["data"][0]["price"]["lookup_key"], new["items"]["data"][0]["quantity"]) == ("pro_monthly", 3)
+
+
+# -- Stripe's search lags ------------------------------------------------------------------------
+
+def test_provisioning_twice_while_search_lags_makes_one_customer(ctx, staff, emulator, monkeypatch):
+    """The first command made the customer and then lost its local commit for good (Stripe kept
+    failing the subscription until its retries ran out); the second cannot find the customer by
+    search yet (emulator `search_lag_s`, as Stripe's search lags up to a minute)."""
+    from billing_sync.errors import TransientError
+    from billing_sync.handlers.command_dispatch import fail_command
+
+    tenant = new_tenant("lag")
+    emulator.faults.search_lag_s = 60
+    try:
+        real = ctx.bms.create_subscription
+
+        def unavailable(params, *, idempotency_key):
+            raise TransientError("stripe 503")
+
+        monkeypatch.setattr(ctx.bms, "create_subscription", unavailable)
+        first = command_envelope("billing.tenant.provisioned", tenant, {
+            "name": "Lag", "email": "lag@x.test", "plan": "pro", "payment_method": "pm_card_visa"})
+        with pytest.raises(TransientError):
+            handle_command(first, ctx)
+        assert fail_command(first, "bms_unavailable", "gave up", ctx) == "failed"
+        monkeypatch.setattr(ctx.bms, "create_subscription", real)
+
+        assert ctx.bms.find_customer_for_tenant(tenant) is None  # the lag is real
+        done = provision(ctx, tenant)
+    finally:
+        emulator.faults.search_lag_s = 0
+    listed = [c for c in staff.list_customers() if (c.get("metadata") or {}).get("tenant_id") == tenant]
+    assert len(listed) == 1, listed
+    assert done["stripe_customer_id"] == listed[0]["id"]

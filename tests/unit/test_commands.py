@@ -678,3 +678,36 @@ def test_every_stripe_card_error_is_card_declined_with_stripe_code_in_the_detail
     with pytest.raises(PaymentFailed) as failed:
         StripeGateway("sk_test_x", api_base="http://127.0.0.1:1")._call(expired)
     assert failed.value.reason == "card_declined" and "expired_card" in str(failed.value)
+
+
+# -- Stripe's search lags: one customer per tenant all the same ----------------------------------
+
+def test_provisioning_again_while_search_lags_reuses_the_customer_made_before(world, monkeypatch):
+    """The first attempt made the customer, then failed before its local commit (retries ran
+    out); a second provisioning command cannot see the customer in Stripe's search yet."""
+    monkeypatch.setattr(world.gw, "find_customer_for_tenant", lambda tenant_id: None)  # search lags
+    world.gw.fail_next("create_subscription", TransientError("stripe 503"))
+    first = world.envelope("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
+                                                                "payment_method": "pm_card_visa"})
+    with pytest.raises(TransientError):
+        handle_command(first, world.ctx)
+    assert len(world.customers("t1")) == 1
+    assert fail_command(first, "bms_unavailable", "gave up", world.ctx) == "failed"
+
+    outcome, env = world.send("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
+                                                                   "payment_method": "pm_card_visa"})
+    assert outcome == "completed"
+    (customer,) = world.customers("t1")
+    assert world.outcome(env["id"])["stripe_customer_id"] == customer["id"]
+    assert world.only_subscription("t1")["customer"] == customer["id"]
+
+
+def test_a_declined_first_provisioning_leaves_nothing_that_blocks_the_next(world, monkeypatch):
+    monkeypatch.setattr(world.gw, "find_customer_for_tenant", lambda tenant_id: None)  # search lags
+    _, declined = world.send("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
+                                                                  "payment_method": "pm_card_chargeDeclined"})
+    assert world.outcome(declined["id"])["reason"] == "card_declined"
+    outcome, env = world.send("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
+                                                                   "payment_method": "pm_card_visa"})
+    assert outcome == "completed", world.outcome(env["id"])
+    assert len(world.customers("t1")) == 1 and len(world.subscriptions("t1")) == 1
