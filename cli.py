@@ -188,6 +188,21 @@ def reconcile(tenant: str | None, dry_run: bool) -> None:
 
 
 @main.group()
+def inbox() -> None:
+    """Received product commands that have no outcome yet."""
+
+
+@inbox.command("repair")
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), default=None,
+              help="Seconds since a command was last sent (default BILLING_COMMAND_REPAIR_AFTER_S).")
+def inbox_repair(older_than: float | None) -> None:
+    """Send commands with no outcome to the workers again (what the scheduler does every 30 s)."""
+    from .workers.scheduler import run_inbox_repair
+
+    sys.exit(run_inbox_repair(older_than))
+
+
+@main.group()
 def dlq() -> None:
     """Dead-lettered messages: list, replay, purge."""
 

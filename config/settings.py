@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     sweep_interval_s: int = 600
     catch_up_interval_s: int = 60
     relay_poll_interval_s: float = 0.2
+    command_repair_after_s: float = Field(
+        60.0, gt=0, description="A received command with no outcome is sent to the workers again after this")
 
     metrics_port: int | None = Field(
         None, description="Serve Prometheus /metrics on this port in worker, bridge, relay, scheduler; None = off "

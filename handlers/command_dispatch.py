@@ -1,7 +1,8 @@
 """Entry point for one product command taken off the broker, and the way a command fails.
 
-    validate → lock the tenant → ledger check → handler (Stripe calls) →
-    ledger row + exactly one billing.command.completed | billing.command.failed → commit
+    validate → lock the tenant → ledger check → wait for an earlier command of the tenant? →
+    handler (Stripe calls) → ledger row + exactly one billing.command.completed | failed
+    + the inbox row finished → commit
 
 The ledger row and the outcome event commit together, so a command has one outcome however
 often it is delivered: a redelivery finds the ledger row and returns "duplicate" without
@@ -9,6 +10,10 @@ calling Stripe or publishing anything. A `PermanentError` (declined card, unknow
 such an outcome too and commits at once. A `TransientError` rolls everything back and
 propagates, so the worker retries; when its retries run out the worker calls `fail_command`,
 which ledgers the command as failed (`bms_unavailable`) — also exactly once.
+
+Commands of one tenant are applied in the order the bridge received them (`handlers.command_inbox`):
+while an earlier one has no outcome, a command is parked ("waiting") and sent again once it
+has (by the worker that finished the earlier one, or else by the scheduler's repair job).
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ FAILED = "billing.command.failed"
 
 
 def handle_command(envelope: dict, ctx) -> str:
-    """Apply one command; returns its outcome: completed, failed or duplicate."""
+    """Apply one command; returns completed, failed, duplicate, or waiting (parked behind an
+    earlier command of its tenant that has no outcome yet: the caller acks it, nothing else)."""
     try:
         cmd = parse_command(envelope)
     except InvalidMessage as exc:
@@ -43,7 +49,16 @@ def handle_command(envelope: dict, ctx) -> str:
             tenant = uow.lock_tenant(cmd.tenant_id)
             if uow.already_processed(cmd.id):
                 log.info("command.duplicate", command_id=cmd.id, command_type=cmd.type)
+                uow.finish_command(cmd.id)  # e.g. a row recorded again after its outcome: done
+                uow.commit()
                 return "duplicate"
+            earlier = uow.earlier_unfinished_command(cmd.id, cmd.tenant_id)
+            if earlier is not None:  # not its turn: park it, send_next brings it back
+                uow.park_command(cmd.id)
+                uow.commit()
+                log.info("command.waiting", command_id=cmd.id, command_type=cmd.type, tenant_id=cmd.tenant_id,
+                         waits_for=earlier)
+                return "waiting"
             try:
                 details = _decide_and_apply(handler, cmd, tenant, uow, ctx)
             except PermanentError as exc:
@@ -105,6 +120,8 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
                 uow.lock_tenant(tenant_id)
             if command_id is not None and uow.already_processed(command_id):
                 log.info("command.duplicate", command_id=command_id, command_type=command_type)
+                uow.finish_command(command_id)
+                uow.commit()
                 return "duplicate"
             _record_outcome(uow, command_id, tenant_id, command_type, FAILED, reason=reason, detail=detail)
             if dead_letter_source is not None:
@@ -123,12 +140,13 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
 def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | None, command_type: str | None,
                     outcome_type: str, *, reason: str | None = None, detail: str | None = None,
                     details: dict | None = None) -> None:
-    """The ledger row and the outcome event: always written together."""
+    """The ledger row, the outcome event and the finished inbox row: always written together."""
     outcome = "completed" if outcome_type == COMPLETED else "failed"
     if outcome_type == FAILED and documented_reason(reason) != reason:
         detail = f"{reason}: {detail}"
         reason = documented_reason(reason)
     if command_id is not None:
+        uow.finish_command(command_id)
         uow.record_processed(command_id, kind=KIND, type=(command_type or "unknown")[:128],
                              tenant_id=(tenant_id or None) and tenant_id[:128], outcome=outcome, reason=reason)
     data = {"command_id": command_id, "tenant_id": tenant_id, "type": command_type}

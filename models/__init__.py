@@ -2,6 +2,7 @@
 from .db import make_engine, make_session_factory
 from .tables import (
     Base,
+    CommandInbox,
     DeadLetter,
     EntitlementSnapshot,
     OutboxMessage,
@@ -17,7 +18,7 @@ from .tables import (
 from .unit_of_work import UnitOfWork, database_errors_are_transient, insert_if_missing
 
 __all__ = [
-    "Base", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
+    "Base", "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
     "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
     "database_errors_are_transient", "insert_if_missing", "make_engine", "make_session_factory", "utcnow",
 ]

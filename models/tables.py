@@ -158,6 +158,33 @@ class ProcessedMessage(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CommandInbox(Base):
+    """Every valid product command the bridge took off `billing.commands`, written before the
+    bridge acks it, so that a command lost by the Dramatiq broker (a Redis restart without
+    persistence) is still known and is sent again by the scheduler's repair job.
+
+    `seq` is the bridge's receive order: commands of one tenant are applied in that order (a later
+    one waits, `waiting_since`, until every earlier one has its outcome). `finished_at` is set in
+    the transaction that writes the command's outcome (ledger row + outcome event)."""
+
+    __tablename__ = "command_inbox"
+    __table_args__ = (
+        Index("ix_command_inbox_tenant_seq", "tenant_id", "seq"),
+        Index("ix_command_inbox_unfinished", "finished_at", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    command_id: Mapped[str] = mapped_column(String(255), unique=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(128))
+    envelope: Mapped[str] = mapped_column(Text)  # the command as received (ASCII JSON), to send again
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)  # last handed to the workers
+    repairs: Mapped[int] = mapped_column(Integer, default=0)  # times the repair job sent it again
+    waiting_since: Mapped[datetime | None]  # parked behind an earlier command of its tenant
+    finished_at: Mapped[datetime | None]
+
+
 class OutboxMessage(Base):
     """An event to publish on billing.events, committed with the change it announces."""
 

@@ -6,27 +6,28 @@ import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import TransientError
-from .tables import DeadLetter, OutboxMessage, ProcessedMessage, Tenant
+from .tables import CommandInbox, DeadLetter, OutboxMessage, ProcessedMessage, Tenant, utcnow
 from .text import db_text
 
 
-def insert_if_missing(session: Session, table: Table, values: dict) -> None:
-    """INSERT … ON CONFLICT (id) DO NOTHING: when a concurrent transaction inserts the same row,
-    PostgreSQL makes this one wait for it and then skip, instead of failing."""
+def insert_if_missing(session: Session, table: Table, values: dict, key: str = "id") -> None:
+    """INSERT … ON CONFLICT (key) DO NOTHING: when a concurrent transaction inserts the same row,
+    PostgreSQL makes this one wait for it and then skip, instead of failing. `key` is a column
+    with a unique constraint (the primary key by default)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["id"]))
+        session.execute(pg_insert(table).values(values).on_conflict_do_nothing(index_elements=[key]))
     elif dialect == "sqlite":
-        session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=["id"]))
+        session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=[key]))
     else:  # pragma: no cover - other databases: best effort
-        if session.execute(select(table.c.id).where(table.c.id == values["id"])).first() is None:
+        if session.execute(select(table.c[key]).where(table.c[key] == values[key])).first() is None:
             session.execute(insert(table).values(values))
 
 
@@ -101,6 +102,47 @@ class UnitOfWork:
         self.session.add(
             ProcessedMessage(id=message_id, kind=kind, type=type, tenant_id=tenant_id, outcome=outcome, reason=reason)
         )
+
+    # -- the command inbox (see CommandInbox) -------------------------------------------------
+
+    def record_command(self, command_id: str, tenant_id: str, type: str, envelope: str) -> CommandInbox:
+        """The inbox row of a received command, inserted if new (a redelivery keeps its first
+        `seq`, so its place in the tenant's order)."""
+        insert_if_missing(self.session, CommandInbox.__table__,
+                          {"command_id": command_id, "tenant_id": tenant_id, "type": type, "envelope": envelope,
+                           "received_at": utcnow(), "enqueued_at": utcnow(), "repairs": 0}, key="command_id")
+        return self.session.execute(select(CommandInbox).where(CommandInbox.command_id == command_id)
+                                    .execution_options(populate_existing=True)).scalar_one()
+
+    def finish_command(self, command_id: str) -> None:
+        """Mark the command's inbox row (if it has one) finished: call it with its outcome."""
+        self.session.execute(update(CommandInbox)
+                             .where(CommandInbox.command_id == command_id, CommandInbox.finished_at.is_(None))
+                             .values(finished_at=utcnow(), waiting_since=None))
+
+    def earlier_unfinished_command(self, command_id: str, tenant_id: str) -> str | None:
+        """The id of a command of the same tenant received before `command_id` that has no
+        outcome yet, if any. A command without an inbox row (a replay, a test) waits for none."""
+        mine = select(CommandInbox.seq).where(CommandInbox.command_id == command_id).scalar_subquery()
+        return self.session.execute(
+            select(CommandInbox.command_id)
+            .where(CommandInbox.tenant_id == tenant_id, CommandInbox.finished_at.is_(None), CommandInbox.seq < mine)
+            .order_by(CommandInbox.seq).limit(1)
+        ).scalar_one_or_none()
+
+    def park_command(self, command_id: str) -> None:
+        """Note that the command waits for an earlier one (`next_parked_command` finds it)."""
+        self.session.execute(update(CommandInbox)
+                             .where(CommandInbox.command_id == command_id, CommandInbox.finished_at.is_(None))
+                             .values(waiting_since=utcnow()))
+
+    def next_parked_command(self, tenant_id: str) -> CommandInbox | None:
+        """The tenant's first unfinished command, if it is parked (waiting for its turn)."""
+        head = self.session.execute(
+            select(CommandInbox).where(CommandInbox.tenant_id == tenant_id, CommandInbox.finished_at.is_(None))
+            .order_by(CommandInbox.seq).limit(1)
+        ).scalar_one_or_none()
+        return head if head is not None and head.waiting_since is not None else None
 
     # -- the transactional outbox -------------------------------------------------------------
 

@@ -59,13 +59,24 @@ def _process_stripe_event(message: dict) -> None:
 def _apply_command(envelope: dict) -> None:
     """A CloudEvents 1.0 command from `billing.commands` (handed over by the bridge)."""
     from ..handlers.command_dispatch import handle_command
+    from ..handlers.command_inbox import send_next
 
     if not isinstance(envelope, dict) or not envelope.get("id") or not envelope.get("type"):
         raise InvalidMessage("not a CloudEvents command")
     started = time.monotonic()
-    outcome = handle_command(envelope, get_context())
+    ctx = get_context()
+    outcome = handle_command(envelope, ctx)
+    if outcome != "waiting":  # the tenant's next command may be parked behind this one
+        send_next(ctx, envelope, send_command)
     log.info("actor.processed", actor="apply_command", command_id=envelope["id"], command_type=envelope["type"],
              tenant_id=envelope.get("subject"), outcome=outcome, ms=_elapsed_ms(started))
+
+
+def send_command(envelope: dict) -> None:
+    """Enqueue a command on the process's current broker (the bridge, the inbox repair)."""
+    from .broker import current_broker
+
+    current_broker().billing_actors.apply_command.send(envelope)
 
 
 def _reconcile_tenant(tenant_id: str, cause: str) -> None:

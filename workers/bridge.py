@@ -3,9 +3,10 @@
 Product services speak kombu/AMQP CloudEvents, workers speak Dramatiq; the bridge is the only
 place where the two meet. It validates each message before a worker ever sees it:
 
-- a valid command is handed to `apply_command` and only then acked — if the Dramatiq broker
-  (or anything else) fails, the message is rejected back onto the queue and retried after a
-  pause, so nothing is lost;
+- a valid command is recorded in the database inbox (`CommandInbox`), handed to
+  `apply_command` and only then acked — if the database or the Dramatiq broker fails, the
+  message is rejected back onto the queue and retried after a pause; if the broker loses it
+  after the ack, the scheduler's inbox repair sends it again, so nothing is lost;
 - a message that is not a valid command (not JSON, not a CloudEvent, an unknown type, bad
   data) is kept as a `DeadLetter` row and answered with `billing.command.failed` (reason
   `invalid`), both in one transaction, and only then acked. If the database is down it is
@@ -30,6 +31,7 @@ from kombu.mixins import ConsumerMixin
 from ..config import bus, metrics
 from ..errors import InvalidMessage
 from ..handlers.command_dispatch import fail_command
+from ..handlers.command_inbox import record_received
 from ..handlers.command_schema import parse_command
 
 log = structlog.get_logger(__name__)
@@ -45,9 +47,9 @@ Send = Callable[[dict], None]
 
 def send_to_actor(envelope: dict) -> None:
     """Enqueue on the process's current Dramatiq broker (see workers.broker.make_broker)."""
-    from .actors import apply_command
+    from .actors import send_command
 
-    apply_command.send(envelope)
+    send_command(envelope)
 
 
 class Bridge(ConsumerMixin):
@@ -170,9 +172,10 @@ class Bridge(ConsumerMixin):
                 envelope = json.loads(text)
             except ValueError as exc:
                 problem = f"not JSON: {exc}"
+        cmd = None
         if problem is None:
             try:
-                parse_command(envelope)
+                cmd = parse_command(envelope)
             except InvalidMessage as exc:
                 problem = str(exc)
         if problem is not None:
@@ -180,8 +183,13 @@ class Bridge(ConsumerMixin):
                                    dead_letter_source="bridge")
             log.warning("bridge.invalid", command_id=_id_of(envelope), detail=problem[:200])
             return "invalid" if outcome == "failed" else outcome
+        # Recorded before the ack, so a command the Dramatiq broker loses is still sent again
+        # (handlers.command_inbox.repair); a redelivery of a finished command is not sent.
+        if not record_received(self.ctx, cmd, envelope):
+            log.info("bridge.duplicate", command_id=cmd.id, command_type=cmd.type)
+            return "duplicate"
         self.send(envelope)
-        log.info("bridge.sent", command_id=envelope["id"], command_type=envelope["type"])
+        log.info("bridge.sent", command_id=cmd.id, command_type=cmd.type)
         return "sent"
 
     def _count(self, outcome: str) -> None:

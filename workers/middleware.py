@@ -113,8 +113,12 @@ class DeadLetters(Middleware):
         if actor == "apply_command" and isinstance(args[0] if args else None, dict) and args[0].get("id"):
             from ..handlers.command_dispatch import fail_command
 
+            from ..handlers.command_inbox import send_next
+            from .actors import send_command
+
             try:  # its one billing.command.failed and its dead letter, in one transaction
                 fail_command(args[0], reason, detail, ctx, raw_body=body, dead_letter_source=actor)
+                send_next(ctx, args[0], send_command)  # the tenant's next command may wait for this one
                 return
             except Exception:  # still keep the message, below
                 log.exception("command.fail_hook_failed", command_id=key)

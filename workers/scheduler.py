@@ -5,6 +5,10 @@
   arrived (`handlers.reconcile.catch_up`).
 - **sweep** (every `sweep_interval_s`): lists every Stripe customer and subscription, page by page,
   and reconciles each tenant, repairing any drift (`handlers.reconcile.sweep`).
+- **repair-commands** (every `command_repair_after_s / 2`, at most 30 s; database and broker):
+  sends each tenant's first command that has no outcome yet again once it was last sent longer
+  than `command_repair_after_s` ago (the Dramatiq broker lost it), or at once if it waits for a
+  turn that nobody gave it (`handlers.command_inbox.repair`; `billing-sync inbox repair` on demand).
 - **refresh-due** (every minute, database only): re-derives tenants whose past_due grace period
   or cancellation date has passed, which no Stripe event announces (`handlers.reconcile.refresh_due`).
 
@@ -39,7 +43,7 @@ import structlog
 from sqlalchemy import Engine, text
 
 from ..errors import BillingSyncError
-from ..handlers import reconcile
+from ..handlers import command_inbox, reconcile
 from ..models import make_session_factory, utcnow
 from ..models.tables import SyncCursor
 from .middleware import failure_detail, failure_reason, is_transient
@@ -148,6 +152,17 @@ class Job:
         return f"scheduler.{self.name}_at"
 
 
+def repair_interval_s(settings) -> float:
+    """How often the inbox repair runs: twice per `command_repair_after_s`, at least every 30 s."""
+    return min(settings.command_repair_after_s / 2, RETRY_AFTER_FAILURE_S)
+
+
+def _repair_commands(ctx, send_command: Callable[[dict], None] | None) -> dict:
+    if send_command is None:
+        from .actors import send_command
+    return command_inbox.repair(ctx, send_command, older_than_s=ctx.settings.command_repair_after_s)
+
+
 def _catch_up(ctx, enqueue: Callable[[dict], None] | None) -> int:
     if enqueue is None:
         from .actors import process_stripe_event
@@ -163,7 +178,8 @@ class Scheduler:
     `start()`/`stop()` run it in a thread, `tick()` is one step (for tests).
     """
 
-    def __init__(self, ctx, *, enqueue: Callable[[dict], None] | None = None, tick_s: float = TICK_S, lock=None):
+    def __init__(self, ctx, *, enqueue: Callable[[dict], None] | None = None,
+                 send_command: Callable[[dict], None] | None = None, tick_s: float = TICK_S, lock=None):
         self.ctx = ctx
         self.tick_s = tick_s
         self.lock = lock or make_lock(ctx.engine, ctx.settings.queue_prefix)
@@ -171,6 +187,8 @@ class Scheduler:
         self.jobs = [
             Job("catch_up", ctx.settings.catch_up_interval_s, lambda: _catch_up(ctx, enqueue), True),
             Job("sweep", ctx.settings.sweep_interval_s, lambda: reconcile.sweep(ctx), False),
+            # Commands the broker lost, or parked ones whose turn came while nobody was told.
+            Job("repair_commands", repair_interval_s(ctx.settings), lambda: _repair_commands(ctx, send_command), True),
             # Grace periods and cancellation dates lapse with no Stripe event to announce them.
             Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: reconcile.refresh_due(ctx), True),
         ]
@@ -300,6 +318,32 @@ def run_scheduler() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     Scheduler(ctx).run(stop)
+
+
+def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_command=None,
+                     out: TextIO | None = None) -> int:
+    """`billing-sync inbox repair [--older-than S]`: the scheduler's repair-commands job, now.
+
+    Prints the counts as one JSON line; exits 1 when the database or the broker failed."""
+    out = out or sys.stdout
+    if ctx is None:
+        from ..bootstrap import build_context
+        from ..config.settings import get_settings
+        from .broker import make_broker
+
+        settings = get_settings()
+        ctx = build_context(settings)
+        make_broker(settings)  # the workers' broker, which the commands are sent to
+    if send_command is None:
+        from .actors import send_command
+    older = ctx.settings.command_repair_after_s if older_than_s is None else older_than_s
+    try:
+        report = command_inbox.repair(ctx, send_command, older_than_s=older)
+    except Exception as exc:  # the database or the broker is down: say so, exit 1
+        print(json.dumps({"error": type(exc).__name__, "detail": str(exc)[:300]}), file=out)
+        return 1
+    print(json.dumps(report, sort_keys=True), file=out)
+    return 0
 
 
 def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, ctx=None, out: TextIO | None = None) -> int:

@@ -216,3 +216,72 @@ def test_body_is_kept_verbatim_for_inspection(ctx, bus_url):
         wait_until(lambda: running.bridge.counts.get("invalid") == 1)
     (letter,) = dead_letters(ctx)
     assert json.loads(letter["body"]) == json.loads(body) and letter["message_id"] == "cmd-x"
+
+
+# -- the durable inbox: nothing depends on the Dramatiq broker keeping what the bridge acked ------
+
+
+def inbox_rows(ctx) -> dict[str, dict]:
+    from billing_sync.models import CommandInbox
+
+    with ctx.uow() as uow:
+        return {r.command_id: {"tenant_id": r.tenant_id, "type": r.type, "finished": r.finished_at is not None,
+                               "envelope": json.loads(r.envelope)}
+                for r in uow.session.execute(select(CommandInbox).order_by(CommandInbox.seq)).scalars()}
+
+
+def test_a_command_is_recorded_before_it_is_sent_and_one_the_broker_lost_is_sent_again(ctx, bus_url):
+    from billing_sync.handlers.command_inbox import repair
+
+    recorded_at_send: dict[str, bool] = {}
+
+    def lossy_send(envelope: dict) -> None:  # the broker takes it, acks, then loses its data
+        recorded_at_send[envelope["id"]] = envelope["id"] in inbox_rows(ctx)
+
+    with Running(ctx, bus_url, send=lossy_send):
+        ids = [publish_command(bus_url, "billing.subscription.change", f"t{i}", {"seats": i + 1},
+                               queue_prefix=ctx.settings.queue_prefix) for i in range(3)]
+        wait_until(lambda: set(ids) <= set(recorded_at_send), what="three sends")
+    assert [recorded_at_send[i] for i in ids] == [True, True, True]
+    rows = inbox_rows(ctx)
+    assert [i for i in rows if i in ids] == ids and not any(rows[i]["finished"] for i in ids)
+    assert rows[ids[1]]["tenant_id"] == "t1" and rows[ids[1]]["envelope"]["data"]["seats"] == 2
+
+    resent: list[dict] = []
+    assert repair(ctx, resent.append, older_than_s=0)["resent"] >= 3
+    mine = [e for e in resent if e["id"] in ids]
+    assert [e["id"] for e in mine] == ids and mine[2]["data"]["seats"] == 3
+
+
+def test_a_redelivered_command_that_has_its_outcome_is_not_sent_again(ctx, bus_url):
+    from billing_sync.handlers.command_dispatch import fail_command
+
+    command_id = str(uuid.uuid4())
+    with Running(ctx, bus_url) as running:
+        def mine():
+            return [e for e in running.sent if e["id"] == command_id]
+
+        publish_command(bus_url, "billing.tenant.deleted", "t1", {}, id=command_id,
+                        queue_prefix=ctx.settings.queue_prefix)
+        wait_until(mine, what="the first delivery")
+        fail_command(mine()[0], "bms_unavailable", "as a worker would", ctx)  # its outcome
+        assert inbox_rows(ctx)[command_id]["finished"] is True
+        publish_command(bus_url, "billing.tenant.deleted", "t1", {}, id=command_id,
+                        queue_prefix=ctx.settings.queue_prefix)
+        wait_until(lambda: running.bridge.counts.get("duplicate"), what="the redelivery")
+    assert len(mine()) == 1
+
+
+def test_a_valid_command_is_requeued_while_the_database_is_down(ctx, bus_url, make_settings, unique_prefix):
+    down = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none", events_url=bus_url,
+                         queue_prefix=unique_prefix)
+    from billing_sync.models import make_engine
+
+    outage = make_context(down, make_engine(down.database_url, connect_args={"connect_timeout": 1}), None, Clock())
+    with Running(outage, bus_url) as running:
+        command_id = publish_command(bus_url, "billing.tenant.deleted", "t1", {}, queue_prefix=ctx.settings.queue_prefix)
+        wait_until(lambda: running.bridge.counts.get("requeued", 0) >= 2, timeout=15, what="requeues")
+        assert running.sent == []  # never sent (nor acked) before it is recorded
+    with Running(ctx, bus_url) as running:
+        wait_until(lambda: command_id in [e["id"] for e in running.sent], timeout=15, what="the kept command")
+    assert command_id in inbox_rows(ctx)

@@ -74,7 +74,7 @@ def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_ctx, jobs):
     catch_up, _ = jobs
     first, second = Scheduler(pg_ctx, enqueue=print), Scheduler(pg_ctx, enqueue=print)
     try:
-        assert first.tick() == ["catch_up", "refresh_due"]
+        assert first.tick() == ["catch_up", "repair_commands", "refresh_due"]
         assert second.tick() == []  # standby: the advisory lock is taken
         assert isinstance(second.lock, AdvisoryLock) and not second.lock.held
         assert catch_up.calls == 1
@@ -106,7 +106,7 @@ def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_ctx, jo
 def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_ctx, jobs):
     catch_up, sweep = jobs
     first = Scheduler(pg_ctx, enqueue=print)
-    assert first.tick() == ["catch_up", "refresh_due"]
+    assert first.tick() == ["catch_up", "repair_commands", "refresh_due"]
     first.lock.release()
     second = Scheduler(pg_ctx, enqueue=print)
     try:
@@ -127,7 +127,7 @@ def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_ctx, monk
     set_cursor(pg_ctx.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
     scheduler = Scheduler(pg_ctx, enqueue=print)
     try:
-        assert scheduler.tick() == ["catch_up", "sweep", "refresh_due"]
+        assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due"]
         assert failing.calls == 1 and sweep.calls == 1
         assert cursor(pg_ctx.engine, "scheduler.catch_up_at") is None  # not recorded as done
         assert scheduler.tick() == []  # waits before retrying
@@ -172,6 +172,26 @@ def test_catch_up_gets_the_context_and_the_enqueue_function(pg_ctx, monkeypatch)
     assert sink == [{"event": {"id": "evt_1"}}]
 
 
+def test_repair_commands_gets_the_context_the_send_function_and_the_configured_age(pg_engine, make_settings,
+                                                                                     monkeypatch):
+    from billing_sync.handlers import command_inbox
+
+    seen = {}
+    monkeypatch.setattr(command_inbox, "repair", lambda ctx, send, older_than_s: seen.update(
+        ctx=ctx, send=send, older_than_s=older_than_s) or {})
+    ctx = build_context(make_settings(command_repair_after_s=20), engine=pg_engine)
+    sink = []
+    scheduler = Scheduler(ctx, enqueue=print, send_command=sink.append)
+    try:
+        assert "repair_commands" in scheduler.tick()
+    finally:
+        scheduler.lock.release()
+    assert seen["ctx"] is ctx and seen["older_than_s"] == 20
+    assert [job.interval_s for job in scheduler.jobs if job.name == "repair_commands"] == [10]
+    seen["send"]({"id": "cmd-1"})
+    assert sink == [{"id": "cmd-1"}]
+
+
 def test_two_running_schedulers_run_catch_up_once_per_interval(pg_engine, make_settings, jobs):
     catch_up, _ = jobs
     ctx = build_context(make_settings(catch_up_interval_s=1, sweep_interval_s=600), engine=pg_engine)
@@ -188,7 +208,7 @@ def test_sqlite_has_one_process_and_always_leads(sqlite_engine, make_settings, j
     ctx = build_context(make_settings(), engine=sqlite_engine)
     scheduler = Scheduler(ctx, enqueue=print)
     assert isinstance(scheduler.lock, ProcessLock)
-    assert scheduler.tick() == ["catch_up", "refresh_due"]
+    assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due"]
 
 
 def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_ctx, monkeypatch):
