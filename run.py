@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up a local virtualenv (once, and again when pyproject.toml changes), then run.
+"""Set up a local virtualenv (once, and again when pyproject.toml or setup.py changes), then run.
 
     python3 run.py demo        # billing-sync demo on embedded defaults
     python3 run.py test [...]  # the test suite (extra args go to pytest)
@@ -23,7 +23,8 @@ STAMP = VENV / ".installed"
 
 
 def _wanted_stamp() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Changes when the install would: the distribution (pyproject.toml) or its package list (setup.py)."""
+    return hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in ("pyproject.toml", "setup.py"))).hexdigest()
 
 
 def ensure_venv() -> None:

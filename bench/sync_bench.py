@@ -23,7 +23,7 @@ Stripe's (emulated) delivery latency next to what the pipeline adds on top of it
 requests are counted by API key (the fleet's vs. support staff's) by wrapping the emulator's
 request handler, which gives the fleet's Stripe reads per delivered webhook.
 
-    .venv/bin/python bench/sync_bench.py [--tenants 50] [--changes 200] [--burst 500]
+    .venv/bin/python -m bench.sync_bench [--tenants 50] [--changes 200] [--burst 500]
 
 Needs PostgreSQL (BILLING_BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test — a
 temporary database is created and dropped) and Redis (BILLING_BENCH_REDIS_URL, default db 14).
@@ -50,16 +50,15 @@ from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet_processes import FleetProcesses, fleet_env  # noqa: E402
-from relay_bench import temporary_database  # noqa: E402
+from billing_sync.bms.catalog_sync import ensure_catalog
+from billing_sync.bms.gateway import StripeGateway
+from billing_sync.config.catalog import load_catalog
+from billing_sync.config.settings import DEFAULT_CATALOG, Settings
+from billing_sync.demo import EventWatcher
+from billing_sync_emulator.server import EmulatorServer
 
-from billing_sync.bms.catalog_sync import ensure_catalog  # noqa: E402
-from billing_sync_emulator.server import EmulatorServer  # noqa: E402
-from billing_sync.bms.gateway import StripeGateway  # noqa: E402
-from billing_sync.config.catalog import load_catalog  # noqa: E402
-from billing_sync.config.settings import DEFAULT_CATALOG, Settings  # noqa: E402
-from billing_sync.demo import EventWatcher  # noqa: E402
+from bench.relay_bench import temporary_database
+from tests.fleet_processes import FleetProcesses, fleet_env
 
 PG_URL = os.environ.get("BILLING_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BILLING_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")

@@ -1,4 +1,4 @@
-"""Chaos fixtures: the real roles as subprocesses (bench/fleet_processes.py, as in tests/e2e), next
+"""Chaos fixtures: the real roles as subprocesses (tests/fleet_processes.py, as in tests/e2e), next
 to the in-process Stripe emulator, with outages we can cause without touching the shared services:
 a private `redis-server` to kill (OwnRedis) and TCP proxies to cut (TcpProxy).
 
@@ -7,10 +7,8 @@ module's fleet lost nothing. Everything started here is stopped on teardown, als
 """
 from __future__ import annotations
 
-import sys
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,9 +18,8 @@ from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.models.migrate import upgrade
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from fleet_processes import FleetProcesses, fleet_env, free_port  # noqa: E402
-from chaos_helpers import PG_ADMIN, PG_HOST, PG_PORT, SECRET, TOKEN  # noqa: E402
+from fleet_processes import FleetProcesses, fleet_env, free_port
+from chaos_helpers import PG_ADMIN, PG_HOST, PG_PORT, SECRET, TOKEN
 
 
 @pytest.fixture(scope="module")

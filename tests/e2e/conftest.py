@@ -3,9 +3,7 @@ as subprocesses on real PostgreSQL and Redis or RabbitMQ, with the Stripe emulat
 signed webhooks to the ingress. One fleet per module and broker; tests use their own tenants."""
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +12,7 @@ from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
 
 # The process-starting code is shared with the benchmarks (bench/sync_bench.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from fleet_processes import FleetProcesses, fleet_env  # noqa: E402
+from fleet_processes import FleetProcesses, fleet_env
 
 SECRET = "whsec_e2e_secret"
 TOKEN = "e2e-token"

@@ -1,5 +1,5 @@
 """The billing-sync roles as real OS processes (`billing-sync ingress`, `worker`, `bridge`, `relay`)
-next to an in-process Stripe emulator: shared by bench/sync_bench.py and tests/e2e/conftest.py.
+next to an in-process Stripe emulator: shared by tests/e2e, tests/chaos and bench/sync_bench.py (which imports it as tests.fleet_processes).
 
 Test and bench tooling, deliberately outside the package. Each role runs in its own session
 (process group), so `stop()` can also end what a role forked (Dramatiq's worker processes), and
