@@ -122,8 +122,10 @@ class UnitOfWork:
 
     def earlier_unfinished_command(self, command_id: str, tenant_id: str) -> str | None:
         """The id of a command of the same tenant received before `command_id` that has no
-        outcome yet, if any. A command without an inbox row (a replay, a test) waits for none."""
-        mine = select(CommandInbox.seq).where(CommandInbox.command_id == command_id).scalar_subquery()
+        outcome yet, if any. A command without an unfinished inbox row (a replay, a test) waits
+        for none: nothing would send it again."""
+        mine = select(CommandInbox.seq).where(CommandInbox.command_id == command_id,
+                                              CommandInbox.finished_at.is_(None)).scalar_subquery()
         return self.session.execute(
             select(CommandInbox.command_id)
             .where(CommandInbox.tenant_id == tenant_id, CommandInbox.finished_at.is_(None), CommandInbox.seq < mine)
