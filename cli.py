@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from .config.logging import configure_logging
 from .config.settings import describe_settings_error, get_settings
-from .errors import ConfigurationError, SafetyRefusal
+from .errors import ConfigurationError, SafetyRefusal, TransientError
 
 
 class _OneLineError(click.ClickException):
@@ -39,6 +39,8 @@ class _Main(click.Group):
             raise _OneLineError(f"configuration error: {exc}", exc.exit_code) from exc
         except SafetyRefusal as exc:
             raise _OneLineError(f"refused: {exc}", exc.exit_code) from exc
+        except TransientError as exc:  # an outage at start-up: exit 1, so a supervisor retries
+            raise _OneLineError(f"unavailable: {exc}", 1) from exc
 
 
 @click.group(cls=_Main)
@@ -160,11 +162,13 @@ def scheduler(metrics_port: int | None, metrics_host: str | None) -> None:
 @_network_options(12111)
 @click.option("--webhook-url", default=None, help="Where to deliver webhooks (repeatable via the API too).")
 @click.option("--webhook-secret", default="whsec_emulator", show_default=True)
-def emulator(host: str, port: int, webhook_url: str | None, webhook_secret: str) -> None:
+@click.option("--account-id", default=None,
+              help="The id GET /v1/account answers (acct_…); random per run by default.")
+def emulator(host: str, port: int, webhook_url: str | None, webhook_secret: str, account_id: str | None) -> None:
     """The bundled Stripe emulator on its own."""
     from billing_sync_emulator.server import serve
 
-    serve(host=host, port=port, webhook_url=webhook_url, webhook_secret=webhook_secret)
+    serve(host=host, port=port, webhook_url=webhook_url, webhook_secret=webhook_secret, account_id=account_id)
 
 
 def _refuse_bad_tenant_id(tenant: str | None) -> None:
@@ -179,12 +183,14 @@ def _refuse_bad_tenant_id(tenant: str | None) -> None:
 @main.command()
 @click.option("--tenant", default=None, help="Only this tenant; all of them by default.")
 @click.option("--dry-run", is_flag=True, help="Report drift, change nothing.")
-def reconcile(tenant: str | None, dry_run: bool) -> None:
+@click.option("--allow-mass-change", is_flag=True,
+              help="Apply even when more than BILLING_SWEEP_MAX_CHANGE_RATIO of the tenants would change.")
+def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool) -> None:
     """Compare local state with Stripe and repair drift now."""
     from .workers.scheduler import run_reconcile
 
     _refuse_bad_tenant_id(tenant)
-    sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run))
+    sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run, allow_mass_change=allow_mass_change))
 
 
 @main.group()
@@ -244,7 +250,10 @@ def catalog_sync() -> None:
     from .bms.catalog_sync import ensure_catalog
     from .bootstrap import build_context
 
+    from .handlers.account_pin import verify_account
+
     ctx = build_context()
+    verify_account(ctx)
     for plan, price in ensure_catalog(ctx.bms, ctx.catalog).items():
         click.echo(f"{plan}: {price['id']} ({price.get('lookup_key')})")
 
@@ -261,6 +270,37 @@ def upgrade() -> None:
 
     migrate(get_settings().database_url)
     click.echo("database at head")
+
+
+@main.group()
+def account() -> None:
+    """The Stripe account this database is pinned to."""
+
+
+@account.command("show")
+def account_show() -> None:
+    """The pinned account and the account of BILLING_STRIPE_API_KEY."""
+    from .bootstrap import build_context
+    from .handlers.account_pin import pinned_account
+
+    ctx = build_context()
+    with ctx.uow() as uow:
+        pinned = pinned_account(uow.session)
+    current = ctx.bms.retrieve_account()["id"]
+    click.echo(f"pinned: {pinned or '(nothing yet; pinned on first contact)'}")
+    click.echo(f"key's account: {current}")
+    if pinned and pinned != current:
+        sys.exit(3)
+
+
+@account.command("repin")
+@click.option("--from", "old", required=True, help="The account the database is pinned to now (acct_…).")
+def account_repin(old: str) -> None:
+    """Move this database to the key's Stripe account, on purpose."""
+    from .bootstrap import build_context
+    from .handlers.account_pin import repin
+
+    click.echo(f"pinned to {repin(build_context(), old)} (was {old})")
 
 
 @main.group()

@@ -42,6 +42,9 @@ class Fleet:
             self._start_emulator()
         settings = self.settings
         self.ctx = build_context(settings)
+        from .handlers.account_pin import verify_account
+
+        verify_account(self.ctx)
         if self.emulator is not None:
             from .bms.catalog_sync import ensure_catalog
 
@@ -66,7 +69,9 @@ class Fleet:
     def _start_emulator(self) -> None:
         from billing_sync_emulator.server import EmulatorServer
 
-        self.emulator = EmulatorServer().start()
+        # The bundled emulator's data lives and dies with this process, but the database under
+        # ./var stays: the new emulator answers as the account the database is pinned to.
+        self.emulator = EmulatorServer(account_id=_pinned_account_in(self.settings.database_url)).start()
         self._stoppers.append(self.emulator.stop)
         # The emulator stands in for Stripe: point the gateway at it for this process.
         self.settings = self.settings.model_copy(update={"stripe_api_base": self.emulator.url})
@@ -117,6 +122,18 @@ class Fleet:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _pinned_account_in(database_url: str) -> str | None:
+    from .handlers.account_pin import pinned_account
+    from .models import make_engine, make_session_factory
+
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return pinned_account(session)
+    finally:
+        engine.dispose()
 
 
 def run_up(host: str, port: int) -> None:

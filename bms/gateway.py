@@ -115,6 +115,10 @@ class StripeGateway:
     def list_customers(self) -> Iterator[dict]:
         return self._all_pages(self.client.v1.customers.list, {})
 
+    def retrieve_account(self) -> dict:
+        """The Stripe account this key belongs to (`GET /v1/account`), for the account pin."""
+        return self._call(self.client.v1.accounts.retrieve_current)
+
     def ping(self) -> None:
         """The cheapest authenticated call (list one customer), for `billing-sync status`."""
         self._call(self.client.v1.customers.list, {"limit": 1})

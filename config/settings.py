@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         "close to a read of its object is read again")
 
     sweep_interval_s: int = 600
+    sweep_max_change_ratio: float = Field(
+        0.25, ge=0.0, le=1.0, description="A sweep that would change more than this share of the tenants' "
+        "entitlements is refused (reconcile --allow-mass-change overrides)")
     catch_up_interval_s: int = 60
     relay_poll_interval_s: float = 0.2
     command_repair_after_s: float = Field(

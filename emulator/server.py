@@ -22,7 +22,7 @@ from . import billing, forms, lists
 from . import resources  # noqa: F401  (registers the routes)
 from .errors import ApiError, invalid
 from .faults import Faults
-from .ids import request_id
+from .ids import new_id, request_id
 from .resources import billing_meters, catalog, entitlements
 from .resources.webhook_endpoints import new_endpoint
 from .router import Request, match
@@ -35,7 +35,10 @@ REPLAYABLE = (200, 402)   # Stripe saves a result once the endpoint began execut
 
 class EmulatorServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, webhook_url: str | None = None,
-                 webhook_secret: str = "whsec_emulator", *, seed: int | None = None):
+                 webhook_secret: str = "whsec_emulator", *, seed: int | None = None,
+                 account_id: str | None = None):
+        self.account_id = account_id or new_id("acct", 16)   # `GET /v1/account`: this instance's own
+        self.started_at = int(time.time())
         self.state = Store()
         self.faults = Faults(seed=seed)
         self.state.faults = self.faults
@@ -280,9 +283,9 @@ def _handler_for(emulator: EmulatorServer):
 
 
 def serve(host: str = "127.0.0.1", port: int = 12111, webhook_url: str | None = None,
-          webhook_secret: str = "whsec_emulator") -> None:
+          webhook_secret: str = "whsec_emulator", account_id: str | None = None) -> None:
     """Run the emulator in the foreground until interrupted (`billing-sync emulator`)."""
-    server = EmulatorServer(host, port, webhook_url, webhook_secret)
+    server = EmulatorServer(host, port, webhook_url, webhook_secret, account_id=account_id)
     stop = threading.Event()
 
     def on_signal(*_):
@@ -291,7 +294,7 @@ def serve(host: str = "127.0.0.1", port: int = 12111, webhook_url: str | None = 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.start()
-    print(f"Stripe emulator listening on {server.url}"
+    print(f"Stripe emulator ({server.account_id}) listening on {server.url}"
           + (f", sending webhooks to {webhook_url}" if webhook_url else ""), flush=True)
     try:
         stop.wait()

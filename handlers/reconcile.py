@@ -5,14 +5,19 @@
   `billing-sync reconcile --tenant`). It also applies time-based rules (a past_due grace
   period running out, a cancellation date passing) that no Stripe event announces.
 - `sweep` lists every Stripe customer and subscription page by page and reconciles each tenant,
-  plus the tenants we know whose customer is gone from Stripe.
+  plus the tenants we know whose customer is gone from Stripe. It refuses to change the
+  entitlements of more than `sweep_max_change_ratio` of the tenants at once (a key of another
+  Stripe account, or a Stripe outage that lists nothing, would otherwise downgrade them all).
 - `refresh_due` re-derives, from the database alone, tenants whose plan lapsed with time.
 - `catch_up` lists the Stripe events created since the last one seen and enqueues those not in
   the ledger, for webhooks that never arrived (endpoint down longer than Stripe retries).
+Both `sweep` and `catch_up` first check the Stripe account against the pin (handlers.account_pin).
 Errors are counted and reported, never swallowed into a "success".
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Callable
@@ -20,8 +25,9 @@ from typing import Callable
 import structlog
 from sqlalchemy import and_, or_, select
 
-from ..errors import BillingSyncError
+from ..errors import BillingSyncError, SafetyRefusal
 from ..models import EntitlementSnapshot, ProcessedMessage, Subscription, SyncCursor, Tenant
+from .account_pin import check_account
 from .entitlements import GRANTING, refresh_entitlements
 from .stripe_state import (
     apply_active_entitlements,
@@ -45,6 +51,13 @@ CATCH_UP_OVERLAP_S = 60
 CATCH_UP_INITIAL_LOOKBACK_S = 3600
 
 _UNREAD = object()
+# A sweep that would change this many tenants or fewer is always applied: the share rule is for
+# fleets, where a handful of changed tenants is normal drift, not a wrong account.
+MASS_CHANGE_FLOOR = 10
+
+
+class MassChangeRefused(SafetyRefusal):
+    pass
 
 
 def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: bool = False, *,
@@ -102,8 +115,8 @@ def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: boo
     if drift or changed:
         log.info("reconcile.tenant", tenant_id=tenant_id, drift=drift, entitlements_changed=changed,
                  dry_run=dry_run, cause=cause)
-    return {"tenant_id": tenant_id, "found": True, "drift": drift, "entitlements_changed": changed,
-            "version": version, "dry_run": dry_run}
+    return {"tenant_id": tenant_id, "found": True, "new": not known, "drift": drift,
+            "entitlements_changed": changed, "version": version, "dry_run": dry_run}
 
 
 def _version(session, tenant_id: str) -> int | None:
@@ -111,70 +124,141 @@ def _version(session, tenant_id: str) -> int | None:
     return snapshot.version if snapshot else None
 
 
-def sweep(ctx, dry_run: bool = False) -> dict:
-    """Reconcile every tenant against a full listing of Stripe (100 a page, every page)."""
-    report = {"customers": 0, "subscriptions": 0, "products": 0, "tenants": 0, "drifted": 0,
-              "entitlements_changed": 0, "missing_in_stripe": 0, "errors": 0, "failed": [],
-              "dry_run": dry_run}
+def sweep(ctx, dry_run: bool = False, *, allow_mass_change: bool = False) -> dict:
+    """Reconcile every tenant against a full listing of Stripe (100 a page, every page).
 
-    # 1. Products first, so that tenants are derived with the current enrichment.
-    with ctx.uow() as uow:
-        listed_at = ctx.now()
-        for product in ctx.bms.list_products():
-            report["products"] += 1
-            keys = ctx.bms.list_product_feature_keys(product["id"])
-            apply_product(uow.session, product["id"], product, keys, listed_at)
-        uow.rollback() if dry_run else uow.commit()
+    When more than `MASS_CHANGE_FLOOR` tenants are involved, a dry pass first counts the known
+    tenants whose entitlements would change (tenants seen for the first time, as in a backfill,
+    do not count); above `sweep_max_change_ratio` of all of them the sweep raises
+    `MassChangeRefused` and changes nothing, unless `allow_mass_change`. The dry pass's Stripe
+    reads serve the real one, so the check costs database work, not Stripe calls."""
+    check_account(ctx, pin=not dry_run)  # another account's listing would make every tenant look gone
+    ctx = dataclasses.replace(ctx, bms=_ReadOnce(ctx.bms))
+    listing = _list_stripe(ctx)
+    if not dry_run and not allow_mass_change and len(listing.runs) > MASS_CHANGE_FLOOR:
+        planned = _sweep_pass(ctx, listing, dry_run=True, quiet=True)
+        tenants, changing = planned["tenants"], planned["known_tenants_changed"]
+        limit = max(MASS_CHANGE_FLOOR, ctx.settings.sweep_max_change_ratio * tenants)
+        if changing > limit:
+            log.error("reconcile.sweep_refused", tenants=tenants, would_change=changing,
+                      max_ratio=ctx.settings.sweep_max_change_ratio)
+            raise MassChangeRefused(
+                f"the sweep would change the entitlements of {changing} of {tenants} tenants, more than "
+                f"BILLING_SWEEP_MAX_CHANGE_RATIO={ctx.settings.sweep_max_change_ratio}; nothing was changed. "
+                "Check `billing-sync account show` and `billing-sync reconcile --dry-run`; if the changes are "
+                "right, apply them with `billing-sync reconcile --allow-mass-change`")
+    return _sweep_pass(ctx, listing, dry_run=dry_run)
 
-    # 2. Everything Stripe has, grouped by tenant.
+
+@dataclasses.dataclass
+class _Listing:
+    products: list[dict]
+    products_listed_at: datetime  # taken before the listing: it stamps the copies (StripeEvent.fresh)
+    customers: int
+    subscriptions: int
+    runs: list[tuple[str, dict]]  # (tenant id, what reconcile_tenant is given), in sweep order
+    missing_in_stripe: int
+
+
+def _list_stripe(ctx) -> _Listing:
+    """Everything Stripe has, grouped by tenant, and who to reconcile with what."""
+    products_listed_at = ctx.now()
+    products = list(ctx.bms.list_products())
     customers_by_tenant: dict[str, list[dict]] = defaultdict(list)
     listed_customers: set[str] = set()
+    customers = 0
     listed_at = ctx.now()
     for customer in ctx.bms.list_customers():
-        report["customers"] += 1
+        customers += 1
         listed_customers.add(customer["id"])
         tenant_id = tenant_id_of(customer)
         if tenant_id:
             customers_by_tenant[tenant_id].append(customer)
     subs_by_customer: dict[str, list[dict]] = defaultdict(list)
+    subscriptions = 0
     for sub in ctx.bms.list_subscriptions(status="all"):
-        report["subscriptions"] += 1
+        subscriptions += 1
         subs_by_customer[customer_id_of(sub)].append(sub)
 
     with ctx.uow() as uow:
         mapped = dict(uow.session.execute(select(Tenant.id, Tenant.stripe_customer_id)).all())
 
-    def run(tenant_id: str, **kw) -> None:
+    runs: list[tuple[str, dict]] = []
+    # Each tenant with a customer. Two customers claiming one tenant: ours, else the oldest
+    # (the same choice as StripeGateway.find_customer_for_tenant).
+    for tenant_id, found in sorted(customers_by_tenant.items()):
+        ours = [c for c in found if c["id"] == mapped.get(tenant_id)]
+        customer = ours[0] if ours else min(found, key=lambda c: c.get("created") or 0)
+        runs.append((tenant_id, {"customer": customer, "subscriptions": subs_by_customer.get(customer["id"], []),
+                                 "listed_at": listed_at}))
+    # Tenants we map to a customer that Stripe no longer lists.
+    missing = 0
+    for tenant_id, customer_id in sorted(mapped.items()):
+        if customer_id and customer_id not in listed_customers and tenant_id not in customers_by_tenant:
+            missing += 1
+            runs.append((tenant_id, {}))
+    return _Listing(products, products_listed_at, customers, subscriptions, runs, missing)
+
+
+def _sweep_pass(ctx, listing: _Listing, *, dry_run: bool, quiet: bool = False) -> dict:
+    report = {"customers": listing.customers, "subscriptions": listing.subscriptions,
+              "products": len(listing.products), "tenants": 0, "drifted": 0, "entitlements_changed": 0,
+              "known_tenants_changed": 0, "missing_in_stripe": listing.missing_in_stripe, "errors": 0, "failed": [], "dry_run": dry_run}
+
+    # Products first, so that tenants are derived with the current enrichment.
+    with ctx.uow() as uow:
+        for product in listing.products:
+            keys = ctx.bms.list_product_feature_keys(product["id"])
+            apply_product(uow.session, product["id"], product, keys, listing.products_listed_at)
+        uow.rollback() if dry_run else uow.commit()
+
+    for tenant_id, given in listing.runs:
         report["tenants"] += 1
         try:
-            result = reconcile_tenant(tenant_id, ctx, cause="sweep", dry_run=dry_run, **kw)
+            result = reconcile_tenant(tenant_id, ctx, cause="sweep", dry_run=dry_run,
+                                      **copy.deepcopy(given))
         except Exception as exc:  # e.g. rate limited: say so, carry on with the other tenants
             report["errors"] += 1
             report["failed"].append(tenant_id)
             log.warning("reconcile.sweep_tenant_failed", tenant_id=tenant_id, error=type(exc).__name__,
                         reason=getattr(exc, "reason", None), exc_info=not isinstance(exc, BillingSyncError))
-            return
+            continue
         report["drifted"] += bool(result["drift"])
         report["entitlements_changed"] += bool(result["entitlements_changed"])
+        report["known_tenants_changed"] += bool(result["entitlements_changed"] and not result["new"])
 
-    # 3. Each tenant with a customer. Two customers claiming one tenant: ours, else the oldest
-    #    (the same choice as StripeGateway.find_customer_for_tenant).
-    for tenant_id, customers in sorted(customers_by_tenant.items()):
-        ours = [c for c in customers if c["id"] == mapped.get(tenant_id)]
-        customer = ours[0] if ours else min(customers, key=lambda c: c.get("created") or 0)
-        run(tenant_id, customer=customer, subscriptions=subs_by_customer.get(customer["id"], []),
-            listed_at=listed_at)
-
-    # 4. Tenants we map to a customer that Stripe no longer lists.
-    for tenant_id, customer_id in sorted(mapped.items()):
-        if customer_id and customer_id not in listed_customers and tenant_id not in customers_by_tenant:
-            report["missing_in_stripe"] += 1
-            run(tenant_id)
-
+    if quiet:
+        return report
     if not dry_run and not report["errors"]:
         _set_cursor(ctx, SWEEP_CURSOR, ctx.now().isoformat())
     log.info("reconcile.sweep", **{k: v for k, v in report.items() if k != "failed"})
     return report
+
+
+class _ReadOnce:
+    """The gateway, with each read by id answered from Stripe once per sweep (copies after that),
+    so the dry pass of the mass-change check and the real pass cost one read. Writes and
+    listings go straight through."""
+
+    CACHED = frozenset({"retrieve_customer", "retrieve_subscription", "retrieve_product", "retrieve_price",
+                        "list_active_entitlement_keys", "list_product_feature_keys"})
+
+    def __init__(self, bms):
+        self._bms = bms
+        self._answers: dict[tuple, object] = {}
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._bms, name)
+        if name not in self.CACHED:
+            return attr
+
+        def read_once(*args):
+            key = (name, args)
+            if key not in self._answers:
+                self._answers[key] = attr(*args)
+            return copy.deepcopy(self._answers[key])
+
+        return read_once
 
 
 def refresh_due(ctx, cause: str = "schedule") -> int:
@@ -210,7 +294,9 @@ def catch_up(ctx, enqueue: Callable[[dict], None]) -> int:
     """Enqueue the Stripe events created since the newest one seen that are not in the ledger.
 
     The cursor moves only after every event was handed to `enqueue`, so a failure replays them.
+    Another Stripe account's events are never enqueued (the account pin).
     """
+    check_account(ctx)
     now = ctx.now()
     with ctx.uow() as uow:
         cursor = uow.session.get(SyncCursor, EVENTS_CURSOR)

@@ -213,6 +213,12 @@ class FakeGateway:
                 if not c.get("deleted") and c.get("metadata", {}).get("tenant_id") == tenant_id]
         return copy.deepcopy(min(live, key=lambda c: c["created"])) if live else None
 
+    account_id = "acct_fake"
+
+    def retrieve_account(self) -> dict:
+        self._enter("retrieve_account")
+        return {"id": self.account_id, "object": "account"}
+
     def list_customers(self) -> Iterator[dict]:
         self._enter("list_customers")
         return self._page([c for c in self.customers.values() if not c.get("deleted")])

@@ -42,7 +42,7 @@ from typing import Callable, TextIO
 import structlog
 from sqlalchemy import Engine, text
 
-from ..errors import BillingSyncError
+from ..errors import BillingSyncError, SafetyRefusal
 from ..handlers import command_inbox, reconcile
 from ..models import make_session_factory, utcnow
 from ..models.tables import SyncCursor
@@ -238,6 +238,10 @@ class Scheduler:
         started = time.monotonic()
         try:
             result = job.run()
+        except SafetyRefusal as exc:  # e.g. a sweep that would change most tenants: stop and ask
+            self._retry_at[job.name] = time.monotonic() + job.interval_s
+            log.error("scheduler.job_refused", job=job.name, detail=str(exc), retry_in_s=job.interval_s)
+            return
         except Exception as exc:  # log, retry soon, keep the other job and the loop alive
             retry_in = min(job.interval_s, RETRY_AFTER_FAILURE_S)
             self._retry_at[job.name] = time.monotonic() + retry_in
@@ -311,12 +315,15 @@ def run_scheduler() -> None:
     from ..config.settings import get_settings
     from .broker import make_broker
 
-    settings = get_settings()
-    ctx = build_context(settings)
-    make_broker(settings)  # the workers' broker, which catch-up enqueues to
+    from ..handlers.account_pin import verify_account_if_reachable
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    settings = get_settings()
+    ctx = build_context(settings)
+    verify_account_if_reachable(ctx)  # fail fast on another account; the jobs check again
+    make_broker(settings)  # the workers' broker, which catch-up enqueues to
     Scheduler(ctx).run(stop)
 
 
@@ -346,24 +353,30 @@ def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_comman
     return 0
 
 
-def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, ctx=None, out: TextIO | None = None) -> int:
-    """`billing-sync reconcile [--tenant T] [--dry-run]`: one tenant or a full sweep, now.
+def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, allow_mass_change: bool = False,
+                  ctx=None, out: TextIO | None = None) -> int:
+    """`billing-sync reconcile [--tenant T] [--dry-run] [--allow-mass-change]`: one tenant or a
+    full sweep, now.
 
     Prints the report as one JSON line (for scripts) followed by a short table (for people).
     Exits 0 when it ran cleanly, 1 when Stripe or the database failed or some tenants could
-    not be reconciled — a backfill that hit errors must not look like a success.
+    not be reconciled — a backfill that hit errors must not look like a success. Without `ctx`
+    (the command line) the Stripe account is checked against the pin first, dry run or not;
+    a refusal (wrong account, a mass change) raises `SafetyRefusal` (exit 3).
     """
     out = out or sys.stdout
     if ctx is None:
         from ..bootstrap import build_context
         from ..config.settings import get_settings
+        from ..handlers.account_pin import verify_account
 
         ctx = build_context(get_settings())
+        verify_account(ctx, pin=not dry_run)  # a dry run writes nothing, not even the pin
     try:
         if tenant:
             report = reconcile.reconcile_tenant(tenant, ctx, cause="reconcile", dry_run=dry_run)
         else:
-            report = reconcile.sweep(ctx, dry_run=dry_run)
+            report = reconcile.sweep(ctx, dry_run=dry_run, allow_mass_change=allow_mass_change)
     except BillingSyncError as exc:
         print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
         return 1

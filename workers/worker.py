@@ -46,6 +46,18 @@ def boot() -> None:
     make_broker(settings)
 
 
+def _verify_stripe_account(settings) -> None:
+    """Check (or pin) the Stripe account once, in the parent, before any process takes work."""
+    from ..bootstrap import build_context
+    from ..handlers.account_pin import verify_account_if_reachable
+
+    ctx = build_context(settings)
+    try:
+        verify_account_if_reachable(ctx)
+    finally:
+        ctx.engine.dispose()
+
+
 def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
                metrics_host: str = "0.0.0.0") -> int:
     """`billing-sync worker`: returns the exit code of Dramatiq's CLI."""
@@ -57,6 +69,7 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
             file=sys.stderr,
         )
         return 2
+    _verify_stripe_account(settings)
     command = [
         sys.executable, "-m", f"{__package__}.dramatiq_main", f"{__name__}:boot", "--skip-logging",
         "--processes", str(processes), "--threads", str(threads),

@@ -1,5 +1,6 @@
 """One module per family of Stripe resources; importing them registers their routes."""
 from . import (  # noqa: F401
+    account,
     billing_meters,
     catalog,
     customers,

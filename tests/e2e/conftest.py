@@ -24,7 +24,9 @@ def _fleet(tmp_path_factory, broker_url: str, pg_url: str, prefix: str,
     from billing_sync.bms.gateway import StripeGateway
 
     tmp = tmp_path_factory.mktemp(prefix)
-    emulator = EmulatorServer().start()
+    # The Redis and RabbitMQ fleets share the session's database, which pins one Stripe account:
+    # their two emulators stand for that one test-mode account.
+    emulator = EmulatorServer(account_id="acct_e2e_shared").start()
     ensure_catalog(StripeGateway("sk_test_seed", api_base=emulator.url), load_catalog(DEFAULT_CATALOG))
     env = fleet_env(database_url=pg_url, broker_url=broker_url, prefix=prefix, stripe_api_base=emulator.url,
                     webhook_secrets=f"whsec_old_rotated,{SECRET}", api_token=TOKEN,

@@ -15,7 +15,8 @@ def test_catalog_sync_creates_missing_prices_once(tmp_path):
     with EmulatorServer() as emulator:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("BILLING_")},
                "BILLING_STRIPE_API_BASE": emulator.url, "BILLING_STRIPE_API_KEY": "sk_test_ops",
-               "BILLING_DATABASE_URL": f"sqlite:///{tmp_path}/unused.db"}
+               "BILLING_DATABASE_URL": f"sqlite:///{tmp_path}/billing.db"}  # holds the account pin
+        subprocess.run([str(BIN), "db", "upgrade"], env=env, capture_output=True, check=True)
 
         def sync() -> list[str]:
             run = subprocess.run([str(BIN), "catalog", "sync"], env=env, capture_output=True, text=True, check=True)

@@ -135,7 +135,8 @@ def test_catch_up_enqueues_missed_events_once_and_advances_the_cursor(world):
         on_subscription_event(m, world.ctx)
     world.gw.reset_calls()
     assert catch_up(world.ctx, queue.append) == 0
-    assert world.gw.calls[0] == ("list_events", (missed["created"] - CATCH_UP_OVERLAP_S, ()))
+    assert world.gw.calls[:2] == [("retrieve_account", ()),  # the account pin, then the listing
+                                  ("list_events", (missed["created"] - CATCH_UP_OVERLAP_S, ()))]
 
 
 def test_catch_up_keeps_the_cursor_when_enqueueing_fails(world):

@@ -233,16 +233,16 @@ def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_ctx, 
         "tenant_id": tenant_id, "found": False, "drift": [], "dry_run": False})
     assert run_reconcile(tenant="nobody", ctx=pg_ctx, out=io.StringIO()) == 1
 
-    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False: {"tenants": 5, "errors": 1, "failed": ["t4"]})
+    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 1, "failed": ["t4"]})
     assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 1
-    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False: {"tenants": 5, "errors": 0, "failed": []})
+    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 0, "failed": []})
     assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 0
 
 
 def test_reconcile_reports_a_bms_outage_and_exits_1(pg_ctx, monkeypatch):
     from billing_sync.errors import TransientError
 
-    def down(ctx, dry_run=False):
+    def down(ctx, dry_run=False, **kw):
         raise TransientError("stripe: APIConnectionError")
 
     monkeypatch.setattr(reconcile, "sweep", down)
