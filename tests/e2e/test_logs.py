@@ -80,7 +80,8 @@ def test_every_line_of_every_role_is_one_scrubbed_json_object(fleet, events):
     rejected = httpx.post(f"{fleet.ingress_url}/webhooks/stripe", content=body,
                           headers={"Stripe-Signature": "t=1,v1=00"})
     assert rejected.status_code == 400
-    assert fleet.api.get(f"/v1/tenants/{tenant}/entitlements").status_code == 200
+    # The read API too (404 while the tenant's first snapshot is still on its way: fine here).
+    assert fleet.api.get(f"/v1/tenants/{tenant}/entitlements").status_code in (200, 404)
     fleet.emulator.wait_for_deliveries_idle()
     time.sleep(1.0)  # the last webhooks processed, a scheduler round done
     fleet.stop()  # graceful: the shutdown lines count too
