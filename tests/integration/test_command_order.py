@@ -40,10 +40,12 @@ class FirstCustomerCreateFails(StripeGateway):
         return super().create_customer(params, idempotency_key=idempotency_key)
 
 
-@pytest.fixture
-def fleet(emulator, pg_url, pg_engine, redis_url, make_settings, unique_prefix):
-    """(ctx, its gateway): workers on a Dramatiq Redis broker of this test's own namespace."""
-    settings = make_settings(database_url=pg_url, broker_url=redis_url, events_url=redis_url,
+@pytest.fixture(params=["redis", "rabbitmq"])
+def fleet(request, emulator, pg_url, pg_engine, redis_url, make_settings, unique_prefix):
+    """(ctx, its gateway): workers on a Dramatiq broker (Redis or RabbitMQ) of this test's own
+    namespace; the bridge's bus on Redis."""
+    broker_url = redis_url if request.param == "redis" else request.getfixturevalue("amqp_url")
+    settings = make_settings(database_url=pg_url, broker_url=broker_url, events_url=redis_url,
                              queue_prefix=unique_prefix, stripe_api_base=emulator.url, stripe_api_key="sk_test_order",
                              min_backoff_ms=2000, max_backoff_ms=4000)
     gateway = FirstCustomerCreateFails("sk_test_order", api_base=emulator.url)
@@ -57,11 +59,23 @@ def fleet(emulator, pg_url, pg_engine, redis_url, make_settings, unique_prefix):
     finally:
         workers.stop()
         set_context(None)
-        broker.client.delete(*broker.client.keys(f"{unique_prefix}*") or ["none"])
+        _delete_dramatiq_queues(broker, unique_prefix)
         broker.close()
         if previous is not None:
             brokers.set_current_broker(previous)
         _delete_queue(redis_url, unique_prefix)
+
+
+def _delete_dramatiq_queues(broker, prefix: str) -> None:
+    client = getattr(broker, "client", None)
+    if client is not None:  # Redis: the namespace's keys
+        client.delete(*client.keys(f"{prefix}*") or ["none"])
+        return
+    from dramatiq.common import dq_name, xq_name
+
+    for queue in broker.get_declared_queues():  # RabbitMQ: each queue with its delay and dead-letter queue
+        for name in (queue, dq_name(queue), xq_name(queue)):
+            broker.channel.queue_delete(name)
 
 
 def publish(ctx, type: str, tenant: str, data: dict) -> str:
