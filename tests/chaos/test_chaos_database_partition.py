@@ -72,7 +72,7 @@ def test_changes_made_during_a_database_partition_converge_once_it_heals(fleet, 
     time.sleep(0.5)  # let anything late run through the workers and the relay
 
     worker_log = (fleet.tmp / "worker.log").read_text(errors="replace")
-    assert "Retrying message" in worker_log  # the outage was felt, and retried, not skipped
+    assert "message.retrying" in worker_log  # the outage was felt, and retried, not skipped
     changes = entitlement_changes(events, tenant)
     versions = [e["data"]["version"] for e in changes]
     assert versions == sorted(set(versions)), f"versions repeat or go back: {versions}"
