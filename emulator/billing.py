@@ -10,7 +10,10 @@ Modelled on Stripe's defaults: a subscription's first invoice is charged at crea
 23 hours `incomplete_expired`); each renewal invoices and charges at once; a failed renewal makes
 the subscription `past_due` and is retried on a schedule spread over `faults.dunning_days`; the
 last failed retry cancels the subscription ("cancel the subscription" is Stripe's default final
-action). `trial_will_end` fires three days before a trial ends.
+action). `trial_will_end` fires three days before a trial ends; a trial that ends without a
+payment method pauses or cancels the subscription instead when its
+`trial_settings.end_behavior.missing_payment_method` says so, and a paused subscription is not
+billed until it is resumed.
 """
 from __future__ import annotations
 
@@ -63,6 +66,15 @@ def set_period(store: Store, sub: dict, start: int, end: int) -> None:
     sub["_period_start"], sub["_period_end"] = start, end
     for item in items_of(store, sub):
         item["current_period_start"], item["current_period_end"] = start, end
+
+
+def period_start_around(store: Store, sub: dict, moment: int) -> int:
+    """The start of the billing period (counted from the anchor) that contains `moment`."""
+    recurring, anchor = recurring_of(store, sub), sub["billing_cycle_anchor"]
+    start, k = anchor, 1
+    while (nxt := boundary(anchor, recurring["interval"], recurring["interval_count"], k)) <= moment:
+        start, k = nxt, k + 1
+    return start
 
 
 def next_period_end(store: Store, sub: dict, start: int) -> int:
@@ -288,6 +300,14 @@ def renew(store: Store, sub: dict, now: int) -> None:
 
 
 def end_trial(store: Store, sub: dict, now: int) -> None:
+    missing = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+    if (missing != "create_invoice" and sub["collection_method"] == "charge_automatically"
+            and payment_method_for(store, sub) is None):
+        if missing == "cancel":
+            cancel_now(store, sub, now)
+        else:
+            pause(store, sub)
+        return
     before = render_subscription(store, sub)
     sub["billing_cycle_anchor"] = now
     sub["trial_end"] = now
@@ -297,6 +317,31 @@ def end_trial(store: Store, sub: dict, now: int) -> None:
     invoice = create_invoice(store, sub, "subscription_cycle", now, now, end)
     _charge_cycle(store, sub, invoice, now)
     _changed(store, sub, before)
+
+
+def pause(store: Store, sub: dict) -> None:
+    """No invoice, no renewals, no entitlements until `POST /v1/subscriptions/{id}/resume`."""
+    before = render_subscription(store, sub)
+    sub["status"] = "paused"
+    _changed(store, sub, before)
+    store.emit("customer.subscription.paused", render_subscription(store, sub))
+
+
+def resume(store: Store, sub: dict, now: int, *, reset_anchor: bool) -> None:
+    """A new period from now, invoiced and charged (`billing_cycle_anchor=now`), or the period
+    around now on the old anchor with nothing invoiced (`unchanged`: prorations are not computed)."""
+    before = render_subscription(store, sub)
+    sub["status"] = "active"
+    if reset_anchor:
+        sub["billing_cycle_anchor"] = now
+        end = next_period_end(store, sub, now)
+        set_period(store, sub, now, end)
+        _charge_cycle(store, sub, create_invoice(store, sub, "subscription_update", now, now, end), now)
+    else:
+        start = period_start_around(store, sub, now)
+        set_period(store, sub, start, next_period_end(store, sub, start))
+    _changed(store, sub, before)
+    store.emit("customer.subscription.resumed", render_subscription(store, sub))
 
 
 def retry_payment(store: Store, sub: dict, invoice: dict, now: int) -> None:
@@ -341,6 +386,8 @@ def _due(store: Store, sub: dict):
         yield max(sub["created"], sub["trial_end"] - TRIAL_WILL_END_AHEAD), 0, trial_will_end
     if sub["cancel_at"]:
         yield sub["cancel_at"], 1, lambda s, sb, now: cancel_now(s, sb, now)
+    if status == "paused":
+        return   # nothing is billed until the subscription is resumed
     if status == "trialing":
         yield sub["trial_end"], 2, end_trial
     else:

@@ -7,6 +7,7 @@ so the errors name the parameter the way Stripe's do.
 """
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qsl
 
@@ -32,7 +33,7 @@ def decode(text: str) -> dict:
                 node = node.setdefault(part, {})
                 if not isinstance(node, dict):
                     raise invalid(f"Invalid array or hash for parameter {key}", param=key)
-    return _listify(root)
+    return {name: _listify(value) for name, value in root.items()}   # the top level stays a hash
 
 
 def _listify(value):
@@ -85,6 +86,31 @@ def as_dict(value, param: str) -> dict:
     return value
 
 
+def as_hash_list(value, param: str) -> list[dict]:
+    """An array of hashes (`marketing_features[0][name]=…`); an empty string unsets it."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise invalid("Invalid array", param=param)
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise invalid("Invalid hash", param=f"{param}[{i}]")
+    return value
+
+
+def non_empty_str(value, param: str) -> str:
+    """A required string that cannot be unset (Stripe's `parameter_invalid_empty` for "")."""
+    if value is None:
+        raise invalid(f"Missing required param: {param}.", param=param, code="parameter_missing")
+    if not isinstance(value, str):
+        raise invalid(f"Invalid string: {json.dumps(value)}", param=param)
+    if value == "":
+        raise invalid(f"You passed an empty string for '{param}'. We assume empty values are an attempt to unset a "
+                      f"parameter; however '{param}' cannot be unset. You should remove '{param}' from your "
+                      "request or supply a non-empty value.", param=param, code="parameter_invalid_empty")
+    return value
+
+
 def nullable(value):
     """Stripe unsets a scalar field sent as an empty string."""
     return None if value == "" else value
@@ -106,11 +132,48 @@ def merge_metadata(current: dict, update) -> dict:
     return merged
 
 
-def check_known(params: dict, allowed: set[str]) -> None:
-    """Stripe rejects a parameter it does not know; so do we, so typos fail here first."""
-    for key in params:
-        if key not in allowed and key != "expand":
-            raise invalid(f"Received unknown parameter: {key}", param=key, code="parameter_unknown")
+def param_tree(paths) -> dict:
+    """The parameters an endpoint accepts, from Stripe's bracket notation: `{"customer",
+    "items[price]", "items[quantity]", "metadata"}` → `{"customer": None, "items": {"price": None,
+    "quantity": None}, "metadata": None}`. None: anything may follow (a scalar, a list of strings,
+    a free-form hash like metadata); a hash's keys apply to each element of a list too (`items[0]`)."""
+    tree: dict = {"expand": None}
+    for path in paths:
+        parts = [a or b for a, b in _KEY.findall(path)]
+        node = tree
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        node.setdefault(parts[-1], None)
+    return tree
+
+
+def unknown_param(value, tree: dict | None, name: str = "") -> str | None:
+    """The first parameter in `value` that `tree` does not declare, named the way Stripe names
+    it (`items[0][quantty]`), or None."""
+    if tree is None:
+        return None
+    if isinstance(value, list):
+        children = ((f"{name}[{i}]", v) for i, v in enumerate(value))
+        return next((found for child, v in children if (found := unknown_param(v, tree, child))), None)
+    if isinstance(value, dict):
+        for key, v in value.items():
+            child = f"{name}[{key}]" if name else key
+            if key not in tree:
+                return child
+            if found := unknown_param(v, tree[key], child):
+                return found
+    return None   # a scalar where a hash is declared: the endpoint's coercion reports it
+
+
+def check_known(params: dict, allowed) -> None:
+    """Stripe rejects a parameter it does not know, at any depth; so do we, so typos fail here
+    first. `allowed` is a `param_tree` or the paths to build one from."""
+    tree = allowed if isinstance(allowed, dict) else param_tree(allowed)
+    name = unknown_param(params, tree)
+    if name is not None:
+        raise invalid(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
 
 
 def require(params: dict, *names: str) -> None:

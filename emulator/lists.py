@@ -6,9 +6,22 @@ by its object along a dotted path; a python list on the path (a list object's `d
 """
 from __future__ import annotations
 
+import operator
+
 from .errors import invalid
 from .forms import as_int, as_str_list
 from .store import Store, newest_first, sort_key
+
+PAGE_PARAMS = {"limit", "starting_after", "ending_before"}
+COMPARISONS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def range_params(name: str) -> set[str]:
+    """`name=ts` or `name[gt|gte|lt|lte]=ts`, as a route declares it."""
+    return {f"{name}[{op}]" for op in COMPARISONS}
+
+
+CREATED = range_params("created")
 
 
 def page(store: Store, objs, params: dict, url: str, kind: str | None = None) -> dict:
@@ -79,12 +92,10 @@ def created_filter(objs, params: dict, key: str = "created"):
     if not isinstance(spec, dict):
         exact = as_int(spec, key)
         return [o for o in objs if o.get(key) == exact]
-    tests = []
+    bounds = []
     for op, raw in spec.items():
-        bound = as_int(raw, f"{key}[{op}]")
-        tests.append({"gt": lambda v, b=bound: v > b, "gte": lambda v, b=bound: v >= b,
-                      "lt": lambda v, b=bound: v < b, "lte": lambda v, b=bound: v <= b}.get(op))
-        if tests[-1] is None:
+        if op not in COMPARISONS:   # routes declare range_params(key), so this is a safety net
             raise invalid(f"Received unknown parameter: {key}[{op}]", param=f"{key}[{op}]",
                           code="parameter_unknown")
-    return [o for o in objs if all(t(o.get(key) or 0) for t in tests)]
+        bounds.append((COMPARISONS[op], as_int(raw, f"{key}[{op}]")))
+    return [o for o in objs if all(compare(o.get(key) or 0, bound) for compare, bound in bounds)]

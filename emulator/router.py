@@ -1,19 +1,32 @@
 """Routes: (method, path pattern) → handler. Handlers are plain functions `handler(req, **ids)`
-returning the response body (or `(status, body)`); resource modules register them at import."""
+returning the response body (or `(status, body)`); resource modules register them at import.
+
+Each route declares the parameters it accepts (`params`, bracket paths as in `forms.param_tree`;
+`expand` always): anything else, at any depth, is answered 400 `parameter_unknown` before the
+handler runs, as Stripe does. A route that declares nothing accepts only `expand`."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+from .forms import check_known, param_tree
 
 ROUTES: list[tuple[str, re.Pattern, Callable]] = []
 
 
-def route(method: str, pattern: str):
+def route(method: str, pattern: str, params: Iterable[str] = ()):
     regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+    accepted = param_tree(params)
 
     def register(fn):
-        ROUTES.append((method, regex, fn))
+        @functools.wraps(fn)
+        def checked(req: "Request", **ids):
+            check_known(req.params, accepted)
+            return fn(req, **ids)
+
+        ROUTES.append((method, regex, checked))
         return fn
 
     return register

@@ -4,7 +4,8 @@ the same way for every searchable resource.
 Each resource has its own query fields (Stripe's "supported query fields" lists); `metadata[…]`
 works everywhere. A query is clauses joined by AND or by OR (never both), each `field:'value'`
 (exact; case-insensitive for email and name) or `field~'value'` (substring), optionally negated
-with `-`. Boolean fields match `'true'` / `'false'`.
+with `-`. Boolean fields match `'true'` / `'false'`. Numeric fields (`created`) also compare:
+`created>1700000000`, `<`, `>=`, `<=` (the number quoted or not).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import re
 import time
 
 from .errors import invalid
-from .forms import as_int, check_known
+from .forms import as_int
+from .lists import COMPARISONS
 from .store import newest_first
 
 # Query fields per resource, as in Stripe's docs (metadata is always allowed).
@@ -23,8 +25,14 @@ FIELDS = {
     "prices": {"active", "created", "currency", "lookup_key", "product", "type"},
 }
 
+SEARCH_PARAMS = {"query", "limit", "page"}   # what every search route accepts
+
+NUMERIC = {"created"}   # compared as numbers; every searchable resource has it
+RANGE_OPERATORS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+
 _CLAUSE = re.compile(
-    r"""\s*(-)?\s*(?:metadata\[(['"])(?P<mkey>.*?)\2\]|(?P<field>[a-z_]+))\s*(?P<op>:|~)\s*(['"])(?P<value>.*?)\6\s*""")
+    r"""\s*(?P<negate>-)?\s*(?:metadata\[(?P<q1>['"])(?P<mkey>.*?)(?P=q1)\]|(?P<field>[a-z_]+))\s*"""
+    r"""(?P<op>>=|<=|:|~|>|<)\s*(?:(?P<q2>['"])(?P<value>.*?)(?P=q2)|(?P<number>\d+))\s*""")
 
 
 def parse_query(query, resource: str):
@@ -46,7 +54,15 @@ def parse_query(query, resource: str):
         if isinstance(field, str) and field not in FIELDS[resource]:
             raise invalid(f"Field '{field}' is an unsupported search field for resource `{resource}`.",
                           param="query")
-        parsed.append((bool(found.group(1)), field, found["op"], found["value"]))
+        value, op = found["value"] if found["q2"] else found["number"], found["op"]
+        numeric = field in NUMERIC
+        if (op in RANGE_OPERATORS or found["number"] is not None) and not numeric:
+            raise invalid(f"We were unable to parse your search query. Only numeric fields such as `created` can be "
+                          f"compared with `{op}` or given an unquoted number: '{text.strip()}'.", param="query")
+        if numeric and op != "~" and not value.isdigit():
+            raise invalid(f"We were unable to parse your search query. `{field}` takes an integer timestamp: "
+                          f"'{text.strip()}'.", param="query")
+        parsed.append((bool(found["negate"]), field, op, value))
     return parsed, (connectives.pop() if connectives else "AND")
 
 
@@ -57,6 +73,8 @@ def _matches(obj: dict, clause) -> bool:
         actual = str(actual).lower()
     if actual is None:
         hit = False
+    elif op in RANGE_OPERATORS:
+        hit = COMPARISONS[RANGE_OPERATORS[op]](int(actual), int(value))
     elif op == "~":
         hit = value.lower() in str(actual).lower()
     else:
@@ -68,7 +86,6 @@ def search(store, objs, params: dict, resource: str) -> dict:
     """`GET /v1/{resource}/search` over `objs`: a `search_result` page driven by an opaque `page`
     token. With the `search_lag_s` knob, objects younger than the lag are not found yet, as with
     Stripe's search index (whose docs warn that new data can take up to a minute to appear)."""
-    check_known(params, {"query", "limit", "page"})
     clauses, connective = parse_query(params.get("query"), resource)
     combine = all if connective == "AND" else any
     hits = [o for o in objs if combine(_matches(o, c) for c in clauses)]

@@ -10,18 +10,18 @@ from __future__ import annotations
 import uuid
 
 from ..errors import ApiError, invalid
-from ..forms import as_dict, as_int, check_known, require
+from ..forms import as_dict, as_int, require
 from ..ids import new_id
-from ..lists import page
+from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
 from ..shapes import template
 from ..store import public
 
 
-@route("POST", "/v1/billing/meters")
+@route("POST", "/v1/billing/meters", params={"display_name", "event_name", "default_aggregation[formula]",
+                                             "customer_mapping[event_payload_key]", "customer_mapping[type]",
+                                             "value_settings[event_payload_key]", "event_time_window"})
 def create_meter(req: Request):
-    check_known(req.params, {"display_name", "event_name", "default_aggregation", "customer_mapping",
-                             "value_settings", "event_time_window"})
     require(req.params, "display_name", "event_name", "default_aggregation")
     aggregation = as_dict(req.params["default_aggregation"], "default_aggregation")
     if aggregation.get("formula") not in ("sum", "count", "last"):
@@ -48,9 +48,8 @@ def create_meter(req: Request):
     return req.store.render(meter)
 
 
-@route("GET", "/v1/billing/meters")
+@route("GET", "/v1/billing/meters", params={"status", *PAGE_PARAMS})
 def list_meters(req: Request):
-    check_known(req.params, {"status", "limit", "starting_after", "ending_before"})
     objs = req.store.all("billing.meter")
     if "status" in req.params:
         objs = [m for m in objs if m["status"] == req.params["status"]]
@@ -80,18 +79,16 @@ def reactivate(req: Request, meter_id: str):
     return _set_status(req, meter_id, "active")
 
 
-@route("POST", "/v1/billing/meters/{meter_id}")
+@route("POST", "/v1/billing/meters/{meter_id}", params={"display_name"})
 def update_meter(req: Request, meter_id: str):
-    check_known(req.params, {"display_name"})
     meter = req.store.require("billing.meter", meter_id)
     if "display_name" in req.params:
         meter["display_name"] = req.params["display_name"]
     return req.store.render(meter)
 
 
-@route("POST", "/v1/billing/meter_events")
+@route("POST", "/v1/billing/meter_events", params={"event_name", "payload", "identifier", "timestamp"})
 def create_meter_event(req: Request):
-    check_known(req.params, {"event_name", "payload", "identifier", "timestamp"})
     require(req.params, "event_name", "payload")
     payload = as_dict(req.params["payload"], "payload")
     event_name = req.params["event_name"]

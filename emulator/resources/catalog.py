@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from .. import billing
 from ..errors import invalid
-from ..forms import as_bool, as_dict, as_int, as_str_list, check_known, merge_metadata, nullable, require
+from ..forms import (as_bool, as_dict, as_hash_list, as_int, as_str_list, merge_metadata, non_empty_str, nullable,
+                     require)
 from ..ids import new_id
-from ..lists import created_filter, page
+from ..lists import CREATED, PAGE_PARAMS, created_filter, page
 from ..router import Request, route
-from ..search import search
+from ..search import SEARCH_PARAMS, search
 from ..shapes import deleted, template
 from ..store import public
 
-PRODUCT_PARAMS = {"id", "name", "active", "description", "metadata", "images", "marketing_features",
+PRODUCT_PARAMS = {"id", "name", "active", "description", "metadata", "images", "marketing_features[name]",
                   "package_dimensions", "shippable", "statement_descriptor", "tax_code", "unit_label", "url",
-                  "default_price_data", "tax_details"}
+                  "tax_details"}
+DEFAULT_PRICE_DATA = {
+    *(f"default_price_data[{key}]" for key in ("currency", "currency_options", "custom_unit_amount", "metadata",
+                                                "tax_behavior", "unit_amount", "unit_amount_decimal")),
+    "default_price_data[recurring][interval]", "default_price_data[recurring][interval_count]"}
 
 
 # -- products ---------------------------------------------------------------------------------
@@ -55,12 +60,13 @@ def _apply_product(product: dict, params: dict) -> None:
     if "images" in params:
         product["images"] = as_str_list(nullable(params["images"]), "images")
     if "marketing_features" in params:
-        product["marketing_features"] = [{"name": f.get("name")} for f in (nullable(params["marketing_features"]) or [])]
+        features = as_hash_list(params["marketing_features"], "marketing_features")
+        product["marketing_features"] = [{"name": non_empty_str(f.get("name"), f"marketing_features[{i}][name]")}
+                                         for i, f in enumerate(features)]
 
 
-@route("POST", "/v1/products")
+@route("POST", "/v1/products", params=PRODUCT_PARAMS | DEFAULT_PRICE_DATA)
 def create_product(req: Request):
-    check_known(req.params, PRODUCT_PARAMS)
     product = new_product(req, req.params)
     if "default_price_data" in req.params:
         data = as_dict(req.params["default_price_data"], "default_price_data")
@@ -76,9 +82,8 @@ def retrieve_product(req: Request, product_id: str):
     return req.store.render(req.store.require("product", product_id))
 
 
-@route("POST", "/v1/products/{product_id}")
+@route("POST", "/v1/products/{product_id}", params=PRODUCT_PARAMS - {"id"} | {"default_price"})
 def update_product(req: Request, product_id: str):
-    check_known(req.params, PRODUCT_PARAMS - {"id", "default_price_data"} | {"default_price"})
     product = req.store.require("product", product_id)
     before = req.store.render(product)
     _apply_product(product, req.params)
@@ -109,10 +114,8 @@ def delete_product(req: Request, product_id: str):
     return deleted("product", product_id)
 
 
-@route("GET", "/v1/products")
+@route("GET", "/v1/products", params={"active", "ids", "shippable", "url", *CREATED, *PAGE_PARAMS})
 def list_products(req: Request):
-    check_known(req.params, {"active", "ids", "created", "shippable", "url", "limit", "starting_after",
-                             "ending_before"})
     objs = [p for p in req.store.all("product") if not p.get("_deleted")]
     if "active" in req.params:
         active = as_bool(req.params["active"], "active")
@@ -124,7 +127,7 @@ def list_products(req: Request):
     return page(req.store, objs, req.params, "/v1/products", "product")
 
 
-@route("GET", "/v1/products/search")
+@route("GET", "/v1/products/search", params=SEARCH_PARAMS)
 def search_products(req: Request):
     objs = [p for p in req.store.all("product") if not p.get("_deleted")]
     return search(req.store, objs, req.params, "products")
@@ -132,7 +135,11 @@ def search_products(req: Request):
 
 # -- prices -----------------------------------------------------------------------------------
 
-PRICE_PARAMS = {"product", "product_data", "currency", "unit_amount", "unit_amount_decimal", "recurring",
+PRICE_PARAMS = {"product", *(f"product_data[{key}]" for key in ("active", "id", "metadata", "name",
+                                                                  "statement_descriptor", "tax_code", "unit_label")),
+                "currency", "unit_amount", "unit_amount_decimal",
+                *(f"recurring[{key}]" for key in ("interval", "interval_count", "meter", "trial_period_days",
+                                                   "usage_type")),
                 "lookup_key", "transfer_lookup_key", "nickname", "metadata", "active", "billing_scheme",
                 "tax_behavior", "custom_unit_amount", "tiers", "tiers_mode", "transform_quantity",
                 "currency_options"}
@@ -207,9 +214,8 @@ def _set_lookup_key(req: Request, price: dict, key: str, transfer: bool) -> None
     price["lookup_key"] = key
 
 
-@route("POST", "/v1/prices")
+@route("POST", "/v1/prices", params=PRICE_PARAMS)
 def create_price(req: Request):
-    check_known(req.params, PRICE_PARAMS)
     key = req.params.get("lookup_key")
     transfer = as_bool(req.params.get("transfer_lookup_key", False), "transfer_lookup_key")
     holder = next((p for p in req.store.all("price") if p["lookup_key"] == key), None) if key else None
@@ -223,10 +229,9 @@ def retrieve_price(req: Request, price_id: str):
     return req.store.render(req.store.require("price", price_id))
 
 
-@route("POST", "/v1/prices/{price_id}")
+@route("POST", "/v1/prices/{price_id}", params={"active", "metadata", "nickname", "lookup_key", "transfer_lookup_key",
+                                                "tax_behavior", "currency_options"})
 def update_price(req: Request, price_id: str):
-    check_known(req.params, {"active", "metadata", "nickname", "lookup_key", "transfer_lookup_key", "tax_behavior",
-                             "currency_options"})
     price = req.store.require("price", price_id)
     before = req.store.render(price)
     if "active" in req.params:
@@ -249,10 +254,9 @@ def update_price(req: Request, price_id: str):
     return after
 
 
-@route("GET", "/v1/prices")
+@route("GET", "/v1/prices", params={"active", "currency", "product", "type", "lookup_keys", "recurring[interval]",
+                                    "recurring[meter]", "recurring[usage_type]", *CREATED, *PAGE_PARAMS})
 def list_prices(req: Request):
-    check_known(req.params, {"active", "currency", "product", "type", "lookup_keys", "recurring", "created",
-                             "limit", "starting_after", "ending_before"})
     objs = req.store.all("price")
     params = req.params
     if "active" in params:
@@ -279,7 +283,7 @@ def list_prices(req: Request):
     return page(req.store, objs, params, "/v1/prices", "price")
 
 
-@route("GET", "/v1/prices/search")
+@route("GET", "/v1/prices/search", params=SEARCH_PARAMS)
 def search_prices(req: Request):
     return search(req.store, req.store.all("price"), req.params, "prices")
 
@@ -291,9 +295,8 @@ def _customers_of_product(store, product_id: str) -> set[str]:
             if sub["status"] not in billing.ENDED and product_id in billing.product_ids(store, sub)}
 
 
-@route("POST", "/v1/products/{product_id}/features")
+@route("POST", "/v1/products/{product_id}/features", params={"entitlement_feature"})
 def attach_feature(req: Request, product_id: str):
-    check_known(req.params, {"entitlement_feature"})
     require(req.params, "entitlement_feature")
     product = req.store.require("product", product_id)
     feature = req.store.require("entitlements.feature", req.params["entitlement_feature"], param="entitlement_feature")
@@ -319,7 +322,7 @@ def render_product_feature(store, pf: dict) -> dict:
     return body
 
 
-@route("GET", "/v1/products/{product_id}/features")
+@route("GET", "/v1/products/{product_id}/features", params=PAGE_PARAMS)
 def list_features(req: Request, product_id: str):
     req.store.require("product", product_id)
     objs = [pf for pf in req.store.all("product_feature") if pf["_product"] == product_id and not pf.get("_deleted")]

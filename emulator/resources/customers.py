@@ -7,29 +7,27 @@ from __future__ import annotations
 
 from .. import billing
 from ..errors import invalid
-from ..forms import as_dict, check_known, merge_metadata, nullable
+from ..forms import as_dict, merge_metadata, nullable
 from ..ids import new_id, random_part
-from ..lists import created_filter, page
+from ..lists import CREATED, PAGE_PARAMS, created_filter, page
 from ..router import Request, route
-from ..search import search
+from ..search import SEARCH_PARAMS, search
 from ..shapes import deleted, template
 from . import payment_methods
 
-WRITABLE = {"name", "email", "description", "phone", "metadata", "address", "shipping", "preferred_locales",
-            "invoice_settings", "payment_method", "tax_exempt", "balance", "invoice_prefix",
-            "next_invoice_sequence", "source", "coupon", "promotion_code", "tax", "default_source",
-            "cash_balance", "validate"}
 ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
+WRITABLE = {"name", "email", "description", "phone", "metadata", *(f"address[{k}]" for k in ADDRESS_KEYS),
+            *(f"shipping[address][{k}]" for k in ADDRESS_KEYS), "shipping[name]", "shipping[phone]",
+            "preferred_locales", *(f"invoice_settings[{k}]" for k in ("custom_fields", "default_payment_method",
+                                                                       "footer", "rendering_options")),
+            "payment_method", "tax_exempt", "balance", "invoice_prefix", "next_invoice_sequence", "source", "coupon",
+            "promotion_code", "tax", "default_source", "cash_balance", "validate"}
 
 
 def _address(value, param: str):
     if value in (None, ""):
         return None
     value = as_dict(value, param)
-    for key in value:
-        if key not in ADDRESS_KEYS:
-            raise invalid(f"Received unknown parameter: {param}[{key}]", param=f"{param}[{key}]",
-                          code="parameter_unknown")
     return {k: nullable(value.get(k)) for k in ADDRESS_KEYS}
 
 
@@ -83,9 +81,8 @@ def _new(req: Request) -> dict:
     return customer
 
 
-@route("POST", "/v1/customers")
+@route("POST", "/v1/customers", params=WRITABLE | {"test_clock"})
 def create(req: Request):
-    check_known(req.params, WRITABLE | {"test_clock"})
     customer = _new(req)
     req.store.add(customer)
     try:
@@ -106,9 +103,8 @@ def retrieve(req: Request, customer_id: str):
     return req.store.render(req.store.require("customer", customer_id))
 
 
-@route("POST", "/v1/customers/{customer_id}")
+@route("POST", "/v1/customers/{customer_id}", params=WRITABLE)
 def update(req: Request, customer_id: str):
-    check_known(req.params, WRITABLE)
     customer = req.store.require("customer", customer_id)
     before = req.store.render(customer)
     _apply(req, customer, req.params)
@@ -134,9 +130,8 @@ def delete_customer(store, customer: dict) -> None:
     store.emit("customer.deleted", body)
 
 
-@route("GET", "/v1/customers")
+@route("GET", "/v1/customers", params={"email", "test_clock", *CREATED, *PAGE_PARAMS})
 def list_(req: Request):
-    check_known(req.params, {"email", "created", "limit", "starting_after", "ending_before", "test_clock"})
     objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
     if "email" in req.params:
         objs = [c for c in objs if c["email"] == req.params["email"]]
@@ -146,7 +141,7 @@ def list_(req: Request):
     return page(req.store, objs, req.params, "/v1/customers", "customer")
 
 
-@route("GET", "/v1/customers/search")
+@route("GET", "/v1/customers/search", params=SEARCH_PARAMS)
 def search_customers(req: Request):
     objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
     return search(req.store, objs, req.params, "customers")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from .. import billing
 from ..errors import invalid
-from ..forms import as_bool, as_int, check_known, merge_metadata, require
+from ..forms import as_bool, as_int, merge_metadata, require
 from ..ids import random_part
-from ..lists import page
+from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
 from ..shapes import template
 from .catalog import product_feature_ids
@@ -19,9 +19,8 @@ from .catalog import product_feature_ids
 
 # -- features ---------------------------------------------------------------------------------
 
-@route("POST", "/v1/entitlements/features")
+@route("POST", "/v1/entitlements/features", params={"name", "lookup_key", "metadata"})
 def create_feature(req: Request):
-    check_known(req.params, {"name", "lookup_key", "metadata"})
     require(req.params, "name", "lookup_key")
     key = req.params["lookup_key"]
     if any(f["lookup_key"] == key for f in req.store.all("entitlements.feature")):
@@ -33,9 +32,8 @@ def create_feature(req: Request):
     return req.store.render(feature)
 
 
-@route("GET", "/v1/entitlements/features")
+@route("GET", "/v1/entitlements/features", params={"lookup_key", "archived", *PAGE_PARAMS})
 def list_features(req: Request):
-    check_known(req.params, {"lookup_key", "archived", "limit", "starting_after", "ending_before"})
     objs = req.store.all("entitlements.feature")
     if "lookup_key" in req.params:
         objs = [f for f in objs if f["lookup_key"] == req.params["lookup_key"]]
@@ -49,9 +47,8 @@ def retrieve_feature(req: Request, feature_id: str):
     return req.store.render(req.store.require("entitlements.feature", feature_id))
 
 
-@route("POST", "/v1/entitlements/features/{feature_id}")
+@route("POST", "/v1/entitlements/features/{feature_id}", params={"name", "active", "metadata"})
 def update_feature(req: Request, feature_id: str):
-    check_known(req.params, {"name", "active", "metadata"})
     feature = req.store.require("entitlements.feature", feature_id)
     if "name" in req.params:
         feature["name"] = req.params["name"]
@@ -111,9 +108,8 @@ def refresh(store, customer_ids) -> None:
                    {"entitlements": before["entitlements"]})
 
 
-@route("GET", "/v1/entitlements/active_entitlements")
+@route("GET", "/v1/entitlements/active_entitlements", params={"customer", *PAGE_PARAMS})
 def list_active(req: Request):
-    check_known(req.params, {"customer", "limit", "starting_after", "ending_before"})
     require(req.params, "customer")
     customer_id = req.params["customer"]
     req.store.require("customer", customer_id, param="customer")

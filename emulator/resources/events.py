@@ -4,15 +4,13 @@ from __future__ import annotations
 import fnmatch
 
 from ..errors import invalid
-from ..forms import as_str_list, check_known
-from ..lists import created_filter, page
+from ..forms import as_str_list
+from ..lists import CREATED, PAGE_PARAMS, created_filter, page
 from ..router import Request, route
 
 
-@route("GET", "/v1/events")
+@route("GET", "/v1/events", params={"type", "types", "delivery_success", *CREATED, *PAGE_PARAMS})
 def list_(req: Request):
-    check_known(req.params, {"type", "types", "created", "delivery_success", "limit", "starting_after",
-                             "ending_before"})
     objs = req.store.all("event")
     if "type" in req.params and "types" in req.params:
         raise invalid("You may only specify one of these parameters: type, types.", param="type")

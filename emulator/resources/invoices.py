@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from .. import billing
 from ..errors import card_declined, invalid
-from ..forms import as_bool, check_known
-from ..lists import created_filter, page
+from ..forms import as_bool
+from ..lists import CREATED, PAGE_PARAMS, created_filter, page, range_params
 from ..router import Request, route
 from . import payment_methods
 
@@ -14,10 +14,9 @@ def retrieve(req: Request, invoice_id: str):
     return req.store.render(req.store.require("invoice", invoice_id))
 
 
-@route("GET", "/v1/invoices")
+@route("GET", "/v1/invoices", params={"customer", "subscription", "status", "collection_method",
+                                      *range_params("due_date"), *CREATED, *PAGE_PARAMS})
 def list_(req: Request):
-    check_known(req.params, {"customer", "subscription", "status", "collection_method", "created", "due_date",
-                             "limit", "starting_after", "ending_before"})
     objs = req.store.all("invoice")
     for key in ("customer", "subscription", "status", "collection_method"):
         if key in req.params:
@@ -26,16 +25,16 @@ def list_(req: Request):
     return page(req.store, objs, req.params, "/v1/invoices", "invoice")
 
 
-@route("GET", "/v1/invoices/{invoice_id}/lines")
+@route("GET", "/v1/invoices/{invoice_id}/lines", params=PAGE_PARAMS)
 def lines(req: Request, invoice_id: str):
     invoice = req.store.require("invoice", invoice_id)
     data = invoice["lines"]["data"]
     return {"object": "list", "data": data, "has_more": False, "url": f"/v1/invoices/{invoice_id}/lines"}
 
 
-@route("POST", "/v1/invoices/{invoice_id}/pay")
+@route("POST", "/v1/invoices/{invoice_id}/pay", params={"payment_method", "paid_out_of_band", "off_session", "forgive",
+                                                        "source", "mandate"})
 def pay(req: Request, invoice_id: str):
-    check_known(req.params, {"payment_method", "paid_out_of_band", "off_session", "forgive", "source", "mandate"})
     invoice = req.store.require("invoice", invoice_id)
     if invoice["status"] != "open":
         raise invalid(f"Invoice is already {invoice['status']}" if invoice["status"] in ("paid", "void")

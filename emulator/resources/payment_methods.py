@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 
 from ..errors import ApiError, card_declined, invalid
-from ..forms import check_known, require
+from ..forms import require
 from ..ids import new_id, random_part
-from ..lists import page
+from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
 from ..shapes import template
 
@@ -106,9 +106,8 @@ def retrieve(req: Request, pm_id: str):
     return req.store.render(req.store.require("payment_method", pm_id))
 
 
-@route("POST", "/v1/payment_methods/{pm_id}/attach")
+@route("POST", "/v1/payment_methods/{pm_id}/attach", params={"customer"})
 def attach_endpoint(req: Request, pm_id: str):
-    check_known(req.params, {"customer"})
     require(req.params, "customer")
     customer = req.store.require("customer", req.params["customer"], param="customer")
     return req.store.render(attach(req, resolve(req, pm_id, "payment_method"), customer))
@@ -127,15 +126,14 @@ def detach_endpoint(req: Request, pm_id: str):
     return req.store.render(pm)
 
 
-@route("GET", "/v1/payment_methods")
+@route("GET", "/v1/payment_methods", params={"customer", "type", *PAGE_PARAMS})
 def list_for_customer(req: Request):
-    check_known(req.params, {"customer", "type", "limit", "starting_after", "ending_before"})
     customer = req.params.get("customer")
     objs = [p for p in req.store.all("payment_method") if p["customer"] and (not customer or p["customer"] == customer)]
     return page(req.store, objs, req.params, "/v1/payment_methods", "payment_method")
 
 
-@route("GET", "/v1/customers/{customer_id}/payment_methods")
+@route("GET", "/v1/customers/{customer_id}/payment_methods", params={"type", "allow_redisplay", *PAGE_PARAMS})
 def list_customer_payment_methods(req: Request, customer_id: str):
     req.store.require("customer", customer_id)
     objs = [p for p in req.store.all("payment_method") if p["customer"] == customer_id]

@@ -7,29 +7,35 @@ first invoice open and the subscription `incomplete` until it is paid. Without a
 subscription needs a payment method (the subscription's or the customer's invoice default).
 
 Changes of price or quantity take effect in place (same `si_` ids) and are billed from the next
-invoice: prorations are not computed. Cancelling twice is a 404, as in Stripe.
+invoice: prorations are not computed. Cancelling twice is a 404, as in Stripe. A trial that ends
+without a payment method pauses or cancels the subscription when
+`trial_settings[end_behavior][missing_payment_method]` says so; `POST …/resume` resumes it.
 """
 from __future__ import annotations
 
 from .. import billing
 from ..errors import card_declined, invalid, missing
-from ..forms import as_bool, as_dict, as_int, check_known, merge_metadata, nullable, require
+from ..forms import as_bool, as_dict, as_int, merge_metadata, nullable, require
 from ..ids import new_id
-from ..lists import created_filter, page
+from ..lists import CREATED, PAGE_PARAMS, created_filter, page, range_params
 from ..router import Request, route
-from ..search import search
+from ..search import SEARCH_PARAMS, search
 from ..shapes import deleted, template
 from . import payment_methods
 
-CREATE_PARAMS = {"customer", "items", "trial_period_days", "trial_end", "trial_from_plan", "default_payment_method",
-                 "payment_behavior", "metadata", "description", "cancel_at_period_end", "cancel_at",
-                 "proration_behavior", "collection_method", "days_until_due", "billing_cycle_anchor", "off_session",
-                 "currency", "automatic_tax", "trial_settings", "payment_settings", "add_invoice_items",
-                 "application_fee_percent", "default_tax_rates", "discounts", "on_behalf_of", "transfer_data",
-                 "pending_invoice_item_interval", "backdate_start_date", "billing_thresholds", "default_source",
-                 "billing_mode", "invoice_settings", "customer_account"}
-UPDATE_PARAMS = (CREATE_PARAMS - {"customer", "currency", "backdate_start_date", "billing_mode", "customer_account"}) | {
-    "cancellation_details", "pause_collection", "proration_date"}
+ITEM_PARAMS = {"price", "price_data", "quantity", "metadata", "billing_thresholds", "discounts", "plan", "tax_rates"}
+CANCELLATION_DETAILS = {"cancellation_details[comment]", "cancellation_details[feedback]"}
+WRITABLE = {"trial_period_days", "trial_end", "trial_from_plan", "default_payment_method", "payment_behavior",
+            "metadata", "description", "cancel_at_period_end", "cancel_at", "proration_behavior", "collection_method",
+            "days_until_due", "billing_cycle_anchor", "off_session", "automatic_tax",
+            "trial_settings[end_behavior][missing_payment_method]", "payment_settings", "add_invoice_items",
+            "application_fee_percent", "default_tax_rates", "discounts", "on_behalf_of", "transfer_data",
+            "pending_invoice_item_interval", "billing_thresholds", "default_source", "invoice_settings"}
+CREATE_PARAMS = WRITABLE | {f"items[{key}]" for key in ITEM_PARAMS} | {
+    "customer", "currency", "backdate_start_date", "billing_mode", "customer_account"}
+UPDATE_PARAMS = WRITABLE | {f"items[{key}]" for key in ITEM_PARAMS | {"id", "deleted", "clear_usage"}} | {
+    *CANCELLATION_DETAILS, "pause_collection", "proration_date"}
+END_BEHAVIOURS = ("cancel", "create_invoice", "pause")   # trial_settings[end_behavior][missing_payment_method]
 BEHAVIOURS = ("allow_incomplete", "error_if_incomplete", "default_incomplete", "pending_if_incomplete")
 NO_PAYMENT_METHOD = ("This customer has no attached payment source or default payment method. Please consider adding "
                      "a default payment method. For more information, visit "
@@ -96,6 +102,23 @@ def _amount(prices_and_quantities) -> int:
                if p["recurring"]["usage_type"] == "licensed")
 
 
+def _end_behaviour(params: dict, current: str) -> str:
+    """`trial_settings[end_behavior][missing_payment_method]`: what a trial ending without a payment
+    method does (billing.end_trial)."""
+    settings = as_dict(params.get("trial_settings"), "trial_settings")
+    value = as_dict(settings.get("end_behavior"), "trial_settings[end_behavior]").get("missing_payment_method", current)
+    if value not in END_BEHAVIOURS:
+        raise invalid("Invalid trial_settings[end_behavior][missing_payment_method]: must be one of cancel, "
+                      "create_invoice, or pause", param="trial_settings[end_behavior][missing_payment_method]")
+    return value
+
+
+def _check_proration_behaviour(params: dict) -> None:
+    if params.get("proration_behavior") not in (None, "create_prorations", "none", "always_invoice"):
+        raise invalid("Invalid proration_behavior: must be one of create_prorations, always_invoice, or none",
+                      param="proration_behavior")
+
+
 def _trial_end(req: Request, params: dict, now: int, prices: list[dict]) -> int | None:
     if params.get("trial_end") not in (None, ""):
         if params["trial_end"] == "now":
@@ -117,10 +140,9 @@ def _trial_end(req: Request, params: dict, now: int, prices: list[dict]) -> int 
 
 # -- create -----------------------------------------------------------------------------------
 
-@route("POST", "/v1/subscriptions")
+@route("POST", "/v1/subscriptions", params=CREATE_PARAMS)
 def create(req: Request):
     params = req.params
-    check_known(params, CREATE_PARAMS)
     require(params, "customer")
     customer = req.store.get("customer", params["customer"])
     if customer is None or customer.get("_deleted"):
@@ -149,6 +171,7 @@ def create(req: Request):
 
     now = req.store.customer_now(customer)
     trial_end = _trial_end(req, params, now, prices)
+    end_behaviour = _end_behaviour(params, "create_invoice")
     pm = None
     if params.get("default_payment_method"):
         pm = payment_methods.attached_to(req, params["default_payment_method"], customer, "default_payment_method")
@@ -180,7 +203,7 @@ def create(req: Request):
         "pending_invoice_item_interval": None, "pending_setup_intent": None, "pending_update": None,
         "schedule": None, "start_date": now, "status": "incomplete", "test_clock": customer["test_clock"],
         "transfer_data": None, "trial_end": trial_end, "trial_start": now if trial_end else None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_settings": {"end_behavior": {"missing_payment_method": end_behaviour}},
         "cancel_at_period_end": False, "billing_thresholds": None,
         "billing_mode": {"type": "classic", "flexible": None}, "customer_account": None,
         "managed_payments": {"enabled": False}, "billing_schedules": [],
@@ -245,11 +268,10 @@ STATUSES = {"active", "past_due", "unpaid", "canceled", "incomplete", "incomplet
             "all", "ended"}
 
 
-@route("GET", "/v1/subscriptions")
+@route("GET", "/v1/subscriptions", params={"customer", "price", "status", "collection_method", "test_clock",
+                                           "automatic_tax[enabled]", "plan", *range_params("current_period_end"),
+                                           *range_params("current_period_start"), *CREATED, *PAGE_PARAMS})
 def list_(req: Request):
-    check_known(req.params, {"customer", "price", "status", "created", "current_period_end", "current_period_start",
-                             "collection_method", "test_clock", "automatic_tax", "limit", "starting_after",
-                             "ending_before", "plan"})
     params = req.params
     status = params.get("status")
     if status is not None and status not in STATUSES:
@@ -274,7 +296,7 @@ def list_(req: Request):
     return page(req.store, objs, params, "/v1/subscriptions", "subscription")
 
 
-@route("GET", "/v1/subscriptions/search")
+@route("GET", "/v1/subscriptions/search", params=SEARCH_PARAMS)
 def search_subscriptions(req: Request):
     return search(req.store, req.store.all("subscription"), req.params, "subscriptions")
 
@@ -331,10 +353,9 @@ def _update_items(req: Request, sub: dict, specs, now: int) -> None:
         _new_item(req, sub, price, quantity, metadata, now)
 
 
-@route("POST", "/v1/subscriptions/{sub_id}")
+@route("POST", "/v1/subscriptions/{sub_id}", params=UPDATE_PARAMS)
 def update(req: Request, sub_id: str):
     params = req.params
-    check_known(params, UPDATE_PARAMS)
     sub = _require_sub(req, sub_id)
     if sub["status"] in billing.ENDED and set(params) - {"metadata", "cancellation_details", "expand"}:
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
@@ -343,9 +364,8 @@ def update(req: Request, sub_id: str):
     before = billing.render_subscription(req.store, sub)
     if params.get("payment_behavior") not in (None,) + BEHAVIOURS:
         raise invalid("Invalid payment_behavior", param="payment_behavior")
-    if params.get("proration_behavior") not in (None, "create_prorations", "none", "always_invoice"):
-        raise invalid("Invalid proration_behavior: must be one of create_prorations, always_invoice, or none",
-                      param="proration_behavior")
+    _check_proration_behaviour(params)
+    end_behaviour = _end_behaviour(params, sub["trial_settings"]["end_behavior"]["missing_payment_method"])
     if "items" in params:
         _update_items(req, sub, params["items"], now)
     if "metadata" in params:
@@ -361,6 +381,7 @@ def update(req: Request, sub_id: str):
         for key in ("comment", "feedback"):
             if key in details:
                 sub["cancellation_details"][key] = nullable(details[key])
+    sub["trial_settings"]["end_behavior"]["missing_payment_method"] = end_behaviour
     _apply_cancel_fields(req, sub, params, now)
     end_trial_now = False
     if "trial_end" in params and sub["status"] == "trialing":
@@ -395,8 +416,10 @@ def update(req: Request, sub_id: str):
 
 # -- cancel -----------------------------------------------------------------------------------
 
+CANCEL_PARAMS = {"invoice_now", "prorate", *CANCELLATION_DETAILS}
+
+
 def _cancel(req: Request, sub_id: str):
-    check_known(req.params, {"invoice_now", "prorate", "cancellation_details"})
     sub = req.store.get("subscription", sub_id)
     if sub is None or sub["status"] in billing.ENDED:
         raise missing("subscription", sub_id)
@@ -410,22 +433,41 @@ def _cancel(req: Request, sub_id: str):
     return billing.render_subscription(req.store, sub)
 
 
-@route("DELETE", "/v1/subscriptions/{sub_id}")
+@route("DELETE", "/v1/subscriptions/{sub_id}", params=CANCEL_PARAMS)
 def cancel(req: Request, sub_id: str):
     return _cancel(req, sub_id)
 
 
-@route("POST", "/v1/subscriptions/{sub_id}/cancel")
+@route("POST", "/v1/subscriptions/{sub_id}/cancel", params=CANCEL_PARAMS)
 def cancel_post(req: Request, sub_id: str):
     """Emulator-only alias of DELETE /v1/subscriptions/{id} (the SDK always sends DELETE)."""
     return _cancel(req, sub_id)
 
 
+# -- resume -----------------------------------------------------------------------------------
+
+@route("POST", "/v1/subscriptions/{sub_id}/resume", params={"billing_cycle_anchor", "proration_behavior",
+                                                            "proration_date"})
+def resume(req: Request, sub_id: str):
+    """A paused subscription (its trial ended without a payment method) starts again: with
+    `billing_cycle_anchor=now` (the default) a new period from now, invoiced and charged (active
+    when paid, past_due when not); with `unchanged`, the period around now, nothing invoiced."""
+    sub = _require_sub(req, sub_id)
+    anchor = req.params.get("billing_cycle_anchor", "now")
+    if anchor not in ("now", "unchanged"):
+        raise invalid("Invalid billing_cycle_anchor: must be one of now or unchanged", param="billing_cycle_anchor")
+    _check_proration_behaviour(req.params)
+    if sub["status"] != "paused":
+        raise invalid(f"Only a paused subscription can be resumed; this one is {sub['status']}.")
+    now = req.store.customer_now(req.store.get("customer", sub["customer"]))
+    billing.resume(req.store, sub, now, reset_anchor=anchor == "now")
+    return billing.render_subscription(req.store, sub)
+
+
 # -- subscription items -----------------------------------------------------------------------
 
-@route("GET", "/v1/subscription_items")
+@route("GET", "/v1/subscription_items", params={"subscription", *PAGE_PARAMS})
 def list_items(req: Request):
-    check_known(req.params, {"subscription", "limit", "starting_after", "ending_before"})
     require(req.params, "subscription")
     sub = req.store.require("subscription", req.params["subscription"], param="subscription")
     body = page(req.store, billing.items_of(req.store, sub), req.params,
@@ -445,28 +487,28 @@ def _sub_of_item(req: Request, item: dict) -> dict:
     return sub
 
 
-@route("POST", "/v1/subscription_items")
+@route("POST", "/v1/subscription_items", params={"subscription", "price", "quantity", "metadata", "proration_behavior",
+                                                 "proration_date", "payment_behavior", "price_data", "tax_rates",
+                                                 "discounts", "billing_thresholds"})
 def create_item(req: Request):
-    check_known(req.params, {"subscription", "price", "quantity", "metadata", "proration_behavior", "proration_date",
-                             "payment_behavior", "price_data", "tax_rates", "discounts", "billing_thresholds"})
     require(req.params, "subscription")
     sub = req.store.require("subscription", req.params["subscription"], param="subscription")
     spec = {k: req.params[k] for k in ("price", "quantity", "metadata") if k in req.params}
     return _mutate_items(req, sub, [spec], pick_new=True)
 
 
-@route("POST", "/v1/subscription_items/{item_id}")
+@route("POST", "/v1/subscription_items/{item_id}", params={"price", "quantity", "metadata", "proration_behavior",
+                                                           "proration_date", "payment_behavior", "price_data",
+                                                           "tax_rates", "discounts", "billing_thresholds",
+                                                           "off_session"})
 def update_item(req: Request, item_id: str):
-    check_known(req.params, {"price", "quantity", "metadata", "proration_behavior", "proration_date",
-                             "payment_behavior", "price_data", "tax_rates", "discounts", "billing_thresholds",
-                             "off_session"})
     item = req.store.require("subscription_item", item_id)
     sub = _sub_of_item(req, item)
     spec = {"id": item_id, **{k: req.params[k] for k in ("price", "quantity", "metadata") if k in req.params}}
     return _mutate_items(req, sub, [spec])
 
 
-@route("DELETE", "/v1/subscription_items/{item_id}")
+@route("DELETE", "/v1/subscription_items/{item_id}", params={"clear_usage", "proration_behavior", "proration_date"})
 def delete_item(req: Request, item_id: str):
     item = req.store.require("subscription_item", item_id)
     sub = _sub_of_item(req, item)

@@ -8,16 +8,15 @@ import threading
 
 from .. import billing
 from ..errors import invalid
-from ..forms import as_int, check_known, require
+from ..forms import as_int, require
 from ..ids import new_id
-from ..lists import page
+from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
 from ..shapes import deleted, template
 
 
-@route("POST", "/v1/test_helpers/test_clocks")
+@route("POST", "/v1/test_helpers/test_clocks", params={"frozen_time", "name", "customer"})
 def create(req: Request):
-    check_known(req.params, {"frozen_time", "name", "customer"})
     require(req.params, "frozen_time")
     frozen = as_int(req.params["frozen_time"], "frozen_time")
     customer = None
@@ -41,15 +40,14 @@ def retrieve(req: Request, clock_id: str):
     return req.store.render(req.store.require("test_helpers.test_clock", clock_id))
 
 
-@route("GET", "/v1/test_helpers/test_clocks")
+@route("GET", "/v1/test_helpers/test_clocks", params=PAGE_PARAMS)
 def list_(req: Request):
     objs = [c for c in req.store.all("test_helpers.test_clock") if not c.get("_deleted")]
     return page(req.store, objs, req.params, "/v1/test_helpers/test_clocks", "test_helpers.test_clock")
 
 
-@route("POST", "/v1/test_helpers/test_clocks/{clock_id}/advance")
+@route("POST", "/v1/test_helpers/test_clocks/{clock_id}/advance", params={"frozen_time"})
 def advance(req: Request, clock_id: str):
-    check_known(req.params, {"frozen_time"})
     require(req.params, "frozen_time")
     clock = req.store.require("test_helpers.test_clock", clock_id)
     target = as_int(req.params["frozen_time"], "frozen_time")

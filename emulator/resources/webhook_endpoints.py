@@ -3,9 +3,9 @@ retrieve, update, list, delete."""
 from __future__ import annotations
 
 from ..errors import invalid
-from ..forms import as_bool, as_str_list, check_known, merge_metadata, nullable, require
+from ..forms import as_bool, as_str_list, merge_metadata, nullable, require
 from ..ids import new_id, random_part
-from ..lists import page
+from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
 from ..shapes import deleted, template
 from ..store import API_VERSION
@@ -20,9 +20,9 @@ def new_endpoint(store, url: str, secret: str | None = None, enabled_events=("*"
     return store.add(endpoint)
 
 
-@route("POST", "/v1/webhook_endpoints")
+@route("POST", "/v1/webhook_endpoints", params={"url", "enabled_events", "description", "metadata", "api_version",
+                                                "connect"})
 def create(req: Request):
-    check_known(req.params, {"url", "enabled_events", "description", "metadata", "api_version", "connect"})
     require(req.params, "url", "enabled_events")
     events = as_str_list(req.params["enabled_events"], "enabled_events")
     if not str(req.params["url"]).startswith(("http://", "https://")):
@@ -40,9 +40,9 @@ def retrieve(req: Request, endpoint_id: str):
     return req.store.render(req.store.require("webhook_endpoint", endpoint_id))
 
 
-@route("POST", "/v1/webhook_endpoints/{endpoint_id}")
+@route("POST", "/v1/webhook_endpoints/{endpoint_id}", params={"url", "enabled_events", "description", "metadata",
+                                                              "disabled"})
 def update(req: Request, endpoint_id: str):
-    check_known(req.params, {"url", "enabled_events", "description", "metadata", "disabled"})
     endpoint = req.store.require("webhook_endpoint", endpoint_id)
     if "url" in req.params:
         endpoint["url"] = req.params["url"]
@@ -57,7 +57,7 @@ def update(req: Request, endpoint_id: str):
     return req.store.render(endpoint)
 
 
-@route("GET", "/v1/webhook_endpoints")
+@route("GET", "/v1/webhook_endpoints", params=PAGE_PARAMS)
 def list_(req: Request):
     objs = [e for e in req.store.all("webhook_endpoint") if not e.get("_deleted")]
     return page(req.store, objs, req.params, "/v1/webhook_endpoints", "webhook_endpoint")
