@@ -439,3 +439,32 @@ def test_a_worker_clock_slightly_ahead_of_the_ingress_does_not_skip_an_event(wor
     world.clock.advance(seconds=1)
     assert on_subscription_event(message(event, received_at), world.ctx) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 4
+
+
+def test_an_event_received_after_the_sweep_listed_stripe_is_read_again(world):
+    """The sweep lists everything first and applies it later: the copies are stamped with the
+    time of the listing, not of the apply, so a change made in between is not skipped."""
+    from billing_sync.handlers.reconcile import sweep
+
+    _, sub = world.tenant_on("t1", "pro", quantity=2)
+    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    real = world.gw.list_subscriptions
+    during: dict = {}
+
+    def list_then_staff_change(**kw):
+        listed = list(real(**kw))
+        world.gw.list_subscriptions = real
+        world.clock.advance(seconds=1)
+        world.gw.set_item(sub["id"], quantity=9)
+        during["event"] = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])
+        during["received_at"] = world.clock()
+        world.clock.advance(seconds=2)  # the sweep applies what it listed a while later
+        return iter(listed)
+
+    world.gw.list_subscriptions = list_then_staff_change
+    assert sweep(world.ctx)["errors"] == 0
+    assert world.snapshot("t1")["limits"]["seats"] == 2  # what the listing said
+
+    world.clock.advance(seconds=1)
+    assert on_subscription_event(message(during["event"], during["received_at"]), world.ctx) == "applied"
+    assert world.snapshot("t1")["limits"]["seats"] == 9
