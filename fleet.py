@@ -8,7 +8,6 @@ its own process (`ingress`, `worker`, `bridge`, `relay`, `scheduler`).
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -137,10 +136,11 @@ def _pinned_account_in(database_url: str) -> str | None:
 
 
 def run_up(host: str, port: int) -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with Fleet(get_settings(), host=host, port=port) as fleet:
+    from .workers.shutdown import stop_on_signals
+
+    settings = get_settings()
+    stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)
+    with Fleet(settings, host=host, port=port) as fleet:
         print(f"billing-sync up: ingress and read API on {fleet.ingress_url}", flush=True)
         if fleet.emulator is not None:
             print(f"billing-sync up: Stripe emulator on {fleet.emulator.url}", flush=True)

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
         "entitlements is refused (reconcile --allow-mass-change overrides)")
     catch_up_interval_s: int = 60
     relay_poll_interval_s: float = 0.2
+    shutdown_grace_s: float = Field(
+        8.0, gt=0, description="After SIGTERM, a role still blocked on a dead dependency exits this much later")
     command_repair_after_s: float = Field(
         60.0, gt=0, description="A received command with no outcome is sent to the workers again after this")
 

@@ -7,6 +7,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+PG_CONNECT_TIMEOUT_S = 10
+
 
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine for `url`. SQL parameters (e-mail addresses, names, webhook payloads) never
@@ -21,6 +23,8 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if parsed.drivername == "postgresql":  # plain postgresql:// means psycopg 3 here
         url = parsed.set(drivername="postgresql+psycopg")
+    # A black-holed server would otherwise hold a connect (and whoever waits for it) forever.
+    kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)

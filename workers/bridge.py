@@ -20,7 +20,6 @@ Works on RabbitMQ and on kombu's Redis transport (and `memory://` inside `billin
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from typing import Callable
 
@@ -230,11 +229,10 @@ def run_bridge() -> None:
     from ..bootstrap import build_context
     from ..config.settings import get_settings
     from .broker import make_broker
+    from .shutdown import stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # first, so a stop during start-up is heard too
-        signal.signal(sig, lambda *_: stop.set())
     settings = get_settings()
+    stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)  # first: start-up hears it too
     make_broker(settings)  # the Dramatiq broker that apply_command.send() publishes to
     bridge = Bridge(build_context(settings))
     bridge.run(stop_event=stop)

@@ -31,7 +31,6 @@ to consumers in the same process.
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from datetime import datetime
@@ -243,12 +242,11 @@ def run_relay() -> None:
     """`billing-sync relay`: publish outbox rows until SIGINT/SIGTERM."""
     from ..bootstrap import build_context
     from ..config.settings import get_settings
+    from .shutdown import stop_on_signals
 
     settings = get_settings()
+    stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)
     ctx = build_context(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
     Relay(ctx).run(stop)
     log.info("relay.exit", uptime_s=round(time.monotonic() - started, 1))

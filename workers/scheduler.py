@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -313,14 +312,12 @@ def run_scheduler() -> None:
     """`billing-sync scheduler`: run the periodic jobs until SIGINT/SIGTERM."""
     from ..bootstrap import build_context
     from ..config.settings import get_settings
-    from .broker import make_broker
-
     from ..handlers.account_pin import verify_account_if_reachable
+    from .broker import make_broker
+    from .shutdown import stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     settings = get_settings()
+    stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)
     ctx = build_context(settings)
     verify_account_if_reachable(ctx)  # fail fast on another account; the jobs check again
     make_broker(settings)  # the workers' broker, which catch-up enqueues to

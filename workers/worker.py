@@ -4,7 +4,8 @@
 (`workers/dramatiq_main.py`, which keeps every line of it, and of its worker processes, JSON):
 it forks N worker processes of M threads, restarts nothing silently (if one dies the others
 stop and the command exits non-zero, for the supervisor to restart), and on SIGTERM lets
-in-flight messages finish for up to `SHUTDOWN_TIMEOUT_MS`. Each worker process calls `boot()`,
+in-flight messages finish for up to `SHUTDOWN_TIMEOUT_MS` (processes still running a few
+seconds after that, blocked on a dead broker, are killed). Each worker process calls `boot()`,
 which builds the broker from the environment and declares the actors; the Context (database,
 Stripe gateway) is built on the first message, after the fork. With `--metrics-port`, the
 command serves the worker processes' metrics, summed, from this parent process
@@ -22,16 +23,22 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 import dramatiq
+import structlog
 
 from ..config.logging import resolve_format
 from ..config.settings import get_settings
 
 SHUTDOWN_TIMEOUT_MS = 30_000
+# After SIGTERM and the shutdown timeout, processes still blocked on a dead broker are killed.
+SHUTDOWN_BACKSTOP_MARGIN_S = 5.0
 # How long an idle consumer waits between polls (Dramatiq's default: 1 s). Lower means a
 # webhook is picked up sooner on Redis, at the price of a few more cheap Redis calls.
 IDLE_POLL_MS = 250
+
+log = structlog.get_logger(__name__)
 
 
 def boot() -> None:
@@ -44,6 +51,24 @@ def boot() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     make_broker(settings)
+
+
+def _kill_group_later(child: subprocess.Popen, after_s: float) -> None:
+    """The worker's grace period is the shutdown timeout (in-flight messages finish); workers
+    still running after it plus a margin (blocked on a dead broker) are killed, messages and all:
+    unacked messages are redelivered."""
+
+    def kill() -> None:
+        if child.poll() is None:
+            log.warning("worker.shutdown_forced", after_s=after_s)
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    timer = threading.Timer(after_s, kill)
+    timer.daemon = True
+    timer.start()
 
 
 def _verify_stripe_account(settings) -> None:
@@ -94,10 +119,13 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
                 print(f"billing-sync worker: cannot serve metrics on {metrics_host}:{metrics_port}: {exc}",
                       file=sys.stderr)
                 return 2
-        child = subprocess.Popen(command, env=env)
+        # Its own process group, so that the backstop below reaches Dramatiq's worker processes too.
+        child = subprocess.Popen(command, env=env, process_group=0)
 
         def forward(signum, _frame):
             child.send_signal(signum)
+            if signum != signal.SIGHUP:
+                _kill_group_later(child, SHUTDOWN_TIMEOUT_MS / 1000 + SHUTDOWN_BACKSTOP_MARGIN_S)
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, forward)
