@@ -110,3 +110,40 @@ def test_sigterm_stops_the_role_within_its_grace_period_while_its_dependencies_a
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL) if case == "worker" else proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("bus", ["rabbitmq", "redis"])
+def test_the_bridge_stops_on_sigterm_after_its_bus_went_away(bus, amqp_url, redis_url, tmp_path, unique_prefix):
+    """The reported case: a consuming bridge whose broker goes down kept retrying inside kombu
+    (which never looks at the stop flag) and needed SIGKILL."""
+    from urllib.parse import urlsplit
+
+    from proxy import TcpProxy
+
+    target = urlsplit(amqp_url if bus == "rabbitmq" else redis_url)
+    proxy = TcpProxy(target.hostname, target.port).start()
+    via_proxy = (f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F" if bus == "rabbitmq"
+                 else f"redis://127.0.0.1:{proxy.port}{target.path}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
+    env.update(BILLING_BROKER_URL=via_proxy, BILLING_DATABASE_URL=f"sqlite:///{tmp_path}/bridge.db",
+               BILLING_QUEUE_PREFIX=unique_prefix, BILLING_SHUTDOWN_GRACE_S=str(GRACE_S), BILLING_LOG_FORMAT="json")
+    log_path = tmp_path / "bridge.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(BIN), "bridge"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while "bridge.consuming" not in log_path.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()[-2000:]
+            time.sleep(0.1)
+        proxy.cut()  # the broker is gone: every reconnect is refused
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(GRACE_S + 3)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"bridge still running after SIGTERM with its bus down:\n{log_path.read_text()[-2000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proxy.close()
