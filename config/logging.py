@@ -36,10 +36,13 @@ _SECRET_KEYS = re.compile(r"(secret|token|api_key|password|authorization|signatu
                           re.I)
 # Stripe keys and webhook secrets, bearer tokens, and the password of a URL (`scheme://user:pw@`).
 SECRETS = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_]{6,}|(?<=://)[^/@\s:]*:[^/@\s]*(?=@)|Bearer\s+\S+")
-# E-mail addresses as people write them (the command schema accepts any `x@y`, so no TLD needed).
-_EMAILS = re.compile(r"[\w.!#$%&'*+=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*")
-# 13–19 digits, optionally in groups separated by single spaces or dashes ("4242 4242 4242 4242").
-_CARD_CANDIDATES = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+# E-mail addresses as people write them (the command schema accepts any `x@y`, so no TLD needed),
+# also URL-encoded (`user%40example.com`, as in a logged request path). `?`, `=` and `&` are left
+# out of the local part, though RFC 5322 allows them, so that a query string stays readable.
+_EMAILS = re.compile(r"[\w.!#$%'*+^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*")
+# 13–19 digits, optionally grouped by up to two spaces, dashes or dots ("4242 4242 4242 4242").
+_CARD_SEPARATORS = "[ .-]"
+_CARD_CANDIDATES = re.compile(rf"(?<![\w-])\d(?:{_CARD_SEPARATORS}{{0,2}}\d){{12,18}}(?![\w-])")
 REDACTED = "[redacted]"
 
 
@@ -54,7 +57,7 @@ def _luhn_valid(digits: str) -> bool:
 
 
 def _redact_card(match: re.Match) -> str:
-    digits = re.sub(r"[ -]", "", match.group())
+    digits = re.sub(_CARD_SEPARATORS, "", match.group())
     return REDACTED if _luhn_valid(digits) else match.group()
 
 
@@ -71,7 +74,10 @@ def scrub_text(text: str) -> str:
 
 
 def _scrub(value: object) -> object:
-    """Strings scrubbed; dicts and lists scrubbed all the way down (a logged dict is no way out)."""
+    """Strings scrubbed; dicts and lists scrubbed all the way down (a logged dict is no way out).
+    Bytes are written as scrubbed text: a raw value must not carry an address past the scrubber."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, dict):
