@@ -10,7 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from ..errors import ConfigurationError
 
 
 class CatalogPrice(BaseModel):
@@ -74,8 +76,20 @@ class Catalog(BaseModel):
 
 
 def load_catalog(path: str | Path) -> Catalog:
-    with open(path, encoding="utf-8") as fh:
-        return Catalog.model_validate(yaml.safe_load(fh))
+    """The catalog in `path`. A missing, unreadable, unparsable or invalid file is a
+    `ConfigurationError` naming BILLING_CATALOG and what is wrong (the CLI's one line, exit 2)."""
+    where = f"BILLING_CATALOG={path}"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return Catalog.model_validate(yaml.safe_load(fh))
+    except OSError as exc:
+        raise ConfigurationError(f"{where}: cannot read the catalog ({exc.strerror or type(exc).__name__})") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{where}: not a YAML file ({type(exc).__name__})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise ConfigurationError(f"{where}: {field}: {first['msg']} ({exc.error_count()} problem(s))") from exc
 
 
 @lru_cache(maxsize=8)

@@ -70,3 +70,27 @@ def test_a_configuration_error_is_one_line_and_exit_2_for_every_role(cli_env, en
     for word in words:
         assert word in lines[0]
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def bad_catalogs(tmp_path):
+    (tmp_path / "broken.yaml").write_text("plans: [unclosed\n")
+    (tmp_path / "invalid.yaml").write_text("free_plan: free\nplans: {pro: {name: 3}}\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bad")
+    return tmp_path
+
+
+@pytest.mark.parametrize("catalog, words", [
+    ("missing.yaml", ["BILLING_CATALOG=", "missing.yaml", "cannot read"]),
+    ("broken.yaml", ["BILLING_CATALOG=", "not a YAML file"]),
+    ("binary.yaml", ["BILLING_CATALOG=", "not a YAML file"]),
+    ("invalid.yaml", ["BILLING_CATALOG=", "problem"]),
+])
+def test_a_bad_catalog_is_one_line_and_exit_2(cli_env, bad_catalogs, catalog, words):
+    result = cli_env(["reconcile", "--dry-run"], BILLING_CATALOG=str(bad_catalogs / catalog),
+                     BILLING_DATABASE_URL=f"sqlite:///{bad_catalogs}/billing.db")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("billing-sync: configuration error:"), result.output
+    for word in words:
+        assert word in lines[0]
