@@ -1,9 +1,12 @@
 """`billing-sync status`: is every dependency reachable, and is work flowing?
 
 One line per check. Essential checks — the database (reachable and migrated to head), the
-broker, the event bus and Stripe — make the command exit 1 when they fail, so it can serve as a
-deployment gate or a cron alarm. The rest is information: queue depths, the outbox backlog and
-its age, dead letters, the ledger size and the scheduler's cursors.
+broker, the event bus, Stripe (and its account against the pin) and the plan catalog — make the
+command exit 1 when they fail, so it can serve as a deployment gate or a cron alarm. On embedded
+defaults the broker, the bus and the emulator live inside a running `billing-sync up`, which this
+process cannot see: they are reported as not checked (`skip`), and the command exits 1 rather
+than claim they are reachable. The rest is information: queue depths, the bridge's queue, the
+outbox backlog and its age, dead letters, the ledger size and the scheduler's cursors.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from sqlalchemy.engine import make_url
 from ..models import make_engine, make_session_factory, utcnow
 from ..models.tables import DeadLetter, OutboxMessage, ProcessedMessage, SyncCursor
 
-OK, FAIL, INFO = "ok", "FAIL", "info"
+OK, FAIL, INFO, SKIP = "ok", "FAIL", "info", "skip"
+IN_UP = "lives only inside a running `billing-sync up`; not checked from here"
 
 
 @dataclass
@@ -30,6 +34,10 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.state == FAIL and self.essential
+
+    @property
+    def unchecked(self) -> bool:
+        return self.state == SKIP and self.essential
 
 
 def redact(url: str) -> str:
@@ -78,7 +86,7 @@ def check_database(settings, engine) -> Check:
 def check_broker(settings) -> list[Check]:
     url = settings.broker_url
     if settings.embedded_broker:
-        return [Check("broker", OK, "embedded (in-process; lives inside `billing-sync up`)", True)]
+        return [Check("broker", SKIP, f"embedded (in-process): {IN_UP}", True)]
     if url.startswith(("redis://", "rediss://")):
         import redis
 
@@ -136,21 +144,36 @@ def _kombu_reachable(url: str) -> None:
 
 
 def check_event_bus(settings) -> list[Check]:
-    from ..config.bus import commands_queue, connect
+    from ..config.bus import commands_queue, connect, events_exchange
 
     url = settings.event_bus_url
     if url.startswith("memory://"):
-        return [Check("event bus", OK, "memory:// (in-process; lives inside `billing-sync up`)", True)]
+        return [Check("event bus", SKIP, f"memory:// (in-process): {IN_UP}", True)]
     queue = commands_queue(settings.queue_prefix)
     with connect(url) as conn:
         conn.ensure_connection(max_retries=0)
-        checks = [Check("event bus", OK, f"{redact(url)} (billing.commands, billing.events)", True)]
-        try:
-            _, depth, consumers = queue(conn.default_channel).queue_declare(passive=True)
-            checks.append(Check(f"  queue {queue.name}", INFO, f"{depth} commands waiting, {consumers} consumers"))
-        except Exception:
-            checks.append(Check(f"  queue {queue.name}", INFO, "not declared yet (the bridge declares it)"))
+        names = f"{queue.exchange.name}, {events_exchange(settings.queue_prefix).name}"
+        checks = [Check("event bus", OK, f"{redact(url)} ({names})", True)]
+        checks.append(_bridge_queue(conn, queue))
     return checks
+
+
+def _bridge_queue(conn, queue) -> Check:
+    """The bridge's queue: bound to the commands exchange, and how many commands wait in it."""
+    name = f"  queue {queue.name}"
+    unbound = "not bound: commands are dropped until `billing-sync bus declare` or a bridge runs"
+    channel = conn.default_channel
+    if conn.transport.driver_type == "amqp":
+        try:
+            _, depth, consumers = queue(channel).queue_declare(passive=True)
+        except Exception:
+            return Check(name, INFO, unbound)
+        return Check(name, INFO, f"bound, {depth} commands waiting, {consumers} consumers")
+    # kombu's Redis transport: a binding is a member of the exchange's table; an empty queue
+    # is no key at all, so a passive declare cannot tell "bound and empty" from "never declared".
+    if queue.name not in {binding[2] for binding in channel.get_table(queue.exchange.name)}:
+        return Check(name, INFO, unbound)
+    return Check(name, INFO, f"bound, {channel._size(queue.name)} commands waiting")
 
 
 def check_bookkeeping(engine) -> list[Check]:
@@ -180,16 +203,34 @@ def check_bookkeeping(engine) -> list[Check]:
     return checks
 
 
-def check_stripe(settings) -> Check:
+def check_stripe(settings, engine) -> Check:
     if settings.uses_emulator:
-        return Check("stripe", INFO, "the bundled emulator (started by `billing-sync up`)")
+        return Check("stripe", SKIP, f"the bundled emulator: {IN_UP}", True)
     from ..bms.gateway import StripeGateway
+    from ..handlers.account_pin import pinned_account
 
     gateway = StripeGateway(settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base)
-    gateway.ping()
+    account = gateway.retrieve_account()["id"]
     where = settings.stripe_api_base or "api.stripe.com"
-    mode = "live" if settings.stripe_api_key.get_secret_value().startswith(("sk_live", "rk_live")) else "test"
-    return Check("stripe", OK, f"{where} ({mode} mode key)", True)
+    mode = "live" if settings.live_mode else "test"
+    try:
+        with make_session_factory(engine)() as session:
+            pinned = pinned_account(session)
+    except Exception:  # the database check says what is wrong with it
+        pinned = None
+    if pinned and pinned != account:
+        return Check("stripe", FAIL, f"{where}: the key belongs to {account}, the database is pinned to {pinned} "
+                                     "(`billing-sync account show`)", True)
+    return Check("stripe", OK, f"{where} ({mode} mode key, account {account}"
+                               f"{', pinned' if pinned else ', not pinned yet'})", True)
+
+
+def check_catalog(settings) -> Check:
+    from ..config.catalog import load_catalog
+
+    catalog = load_catalog(settings.catalog)
+    return Check("catalog", OK, f"{settings.catalog}: {len(catalog.plans)} plans ({', '.join(sorted(catalog.plans))})",
+                 True)
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -201,11 +242,12 @@ def collect_status(settings) -> list[Check]:
         checks = _guard("database", True, lambda: check_database(settings, engine))
         if not checks[0].failed:
             checks += _guard("bookkeeping", False, lambda: check_bookkeeping(engine))
+        checks += _guard("catalog", True, lambda: check_catalog(settings))
+        checks += _guard("broker", True, lambda: check_broker(settings))
+        checks += _guard("event bus", True, lambda: check_event_bus(settings))
+        checks += _guard("stripe", True, lambda: check_stripe(settings, engine))
     finally:
         engine.dispose()
-    checks += _guard("broker", True, lambda: check_broker(settings))
-    checks += _guard("event bus", True, lambda: check_event_bus(settings))
-    checks += _guard("stripe", True, lambda: check_stripe(settings))
     return checks
 
 
@@ -220,5 +262,13 @@ def print_status(settings=None, out: TextIO | None = None) -> int:
     for check in checks:
         print(f"{check.state:<4}  {check.name:<{width}}  {check.detail}", file=out)
     failed = [check.name for check in checks if check.failed]
-    print(f"\n{'DOWN: ' + ', '.join(failed) if failed else 'all essential services reachable'}", file=out)
-    return 1 if failed else 0
+    unchecked = [check.name for check in checks if check.unchecked]
+    if failed:
+        summary = "DOWN: " + ", ".join(failed)
+    elif unchecked:
+        summary = (f"NOT CHECKED: {', '.join(unchecked)} (embedded defaults: they exist only inside a running "
+                   "`billing-sync up`; set BILLING_BROKER_URL and BILLING_STRIPE_API_BASE/KEY to check a fleet)")
+    else:
+        summary = "all essential services reachable"
+    print(f"\n{summary}", file=out)
+    return 1 if failed or unchecked else 0

@@ -7,7 +7,7 @@ from datetime import timedelta
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from billing_sync.models import make_session_factory, utcnow
+from billing_sync.models import make_engine, make_session_factory, utcnow
 from billing_sync.models.tables import DeadLetter, OutboxMessage, ProcessedMessage, SyncCursor
 from billing_sync.workers.status import collect_status, print_status
 
@@ -24,12 +24,51 @@ def line(output: str, name: str) -> str:
     return next(row for row in output.splitlines() if f"  {name}" in row)
 
 
-def test_embedded_defaults_are_all_in_process_and_healthy(make_settings, sqlite_url):
+def test_embedded_defaults_with_nothing_running_are_not_reported_reachable(make_settings, sqlite_url):
     code, output = run(make_settings(database_url=sqlite_url))
-    assert code == 0, output
+    assert code == 1, output
+    assert "all essential services reachable" not in output
     assert line(output, "database").startswith("ok") and "(head)" in line(output, "database")
-    assert "embedded" in line(output, "broker") and "memory://" in line(output, "event bus")
-    assert "emulator" in line(output, "stripe")
+    assert line(output, "catalog").startswith("ok") and "4 plans" in line(output, "catalog")
+    for name, word in (("broker", "embedded"), ("event bus", "memory://"), ("stripe", "emulator")):
+        assert line(output, name).startswith("skip") and word in line(output, name), output
+    assert "NOT CHECKED: broker, event bus, stripe" in output
+
+
+def test_the_bridge_queue_is_found_when_bound_and_empty(make_settings, sqlite_url, redis_url, amqp_url, unique_prefix):
+    from billing_sync.config import bus
+
+    for url in (redis_url, amqp_url):
+        settings = make_settings(database_url=sqlite_url, broker_url=url, queue_prefix=unique_prefix,
+                                 stripe_api_base=CLOSED)
+        name = f"queue {unique_prefix}.bridge.commands"
+        assert "not bound" in line(run(settings)[1], name)
+        with bus.connect(url) as conn:
+            bus.declare_topology(conn, unique_prefix)
+        try:
+            assert "bound, 0 commands waiting" in line(run(settings)[1], name)
+        finally:
+            with bus.connect(url) as conn:
+                bus.commands_queue(unique_prefix)(conn.default_channel).delete()
+                bus.commands_exchange(unique_prefix)(conn.default_channel).delete()
+                bus.events_exchange(unique_prefix)(conn.default_channel).delete()
+
+
+def test_an_invalid_catalog_fails(make_settings, sqlite_url, tmp_path):
+    broken = tmp_path / "catalog.yaml"
+    broken.write_text("free_plan: free\ndefault_plan: nope\nplans: {}\n")
+    code, output = run(make_settings(database_url=sqlite_url, catalog=broken))
+    assert code == 1 and line(output, "catalog").startswith("FAIL") and "DOWN: catalog" in output
+
+
+def test_a_key_of_another_stripe_account_fails(make_settings, sqlite_url):
+    from billing_sync_emulator.server import EmulatorServer
+
+    with make_session_factory(make_engine(sqlite_url))() as session, session.begin():
+        session.add(SyncCursor(name="stripe.account", value="acct_pinned"))
+    with EmulatorServer(account_id="acct_other") as emulator:
+        code, output = run(make_settings(database_url=sqlite_url, stripe_api_base=emulator.url))
+    assert code == 1 and "acct_other" in line(output, "stripe") and "acct_pinned" in line(output, "stripe")
 
 
 def test_reports_backlog_dead_letters_ledger_cursors_and_queue_depths(make_settings, pg_url, pg_engine, redis_url,
