@@ -77,9 +77,9 @@ class Fleet:
 
     def _start_ingress(self, broker) -> None:
         from .ingress.app import create_app
+        from .ingress.server import uvicorn_config
 
-        config = uvicorn.Config(create_app(self.ctx, broker=broker), host=self.host, port=self.port,
-                                log_level="warning", lifespan="off", log_config=None)
+        config = uvicorn_config(create_app(self.ctx, broker=broker), self.host, self.port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="ingress", daemon=True)
         thread.start()

@@ -2,6 +2,8 @@
 
 `POST /webhooks/stripe`
 - 413 when the body exceeds `webhook_max_bytes` (read in chunks; we stop at the limit);
+- 408 when the body has not all arrived within `BODY_TIMEOUT_S` (a slow or lying client;
+  ingress/server.py bounds the time for headers);
 - 400 when the `Stripe-Signature` is missing, malformed, stale or matches no configured
   secret, or when the signed body is not strict JSON or not a Stripe event the handlers can use
   (`contract/stripe_event.py`: ids, type, `data.object` and its references, nesting depth);
@@ -38,18 +40,26 @@ log = structlog.get_logger(__name__)
 
 ENQUEUE_TIMEOUT_S = 8.0  # well inside the time Stripe waits for an answer
 READY_CHECK_TIMEOUT_S = 5.0
+# Stripe sends a webhook's body (at most a few hundred KiB) at once; ten seconds is generous.
+BODY_TIMEOUT_S = 10.0
 
 
-async def read_limited(request: Request, max_bytes: int) -> bytes | None:
-    """The raw body, or None as soon as it is known to exceed `max_bytes`."""
+class TooLarge(Exception):
+    pass
+
+
+async def read_limited(request: Request, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    """The raw body; TooLarge as soon as it is known to exceed `max_bytes`, TimeoutError when it
+    has not all arrived within `timeout_s` (a slow or lying client must not hold a connection)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        return None
+        raise TooLarge
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            return None
+    with anyio.fail_after(timeout_s):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise TooLarge
     return bytes(body)
 
 
@@ -59,7 +69,8 @@ def _reject(status: int, outcome: str, error: str) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status)
 
 
-def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None) -> Starlette:
+def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None, *,
+               body_timeout_s: float = BODY_TIMEOUT_S) -> Starlette:
     """The ingress (and read API) for `ctx`.
 
     `enqueue(message)` hands a verified event to the workers; by default it sends to the
@@ -78,9 +89,12 @@ def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None
     secrets = [secret.get_secret_value() for secret in settings.webhook_secrets]
 
     async def stripe_webhook(request: Request) -> Response:
-        body = await read_limited(request, settings.webhook_max_bytes)
-        if body is None:
+        try:
+            body = await read_limited(request, settings.webhook_max_bytes, body_timeout_s)
+        except TooLarge:
             return _reject(413, "too_large", f"body over {settings.webhook_max_bytes} bytes")
+        except TimeoutError:
+            return _reject(408, "too_slow", f"body not received within {body_timeout_s:g} s")
         try:
             verify(body, request.headers.get("stripe-signature"), secrets, settings.webhook_tolerance_s)
         except SignatureError as exc:
