@@ -28,7 +28,8 @@ from sqlalchemy import and_, or_, select
 from ..errors import BillingSyncError, SafetyRefusal
 from ..models import EntitlementSnapshot, ProcessedMessage, Subscription, SyncCursor, Tenant
 from .account_pin import check_account
-from .entitlements import GRANTING, refresh_entitlements
+from .entitlement_rules import GRANTING
+from .entitlements import refresh_entitlements
 from .stripe_state import (
     apply_active_entitlements,
     apply_customer,

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Subscription, UsageCounter
-from .entitlements import GRANTING
+from .entitlement_rules import GRANTING
 
 
 def usage_period(session: Session, tenant_id: str, at: datetime) -> tuple[datetime, datetime]:
