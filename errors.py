@@ -45,6 +45,14 @@ class UnknownPlan(PermanentError):
     reason = "unknown_plan"
 
 
+class NotFound(PermanentError):
+    """Stripe has no such object (404, `resource_missing`). Reads turn it into None; a command
+    meets it when something it names does not exist (a payment method: `invalid`) or when the
+    object it was about to write went away meanwhile (the handler decides again)."""
+
+    reason = "invalid"
+
+
 class PaymentFailed(PermanentError):
     """A card was declined or payment is required; `reason` says which."""
 

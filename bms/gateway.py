@@ -1,7 +1,9 @@
 """The one place that talks to Stripe: a thin wrapper over the official SDK's StripeClient.
 
-Handlers get plain dicts back and only ever see our own errors (errors.py), so they can be
-tested against an in-memory fake with the same methods. Every write takes an idempotency key;
+The wire methods below take and give Stripe's own dicts; the command handlers use the intent-level
+`BillingGateway` methods mixed in from requests.py (port.py says what they mean). Callers only
+ever see our own errors (errors.py), so they can be tested against an in-memory fake Stripe with
+the same wire methods (tests/fakes.py). Every write takes an idempotency key;
 every call first takes a token from the fleet-wide rate limiter.
 """
 from __future__ import annotations
@@ -11,7 +13,10 @@ from typing import Any, Iterator, Protocol
 
 import stripe
 
-from ..errors import PaymentFailed, PermanentError, TransientError
+from ..errors import NotFound, PaymentFailed, PermanentError, TransientError
+from .requests import StripeIntents
+
+__all__ = ["NotFound", "StripeGateway", "RateLimiter", "NoRateLimit"]
 
 
 class RateLimiter(Protocol):
@@ -38,7 +43,9 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class StripeGateway:
+class StripeGateway(StripeIntents):
+    """The SDK transport (wire methods below) with the `BillingGateway` intents mixed in."""
+
     def __init__(
         self,
         api_key: str,
@@ -101,7 +108,8 @@ class StripeGateway:
         return self._retrieve(self.client.v1.customers.retrieve, customer_id)
 
     def find_customer_for_tenant(self, tenant_id: str) -> dict | None:
-        page = self._call(self.client.v1.customers.search, {"query": f"metadata['tenant_id']:'{tenant_id}'"})
+        query = f"metadata['tenant_id']:{_search_string(tenant_id)}"
+        page = self._call(self.client.v1.customers.search, {"query": query})
         live = [c for c in page.get("data", []) if not c.get("deleted")]
         return min(live, key=lambda c: c["created"]) if live else None
 
@@ -204,12 +212,10 @@ class StripeGateway:
                           {"frozen_time": frozen_time})
 
 
-class NotFound(PermanentError):
-    """Stripe has no such object (404, `resource_missing`). Reads turn it into None; a command
-    meets it when something it names does not exist (a payment method: `invalid`) or when the
-    object it was about to write went away meanwhile (the handler decides again)."""
-
-    reason = "invalid"
+def _search_string(value: str) -> str:
+    """A quoted string of Stripe's search query language: quotes and backslashes escaped."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def _card_reason(exc: stripe.CardError) -> str:

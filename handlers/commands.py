@@ -28,24 +28,20 @@ any dashboard change. The one exception is the usage counter, which only command
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Callable
 
 import structlog
 
-from ..bms.gateway import NotFound
+from ..bms.port import CustomerView, ItemView, SubscriptionView
 from ..config.catalog import Plan
-from ..errors import InvalidMessage, PaymentFailed, PermanentError, StateMoved, UnknownPlan, UnknownTenant
+from ..errors import (InvalidMessage, NotFound, PaymentFailed, PermanentError, StateMoved, UnknownPlan,
+                      UnknownTenant)
 from ..models import Tenant, UnitOfWork
 from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
                              UsageRecorded)
-from .stripe_state import id_of
 from .usage import add_usage
 
 log = structlog.get_logger(__name__)
-
-# A subscription in one of these states is over; anything else is the tenant's live subscription.
-ENDED = ("canceled", "incomplete_expired")
 
 
 # -- the commands -------------------------------------------------------------------------------
@@ -60,19 +56,19 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
     customer = find_customer(tenant, ctx)
     if customer is None:
         customer = _create_customer(cmd, data, tenant, uow, ctx)
-    tenant.stripe_customer_id = customer["id"]
-    result: dict = {"stripe_customer_id": customer["id"], "plan": plan.key}
-    if customer.get("test_clock"):
-        result["test_clock"] = id_of(customer["test_clock"])
+    tenant.stripe_customer_id = customer.id
+    result: dict = {"stripe_customer_id": customer.id, "plan": plan.key}
+    if customer.test_clock:
+        result["test_clock"] = customer.test_clock
     if price_id is None:  # the free plan: a customer, no subscription
         result["subscription_id"] = None
         return result
 
-    sub = live_subscription(ctx, customer["id"])
+    sub = live_subscription(ctx, customer.id)
     if sub is None:
         sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, data.seats or 1,
                                    trial_days=data.trial_days)
-    result.update(subscription_id=sub["id"], subscription_status=sub["status"])
+    result.update(subscription_id=sub.id, subscription_status=sub.status)
     return result
 
 
@@ -80,19 +76,19 @@ def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     """The customer's name, email and/or address changed in Stripe (and the name/email locally)."""
     data: TenantUpdated = cmd.data  # type: ignore[assignment]
     customer_id = require_customer_id(tenant, ctx)
-    params: dict = {}
+    address = data.address.model_dump(exclude_none=True) if data.address is not None else None
+    changed = sorted(field for field, value in (("name", data.name), ("email", data.email), ("address", address))
+                     if value is not None)
     if data.name is not None:
-        params["name"] = tenant.name = data.name
+        tenant.name = data.name
     if data.email is not None:
-        params["email"] = tenant.email = data.email
-    if data.address is not None:
-        params["address"] = data.address.model_dump(exclude_none=True)
-    if params:
-        try:
-            ctx.bms.update_customer(customer_id, params, idempotency_key=step_key(cmd, "customer"))
-        except NotFound as exc:  # deleted in Stripe since we linked it
-            raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone") from exc
-    return {"stripe_customer_id": customer_id, "changed": sorted(params)}
+        tenant.email = data.email
+    try:
+        ctx.bms.update_customer_details(customer_id, name=data.name, email=data.email, address=address,
+                                        idempotency_key=step_key(cmd, "customer"))
+    except NotFound as exc:  # deleted in Stripe since we linked it
+        raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone") from exc
+    return {"stripe_customer_id": customer_id, "changed": changed}
 
 
 def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
@@ -104,28 +100,21 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
         raise InvalidMessage(f"plan {plan.key!r} has no subscription; send billing.subscription.cancel instead")
     price_id = plan_price_id(ctx, plan) if plan else None
 
-    subs = subscriptions_newest_first(ctx, customer_id)
-    sub = next(iter(_live(subs)), None)
+    subs = ctx.bms.subscriptions_newest_first(customer_id)
+    sub = next((s for s in subs if not s.ended), None)
     if sub is None:  # every one of `subs` has ended
         return _replace_subscription(cmd, ctx, tenant, customer_id, subs, price_id, data.seats)
 
     item = plan_item(ctx, sub)
-    params: dict = {}
-    change: dict = {}
-    if price_id and item["price"]["id"] != price_id:
-        change["price"] = price_id
-    if data.seats and item.get("quantity") != data.seats:
-        change["quantity"] = data.seats
-    if change:
-        params["items"] = [{"id": item["id"], **change}]
-        params["proration_behavior"] = "create_prorations"
-    params.update(_resume_params(sub))
-    result = {"stripe_customer_id": customer_id, "subscription_id": sub["id"]}
-    if not params:  # already as asked (or applied by an earlier attempt of this command)
-        return {**result, "changed": False}
-    updated = write_to_subscription(ctx, sub, lambda: ctx.bms.update_subscription(
-        sub["id"], params, idempotency_key=step_key(cmd, f"subscription_update:{sub['id']}", params)))
-    return {**result, "changed": True, "subscription_status": updated.get("status")}
+    new_price = price_id if price_id and item.price_id != price_id else None
+    new_quantity = data.seats if data.seats and item.quantity != data.seats else None
+    result = {"stripe_customer_id": customer_id, "subscription_id": sub.id}
+    if new_price is None and new_quantity is None and not sub.cancel_scheduled:
+        return {**result, "changed": False}  # already as asked (or applied by an earlier attempt of this command)
+    updated = write_to_subscription(ctx, sub, lambda: ctx.bms.change_plan(
+        sub, item, price_id=new_price, quantity=new_quantity, unschedule_cancel=True,
+        idempotency_key=step_key(cmd, f"subscription_update:{sub.id}")))
+    return {**result, "changed": True, "subscription_status": updated.status}
 
 
 def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
@@ -136,15 +125,15 @@ def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
     result: dict = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
     if sub is None:  # nothing live (or an earlier attempt already canceled it now)
         return {**result, "subscription_id": None, "detail": "no live subscription"}
-    result["subscription_id"] = sub["id"]
+    result["subscription_id"] = sub.id
     if not data.at_period_end:
-        canceled = write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_subscription(
-            sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}")))
-        return {**result, "subscription_status": canceled.get("status")}
-    if sub.get("cancel_at_period_end"):
+        canceled = write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_now(
+            sub, idempotency_key=step_key(cmd, f"cancel:{sub.id}")))
+        return {**result, "subscription_status": canceled.status}
+    if sub.cancel_at_period_end:
         return {**result, "changed": False}
-    write_to_subscription(ctx, sub, lambda: ctx.bms.update_subscription(
-        sub["id"], {"cancel_at_period_end": True}, idempotency_key=step_key(cmd, f"cancel_at_period_end:{sub['id']}")))
+    write_to_subscription(ctx, sub, lambda: ctx.bms.schedule_cancel(
+        sub, idempotency_key=step_key(cmd, f"cancel_at_period_end:{sub.id}")))
     return {**result, "changed": True}
 
 
@@ -154,11 +143,10 @@ def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
     sub = live_subscription(ctx, customer_id)
     if sub is None:
         raise InvalidMessage("no live subscription to resume; send billing.subscription.change to start a new one")
-    result = {"stripe_customer_id": customer_id, "subscription_id": sub["id"]}
-    params = _resume_params(sub)
-    if not params:
+    result = {"stripe_customer_id": customer_id, "subscription_id": sub.id}
+    if not sub.cancel_scheduled:
         return {**result, "changed": False}
-    ctx.bms.update_subscription(sub["id"], params, idempotency_key=step_key(cmd, "resume"))
+    ctx.bms.unschedule_cancel(sub, idempotency_key=step_key(cmd, "resume"))
     return {**result, "changed": True}
 
 
@@ -169,10 +157,10 @@ def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     if customer_id is None:
         return {"stripe_customer_id": None, "canceled": []}
     canceled = []
-    for sub in live_subscriptions(ctx, customer_id):
-        write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_subscription(
-            sub["id"], idempotency_key=step_key(cmd, f"cancel:{sub['id']}")))
-        canceled.append(sub["id"])
+    for sub in ctx.bms.live_subscriptions(customer_id):
+        write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_now(
+            sub, idempotency_key=step_key(cmd, f"cancel:{sub.id}")))
+        canceled.append(sub.id)
     return {"stripe_customer_id": customer_id, "canceled": canceled}
 
 
@@ -186,29 +174,23 @@ def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     if at is None:  # a default of "now" would differ between retries, and so would the request
         raise InvalidMessage("usage needs data.timestamp or the envelope's time")
     customer_id = require_customer_id(tenant, ctx)
-    ctx.bms.create_meter_event({
-        "event_name": meter.event_name,
-        "payload": {"stripe_customer_id": customer_id, "value": str(data.quantity)},
-        "identifier": meter_identifier(cmd.id),
-        "timestamp": int(at.timestamp()),
-    }, idempotency_key=step_key(cmd, "meter_event"))
+    ctx.bms.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
+                               identifier=meter_identifier(cmd.id), timestamp=int(at.timestamp()),
+                               idempotency_key=step_key(cmd, "meter_event"))
     used = add_usage(uow.session, tenant.id, data.meter, data.quantity, at)
     return {"stripe_customer_id": customer_id, "meter": data.meter, "quantity": data.quantity, "used": used}
 
 
 # -- shared steps -------------------------------------------------------------------------------
 
-def step_key(cmd: Command, step: str, params: dict | None = None) -> str:
-    """The idempotency key of one Stripe write of one command. With `params` (a write whose
-    parameters come from a decision on Stripe's state) it names that decision too: deciding
-    again after the state moved sends a new request, not the old key with new parameters."""
-    if params is None:
-        return f"{cmd.id}:{step}"
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{cmd.id}:{step}:{digest}"
+def step_key(cmd: Command, step: str) -> str:
+    """The idempotency key of one Stripe write of one command. (A write whose parameters come
+    from a decision on Stripe's state, `change_plan`, gets a digest of its request appended by
+    the gateway: deciding again after the state moved sends a new request.)"""
+    return f"{cmd.id}:{step}"
 
 
-def write_to_subscription(ctx, sub: dict, write: Callable[[], dict]) -> dict:
+def write_to_subscription(ctx, sub: SubscriptionView, write: Callable[[], SubscriptionView]) -> SubscriptionView:
     """Make a write that was decided on `sub` (a fresh read). When Stripe refuses it, read the
     subscription again: if it ended, went away or changed in between (staff in the dashboard),
     raise `StateMoved` so that the command decides again; otherwise Stripe's refusal stands."""
@@ -217,16 +199,10 @@ def write_to_subscription(ctx, sub: dict, write: Callable[[], dict]) -> dict:
     except PaymentFailed:
         raise
     except PermanentError as exc:  # NotFound, or 400 "a canceled subscription can only update …"
-        now = ctx.bms.retrieve_subscription(sub["id"])
-        if now is None or _decision_basis(now) != _decision_basis(sub):
-            raise StateMoved(f"subscription {sub['id']} changed in Stripe meanwhile ({exc})") from exc
+        now = ctx.bms.subscription(sub.id)
+        if now is None or now.decision_basis() != sub.decision_basis():
+            raise StateMoved(f"subscription {sub.id} changed in Stripe meanwhile ({exc})") from exc
         raise
-
-
-def _decision_basis(sub: dict) -> tuple:
-    """What the subscription commands decide on."""
-    items = tuple((i["id"], i["price"]["id"], i.get("quantity")) for i in sub["items"]["data"])
-    return (sub["status"], bool(sub.get("cancel_at_period_end")), sub.get("cancel_at"), items)
 
 
 def meter_identifier(command_id: str) -> str:
@@ -243,17 +219,17 @@ def resolve_plan(ctx, name: str) -> Plan:
 
 
 def plan_price_id(ctx, plan: Plan) -> str:
-    price = ctx.bms.find_price_by_lookup_key(plan.price.lookup_key)
-    if price is None:
+    price_id = ctx.bms.price_id_for_lookup_key(plan.price.lookup_key)
+    if price_id is None:
         raise UnknownPlan(f"no active Stripe price with lookup_key {plan.price.lookup_key!r} (plan {plan.key!r})")
-    return price["id"]
+    return price_id
 
 
-def find_customer(tenant: Tenant, ctx) -> dict | None:
+def find_customer(tenant: Tenant, ctx) -> CustomerView | None:
     """The tenant's live Stripe customer: the one we know, else one tagged with its tenant_id
     (made by an earlier attempt of a command, or by staff), which is then remembered."""
     if tenant.stripe_customer_id:
-        customer = ctx.bms.retrieve_customer(tenant.stripe_customer_id)
+        customer = ctx.bms.customer(tenant.stripe_customer_id)
         if customer is not None:
             return customer
     return _find_tagged_customer(tenant, ctx)
@@ -264,14 +240,14 @@ def customer_id_for(tenant: Tenant, ctx) -> str | None:
     if tenant.stripe_customer_id:
         return tenant.stripe_customer_id
     customer = _find_tagged_customer(tenant, ctx)
-    return customer["id"] if customer is not None else None
+    return customer.id if customer is not None else None
 
 
-def _find_tagged_customer(tenant: Tenant, ctx) -> dict | None:
+def _find_tagged_customer(tenant: Tenant, ctx) -> CustomerView | None:
     """The customer whose metadata `tenant_id` names the tenant; remembered when found."""
-    customer = ctx.bms.find_customer_for_tenant(tenant.id)
+    customer = ctx.bms.find_customer_by_tenant(tenant.id)
     if customer is not None:
-        tenant.stripe_customer_id = customer["id"]
+        tenant.stripe_customer_id = customer.id
     return customer
 
 
@@ -284,51 +260,21 @@ def require_customer_id(tenant: Tenant, ctx) -> str:
     return customer_id
 
 
-def subscriptions_newest_first(ctx, customer_id: str) -> list[dict]:
-    """Every subscription of the customer, ended ones included."""
-    subs = ctx.bms.list_subscriptions(customer=customer_id, status="all")
-    return sorted(subs, key=lambda s: s.get("created") or 0, reverse=True)
-
-
-def live_subscriptions(ctx, customer_id: str) -> list[dict]:
-    return _live(subscriptions_newest_first(ctx, customer_id))
-
-
-def live_subscription(ctx, customer_id: str) -> dict | None:
+def live_subscription(ctx, customer_id: str) -> SubscriptionView | None:
     """The tenant's current subscription (the newest one that has not ended)."""
-    return next(iter(live_subscriptions(ctx, customer_id)), None)
+    return next(iter(ctx.bms.live_subscriptions(customer_id)), None)
 
 
-def _live(subs: list[dict]) -> list[dict]:
-    return [s for s in subs if s["status"] not in ENDED]
-
-
-def plan_item(ctx, sub: dict) -> dict:
+def plan_item(ctx, sub: SubscriptionView) -> ItemView:
     """The item that carries the plan and the seats: the first whose price is in the catalog,
     else the first licensed (not metered) one."""
-    items = sub["items"]["data"]
-    for item in items:
-        if ctx.catalog.plan_for_lookup_key(item["price"].get("lookup_key")):
+    for item in sub.items:
+        if ctx.catalog.plan_for_lookup_key(item.lookup_key):
             return item
-    for item in items:
-        if ((item["price"].get("recurring") or {}).get("usage_type")) != "metered":
-            return item
-    return items[0]
+    return next((item for item in sub.items if not item.metered), sub.items[0])
 
 
-def has_payment_method(customer: dict) -> bool:
-    return bool((customer.get("invoice_settings") or {}).get("default_payment_method") or customer.get("default_source"))
-
-
-def _resume_params(sub: dict) -> dict:
-    if sub.get("cancel_at_period_end"):
-        return {"cancel_at_period_end": False}
-    if sub.get("cancel_at"):
-        return {"cancel_at": ""}  # Stripe unsets a field given the empty string
-    return {}
-
-
-def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, ctx) -> CustomerView:
     """The tenant's customer, created once even when Stripe's search lags behind: the request is
     recorded (tenant.pending_customer, committed) before it is sent, and a later command that
     finds no customer sends that same request with its key again, which Stripe answers with the
@@ -337,7 +283,7 @@ def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow:
     if pending:
         log.info("command.customer_creation_replayed", command_id=cmd.id, tenant_id=cmd.tenant_id)
         try:
-            customer = ctx.bms.create_customer(pending["params"], idempotency_key=pending["idempotency_key"])
+            customer = ctx.bms.create_customer_from(pending["params"], idempotency_key=pending["idempotency_key"])
         except PermanentError:  # Stripe refused that request (a declined card): it made nothing
             customer = None
         tenant.pending_customer = None
@@ -347,61 +293,51 @@ def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow:
     tenant.pending_customer = {"idempotency_key": key, "params": params}
     uow.checkpoint(tenant.id)
     try:
-        customer = ctx.bms.create_customer(params, idempotency_key=key)
+        customer = ctx.bms.create_customer_from(params, idempotency_key=key)
     finally:  # a transient failure rolls this back to the checkpoint: the record stays
         tenant.pending_customer = None
-    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer["id"])
+    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer.id)
     return customer
 
 
 def _customer_params(cmd: Command, data: TenantProvisioned, ctx) -> dict:
-    params: dict = {"name": data.name, "email": data.email, "metadata": {"tenant_id": cmd.tenant_id}}
-    if data.payment_method:
-        params["payment_method"] = data.payment_method
-        params["invoice_settings"] = {"default_payment_method": data.payment_method}
+    test_clock = None
     if ctx.settings.stripe_test_clocks:
         # Frozen at the command's own time, not "now": a retried step must repeat its request.
         frozen = cmd.time or ctx.now()
-        clock = ctx.bms.create_test_clock(int(frozen.timestamp()), f"tenant {cmd.tenant_id}",
-                                          idempotency_key=step_key(cmd, "test_clock"))
-        params["test_clock"] = clock["id"]
-    return params
+        test_clock = ctx.bms.start_test_clock(int(frozen.timestamp()), f"tenant {cmd.tenant_id}",
+                                              idempotency_key=step_key(cmd, "test_clock"))
+    return ctx.bms.new_customer_request(tenant_id=cmd.tenant_id, name=data.name, email=data.email,
+                                        payment_method=data.payment_method, test_clock=test_clock)
 
 
-def _create_subscription(cmd: Command, ctx, customer: dict, tenant_id: str, price_id: str, seats: int, *,
-                         trial_days: int | None) -> dict:
-    params: dict = {
-        "customer": customer["id"],
-        "items": [{"price": price_id, "quantity": seats}],
-        "metadata": {"tenant_id": tenant_id},
-    }
-    if trial_days:
-        params["trial_period_days"] = trial_days
-    if has_payment_method(customer):
-        # A declined first payment fails the command (card_declined) instead of leaving an
-        # `incomplete` subscription behind.
-        params["payment_behavior"] = "error_if_incomplete"
-    elif not trial_days:
+def _create_subscription(cmd: Command, ctx, customer: CustomerView, tenant_id: str, price_id: str, seats: int, *,
+                         trial_days: int | None) -> SubscriptionView:
+    if not customer.has_payment_method and not trial_days:
         raise PaymentFailed("the customer has no payment method and the plan starts without a trial",
                             reason="payment_required")
-    sub = ctx.bms.create_subscription(params, idempotency_key=step_key(cmd, "subscription"))
-    log.info("command.subscription_created", command_id=cmd.id, tenant_id=tenant_id, subscription_id=sub["id"])
+    # With a payment method, a declined first payment fails the command (card_declined) instead
+    # of leaving an `incomplete` subscription behind.
+    sub = ctx.bms.start_subscription(customer.id, tenant_id=tenant_id, price_id=price_id, quantity=seats,
+                                     trial_days=trial_days, fail_if_payment_fails=customer.has_payment_method,
+                                     idempotency_key=step_key(cmd, "subscription"))
+    log.info("command.subscription_created", command_id=cmd.id, tenant_id=tenant_id, subscription_id=sub.id)
     return sub
 
 
-def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, ended: list[dict],
+def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, ended: list[SubscriptionView],
                           price_id: str | None, seats: int | None) -> dict:
     """No live subscription: start a new one, on the asked plan or else the last one's.
     `ended` is every subscription the customer had, newest first."""
     previous = plan_item(ctx, ended[0]) if ended else None
     if price_id is None:
-        price_id = previous["price"]["id"] if previous else plan_price_id(ctx, ctx.catalog.plans[ctx.catalog.default_plan])
+        price_id = previous.price_id if previous else plan_price_id(ctx, ctx.catalog.plans[ctx.catalog.default_plan])
     if seats is None:
-        seats = (previous or {}).get("quantity") or 1
-    customer = ctx.bms.retrieve_customer(customer_id)
+        seats = (previous.quantity if previous else None) or 1
+    customer = ctx.bms.customer(customer_id)
     if customer is None:
         raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone")
     sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, seats, trial_days=None)
-    return {"stripe_customer_id": customer_id, "subscription_id": sub["id"], "subscription_status": sub["status"],
-            "replaced": ended[0]["id"] if ended else None, "changed": True}
+    return {"stripe_customer_id": customer_id, "subscription_id": sub.id, "subscription_status": sub.status,
+            "replaced": ended[0].id if ended else None, "changed": True}
 

@@ -1,6 +1,6 @@
 """In-memory stand-ins for unit tests (tests/unit only; integration tests use the real services).
 
-`FakeGateway` has the same methods as `billing_sync.bms.gateway.StripeGateway` and returns the
+`FakeGateway` has the same wire methods as `billing_sync.bms.gateway.StripeGateway` and returns the
 same plain-dict shapes (Stripe API 2026-10-28: periods on subscription items, the price embedded
 in each item with `lookup_key` and `product` as an id, customer `metadata.tenant_id`). Its state
 is a set of dicts keyed by id, so a test arranges the world by writing to them (or with the
@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
+from billing_sync.bms.requests import StripeIntents
 from contexts import Clock, make_context
 
 
@@ -24,8 +25,10 @@ def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-class FakeGateway:
-    """A stateful, dict-backed Stripe: what was written can be read back, as with the real one."""
+class FakeGateway(StripeIntents):
+    """A stateful, dict-backed Stripe: what was written can be read back, as with the real one.
+    The `BillingGateway` intents come from the same mixin as the real adapter's, so they send the
+    same requests to these wire methods; the contract suite checks both answer alike."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
@@ -309,7 +312,7 @@ class FakeGateway:
 
     @staticmethod
     def _not_found(what: str):
-        from billing_sync.bms.gateway import NotFound
+        from billing_sync.errors import NotFound
 
         return NotFound(f"No such {what}")
 
@@ -388,8 +391,8 @@ class FakeGateway:
             if "cancel_at_period_end" in params:
                 sub["cancel_at_period_end"] = params["cancel_at_period_end"]
                 sub["cancel_at"] = sub["items"]["data"][0]["current_period_end"] if params["cancel_at_period_end"] else None
-            if params.get("cancel_at") == "":
-                sub["cancel_at"] = None
+            if "cancel_at" in params:  # a time, or "" to unset it
+                sub["cancel_at"] = params["cancel_at"] or None
             return copy.deepcopy(sub)
 
         return self._write("update_subscription", idempotency_key, {"id": subscription_id, **params}, make)

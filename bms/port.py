@@ -1,0 +1,126 @@
+"""What the command handlers need from Stripe, in their own words: the `BillingGateway` port and
+the typed views it answers with.
+
+Handlers decide on these views and ask for intents (start a subscription, schedule its
+cancellation); how each intent becomes a Stripe request (`proration_behavior`, `cancel_at: ""`,
+search syntax) is the adapter's business (bms/requests.py, sent by bms/gateway.py). This module
+imports nothing from Stripe, so handlers may import it; they never import the adapter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# A subscription in one of these states is over; anything else is the tenant's live subscription.
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    id: str
+    created: int
+    tenant_id: str | None
+    test_clock: str | None
+    has_payment_method: bool  # a default payment method or source: a first payment can be charged
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: str
+    price_id: str
+    lookup_key: str | None
+    quantity: int | None
+    metered: bool  # billed by usage, so it carries no seats
+    current_period_start: int | None
+    current_period_end: int | None
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    id: str
+    customer: str
+    status: str
+    created: int
+    cancel_at_period_end: bool
+    cancel_at: int | None
+    items: tuple[ItemView, ...]
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED_STATUSES
+
+    @property
+    def cancel_scheduled(self) -> bool:
+        """A cancellation is set for later (at the period's end or at a given time)."""
+        return self.cancel_at_period_end or bool(self.cancel_at)
+
+    def decision_basis(self) -> tuple:
+        """What the subscription commands decide on: when it differs between the read a write was
+        decided on and a fresh read, the state moved meanwhile."""
+        items = tuple((i.id, i.price_id, i.quantity) for i in self.items)
+        return (self.status, self.cancel_at_period_end, self.cancel_at, items)
+
+
+class BillingGateway(Protocol):
+    """Intent-level Stripe for the command handlers. Every write takes an idempotency key; a
+    repeated key with the same intent replays Stripe's first answer. Reads of something that does
+    not exist answer None; a write to something gone raises `errors.NotFound`."""
+
+    # -- customers
+    def customer(self, customer_id: str) -> CustomerView | None: ...
+
+    def find_customer_by_tenant(self, tenant_id: str) -> CustomerView | None:
+        """The oldest live customer whose metadata `tenant_id` names the tenant (Stripe's search,
+        which may lag behind a creation by up to a minute)."""
+
+    def new_customer_request(self, *, tenant_id: str, name: str | None, email: str | None,
+                             payment_method: str | None, test_clock: str | None) -> dict[str, Any]:
+        """The request that creates the tenant's customer, as plain JSON: a caller may store it
+        and send it again with `create_customer_from` (the same key replays the first answer)."""
+
+    def create_customer_from(self, request: dict[str, Any], *, idempotency_key: str) -> CustomerView: ...
+
+    def update_customer_details(self, customer_id: str, *, name: str | None = None, email: str | None = None,
+                                address: dict[str, Any] | None = None, idempotency_key: str) -> None:
+        """Set the fields given (not None); raises NotFound when the customer is gone."""
+
+    def start_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> str:
+        """A new test clock frozen at `frozen_time`; its id."""
+
+    # -- subscriptions
+    def subscription(self, subscription_id: str) -> SubscriptionView | None: ...
+
+    def subscriptions_newest_first(self, customer_id: str) -> list[SubscriptionView]:
+        """Every subscription of the customer, ended ones included."""
+
+    def live_subscriptions(self, customer_id: str) -> list[SubscriptionView]:
+        """The customer's subscriptions that have not ended, newest first."""
+
+    def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
+                           trial_days: int | None, fail_if_payment_fails: bool,
+                           idempotency_key: str) -> SubscriptionView:
+        """A subscription on one price. With `fail_if_payment_fails` a declined first payment raises
+        `PaymentFailed` instead of leaving an `incomplete` subscription behind."""
+
+    def change_plan(self, sub: SubscriptionView, item: ItemView, *, price_id: str | None, quantity: int | None,
+                    unschedule_cancel: bool, idempotency_key: str) -> SubscriptionView:
+        """Move `item` to another price and/or quantity (prorated), and remove a scheduled cancellation
+        if asked. The request depends on the decision, so the key sent is `idempotency_key` plus a
+        digest of the request: deciding again after the state moved sends a new request."""
+
+    def schedule_cancel(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
+        """Cancel at the end of the current period."""
+
+    def unschedule_cancel(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
+        """Remove a scheduled cancellation (at the period's end or at a set time)."""
+
+    def cancel_now(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
+        """End the subscription now; raises NotFound when it has already ended."""
+
+    # -- catalog and usage
+    def price_id_for_lookup_key(self, lookup_key: str) -> str | None:
+        """The active price with this lookup_key."""
+
+    def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
+                           timestamp: int, idempotency_key: str) -> None:
+        """One meter event; Stripe keeps one event per `identifier`."""

@@ -1,0 +1,209 @@
+"""The `BillingGateway` intents as Stripe requests: every wire parameter the commands send is built
+here, and Stripe's objects become the port's typed views here.
+
+`StripeIntents` is a mixin over the wire-level methods of a Stripe client (`create_subscription(
+params, idempotency_key=…)`, `list_subscriptions(customer=…)`, …): `StripeGateway` (the SDK) and the
+unit tests' fake Stripe (tests/fakes.py) both have them, so both speak the same requests — and the
+contract suite (tests/emulator/test_billing_gateway_contract.py) checks that they answer alike.
+
+The requests are byte-for-byte what the command handlers sent before this module existed: a retried
+command in flight across a deploy must repeat its request under its idempotency key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Protocol
+
+from .port import CustomerView, ItemView, SubscriptionView
+
+
+def customer_view(customer: dict) -> CustomerView:
+    invoice_settings = customer.get("invoice_settings") or {}
+    return CustomerView(
+        id=customer["id"],
+        created=customer.get("created") or 0,
+        tenant_id=(customer.get("metadata") or {}).get("tenant_id"),
+        test_clock=_id_of(customer.get("test_clock")),
+        has_payment_method=bool(invoice_settings.get("default_payment_method") or customer.get("default_source")),
+    )
+
+
+def subscription_view(sub: dict) -> SubscriptionView:
+    return SubscriptionView(
+        id=sub["id"],
+        customer=_id_of(sub.get("customer")) or "",
+        status=sub["status"],
+        created=sub.get("created") or 0,
+        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
+        cancel_at=sub.get("cancel_at"),
+        items=tuple(_item_view(item) for item in sub["items"]["data"]),
+    )
+
+
+def _item_view(item: dict) -> ItemView:
+    price = item["price"]
+    return ItemView(
+        id=item["id"],
+        price_id=price["id"],
+        lookup_key=price.get("lookup_key"),
+        quantity=item.get("quantity"),
+        metered=(price.get("recurring") or {}).get("usage_type") == "metered",
+        current_period_start=item.get("current_period_start"),
+        current_period_end=item.get("current_period_end"),
+    )
+
+
+def _id_of(ref: object) -> str | None:
+    """An expandable field: an id, or the expanded object."""
+    if isinstance(ref, dict):
+        return ref.get("id")
+    return ref if isinstance(ref, str) else None
+
+
+def request_key(idempotency_key: str, params: dict) -> str:
+    """The key of a write whose parameters come from a decision: the caller's key plus a digest of
+    the request, so that a new decision is a new request rather than the old key with new params."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{idempotency_key}:{digest}"
+
+
+class StripeWire(Protocol):
+    """The wire-level methods the intents are sent with (StripeGateway's, and the fake's)."""
+
+    def retrieve_customer(self, customer_id: str) -> dict | None: ...
+    def find_customer_for_tenant(self, tenant_id: str) -> dict | None: ...
+    def create_customer(self, params: dict, *, idempotency_key: str) -> dict: ...
+    def update_customer(self, customer_id: str, params: dict, *, idempotency_key: str) -> dict: ...
+    def create_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> dict: ...
+    def retrieve_subscription(self, subscription_id: str) -> dict | None: ...
+    def list_subscriptions(self, *, customer: str | None = None, status: str = "all") -> Iterable[dict]: ...
+    def create_subscription(self, params: dict, *, idempotency_key: str) -> dict: ...
+    def update_subscription(self, subscription_id: str, params: dict, *, idempotency_key: str) -> dict: ...
+    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict: ...
+    def find_price_by_lookup_key(self, lookup_key: str) -> dict | None: ...
+    def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict: ...
+
+
+class StripeIntents:
+    """`BillingGateway` on top of the wire methods of the class it is mixed into."""
+
+    @property
+    def _wire(self) -> StripeWire:
+        return self  # type: ignore[return-value]  # the class this is mixed into has them
+
+    # -- customers ----------------------------------------------------------------------------
+
+    def customer(self, customer_id: str) -> CustomerView | None:
+        customer = self._wire.retrieve_customer(customer_id)
+        return customer_view(customer) if customer is not None else None
+
+    def find_customer_by_tenant(self, tenant_id: str) -> CustomerView | None:
+        customer = self._wire.find_customer_for_tenant(tenant_id)
+        return customer_view(customer) if customer is not None else None
+
+    def new_customer_request(self, *, tenant_id: str, name: str | None, email: str | None,
+                             payment_method: str | None, test_clock: str | None) -> dict[str, Any]:
+        params: dict = {"name": name, "email": email, "metadata": {"tenant_id": tenant_id}}
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["invoice_settings"] = {"default_payment_method": payment_method}
+        if test_clock:
+            params["test_clock"] = test_clock
+        return params
+
+    def create_customer_from(self, request: dict[str, Any], *, idempotency_key: str) -> CustomerView:
+        return customer_view(self._wire.create_customer(request, idempotency_key=idempotency_key))
+
+    def update_customer_details(self, customer_id: str, *, name: str | None = None, email: str | None = None,
+                                address: dict[str, Any] | None = None, idempotency_key: str) -> None:
+        params: dict = {}
+        if name is not None:
+            params["name"] = name
+        if email is not None:
+            params["email"] = email
+        if address is not None:
+            params["address"] = address
+        if params:
+            self._wire.update_customer(customer_id, params, idempotency_key=idempotency_key)
+
+    def start_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> str:
+        return self._wire.create_test_clock(frozen_time, name, idempotency_key=idempotency_key)["id"]
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscription(self, subscription_id: str) -> SubscriptionView | None:
+        sub = self._wire.retrieve_subscription(subscription_id)
+        return subscription_view(sub) if sub is not None else None
+
+    def subscriptions_newest_first(self, customer_id: str) -> list[SubscriptionView]:
+        subs = self._wire.list_subscriptions(customer=customer_id, status="all")
+        return [subscription_view(s) for s in sorted(subs, key=lambda s: s.get("created") or 0, reverse=True)]
+
+    def live_subscriptions(self, customer_id: str) -> list[SubscriptionView]:
+        return [s for s in self.subscriptions_newest_first(customer_id) if not s.ended]
+
+    def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
+                           trial_days: int | None, fail_if_payment_fails: bool,
+                           idempotency_key: str) -> SubscriptionView:
+        params: dict = {
+            "customer": customer_id,
+            "items": [{"price": price_id, "quantity": quantity}],
+            "metadata": {"tenant_id": tenant_id},
+        }
+        if trial_days:
+            params["trial_period_days"] = trial_days
+        if fail_if_payment_fails:
+            params["payment_behavior"] = "error_if_incomplete"
+        return subscription_view(self._wire.create_subscription(params, idempotency_key=idempotency_key))
+
+    def change_plan(self, sub: SubscriptionView, item: ItemView, *, price_id: str | None, quantity: int | None,
+                    unschedule_cancel: bool, idempotency_key: str) -> SubscriptionView:
+        params: dict = {}
+        change: dict = {}
+        if price_id is not None:
+            change["price"] = price_id
+        if quantity is not None:
+            change["quantity"] = quantity
+        if change:
+            params["items"] = [{"id": item.id, **change}]
+            params["proration_behavior"] = "create_prorations"
+        if unschedule_cancel:
+            params.update(_unschedule_cancel_params(sub))
+        return self._update(sub, params, request_key(idempotency_key, params))
+
+    def schedule_cancel(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
+        return self._update(sub, {"cancel_at_period_end": True}, idempotency_key)
+
+    def unschedule_cancel(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
+        return self._update(sub, _unschedule_cancel_params(sub), idempotency_key)
+
+    def cancel_now(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
+        return subscription_view(self._wire.cancel_subscription(sub.id, idempotency_key=idempotency_key))
+
+    def _update(self, sub: SubscriptionView, params: dict, idempotency_key: str) -> SubscriptionView:
+        updated = self._wire.update_subscription(sub.id, params, idempotency_key=idempotency_key)
+        return subscription_view(updated)
+
+    # -- catalog and usage --------------------------------------------------------------------
+
+    def price_id_for_lookup_key(self, lookup_key: str) -> str | None:
+        price = self._wire.find_price_by_lookup_key(lookup_key)
+        return price["id"] if price is not None else None
+
+    def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
+                           timestamp: int, idempotency_key: str) -> None:
+        self._wire.create_meter_event({
+            "event_name": event_name,
+            "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+            "identifier": identifier,
+            "timestamp": timestamp,
+        }, idempotency_key=idempotency_key)
+
+
+def _unschedule_cancel_params(sub: SubscriptionView) -> dict:
+    if sub.cancel_at_period_end:
+        return {"cancel_at_period_end": False}
+    if sub.cancel_at:
+        return {"cancel_at": ""}  # Stripe unsets a field given the empty string
+    return {}

@@ -1,0 +1,163 @@
+"""The `BillingGateway` contract (bms/port.py), run against both implementations the handlers meet:
+the unit tests' fake Stripe (tests/fakes.py) and the real adapter (`StripeGateway`, the SDK) over
+the emulator. A behaviour the command handlers rely on that the fake gets wrong fails here, so the
+unit tests cannot drift from Stripe unnoticed."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from billing_sync.bms.gateway import StripeGateway
+from billing_sync.bms.port import BillingGateway, CustomerView, SubscriptionView
+from billing_sync.errors import NotFound, PaymentFailed, PermanentError
+from fakes import FakeGateway
+
+
+@pytest.fixture(params=["fake", "emulator"])
+def gateway(request) -> BillingGateway:
+    if request.param == "fake":
+        return FakeGateway()
+    return StripeGateway("sk_test_contract", api_base=request.getfixturevalue("emulator").url)
+
+
+@pytest.fixture
+def prices(gateway) -> dict[str, str]:
+    """Two monthly prices, by lookup_key → price id."""
+    product = gateway.create_product({"name": "Pro", "metadata": {"plan": "pro"}}, idempotency_key="c:product")
+    ids = {}
+    for lookup_key, amount in (("pro_monthly", 4900), ("team_monthly", 9900)):
+        ids[lookup_key] = gateway.create_price(
+            {"product": product["id"], "unit_amount": amount, "currency": "usd", "recurring": {"interval": "month"},
+             "lookup_key": lookup_key}, idempotency_key=f"c:price:{lookup_key}")["id"]
+    return ids
+
+
+def new_customer(gateway, tenant_id: str, payment_method: str | None = "pm_card_visa") -> CustomerView:
+    request = gateway.new_customer_request(tenant_id=tenant_id, name=f"Tenant {tenant_id}", email=None,
+                                           payment_method=payment_method, test_clock=None)
+    return gateway.create_customer_from(request, idempotency_key=f"{tenant_id}:customer")
+
+
+def subscribed(gateway, prices, tenant_id: str = "t-sub", quantity: int = 2) -> SubscriptionView:
+    customer = new_customer(gateway, tenant_id)
+    return gateway.start_subscription(customer.id, tenant_id=tenant_id, price_id=prices["pro_monthly"],
+                                      quantity=quantity, trial_days=None, fail_if_payment_fails=True,
+                                      idempotency_key=f"{tenant_id}:subscription")
+
+
+def test_customers_are_created_once_and_found_by_id_and_by_tenant(gateway):
+    customer = new_customer(gateway, "t-1")
+    assert customer.tenant_id == "t-1" and customer.has_payment_method and customer.test_clock is None
+    assert new_customer(gateway, "t-1") == customer                      # the same key replays the answer
+    assert gateway.customer(customer.id) == customer
+    assert gateway.find_customer_by_tenant("t-1") == customer
+    assert gateway.find_customer_by_tenant("t-nobody") is None
+    assert gateway.customer("cus_missing000000") is None
+    assert new_customer(gateway, "t-2", payment_method=None).has_payment_method is False
+
+
+def test_a_declined_card_creates_no_customer(gateway):
+    with pytest.raises(PaymentFailed) as err:
+        new_customer(gateway, "t-declined", payment_method="pm_card_chargeDeclined")
+    assert err.value.reason == "card_declined"
+    assert gateway.find_customer_by_tenant("t-declined") is None
+
+
+def test_customer_details_update_and_a_gone_customer_is_not_found(gateway):
+    customer = new_customer(gateway, "t-3")
+    gateway.update_customer_details(customer.id, name="New name", email="t3@example.test",
+                                    address={"country": "DE"}, idempotency_key="t-3:update")
+    assert gateway.retrieve_customer(customer.id)["name"] == "New name"
+    with pytest.raises(NotFound):
+        gateway.update_customer_details("cus_missing000000", name="x", idempotency_key="t-3:update-missing")
+
+
+def test_a_subscription_starts_on_a_price_and_is_read_back_alike(gateway, prices):
+    sub = subscribed(gateway, prices, quantity=3)
+    assert sub.status == "active" and not sub.ended and not sub.cancel_scheduled
+    (item,) = sub.items
+    assert (item.price_id, item.lookup_key, item.quantity, item.metered) == (prices["pro_monthly"], "pro_monthly", 3,
+                                                                               False)
+    assert item.current_period_start < item.current_period_end
+    assert gateway.subscription(sub.id) == sub
+    assert gateway.live_subscriptions(sub.customer) == [sub]
+    assert gateway.subscriptions_newest_first(sub.customer) == [sub]
+    assert gateway.subscription("sub_missing000000") is None
+
+
+def test_a_trial_needs_no_payment_method(gateway, prices):
+    customer = new_customer(gateway, "t-trial", payment_method=None)
+    sub = gateway.start_subscription(customer.id, tenant_id="t-trial", price_id=prices["pro_monthly"], quantity=1,
+                                     trial_days=14, fail_if_payment_fails=False, idempotency_key="t-trial:sub")
+    assert sub.status == "trialing"
+
+
+def test_cancellation_is_scheduled_and_unscheduled(gateway, prices):
+    sub = subscribed(gateway, prices)
+    scheduled = gateway.schedule_cancel(sub, idempotency_key="c:schedule")
+    assert scheduled.cancel_at_period_end and scheduled.cancel_scheduled and scheduled.status == "active"
+    assert scheduled.decision_basis() != sub.decision_basis()
+    resumed = gateway.unschedule_cancel(scheduled, idempotency_key="c:unschedule")
+    assert not resumed.cancel_at_period_end and resumed.cancel_at is None and not resumed.cancel_scheduled
+    assert gateway.subscription(sub.id).decision_basis() == resumed.decision_basis()
+
+
+def test_a_cancellation_at_a_set_time_is_unscheduled_too(gateway, prices):
+    sub = subscribed(gateway, prices)
+    at = sub.items[0].current_period_end - 86400
+    set_at = gateway.update_subscription(sub.id, {"cancel_at": at}, idempotency_key="c:cancel-at")  # staff
+    scheduled = gateway.subscription(sub.id)
+    assert set_at["cancel_at"] == at and scheduled.cancel_at == at and scheduled.cancel_scheduled
+    resumed = gateway.unschedule_cancel(scheduled, idempotency_key="c:unschedule-at")
+    assert resumed.cancel_at is None and not resumed.cancel_scheduled
+
+
+def test_a_plan_change_moves_the_item_and_resumes(gateway, prices):
+    sub = gateway.schedule_cancel(subscribed(gateway, prices), idempotency_key="c:schedule")
+    changed = gateway.change_plan(sub, sub.items[0], price_id=prices["team_monthly"], quantity=5,
+                                  unschedule_cancel=True, idempotency_key="c:change")
+    (item,) = changed.items
+    assert (item.id, item.price_id, item.lookup_key, item.quantity) == (sub.items[0].id, prices["team_monthly"],
+                                                                        "team_monthly", 5)
+    assert not changed.cancel_scheduled
+    seats_only = gateway.change_plan(changed, item, price_id=None, quantity=7, unschedule_cancel=True,
+                                     idempotency_key="c:change")  # another decision, so another request
+    assert (seats_only.items[0].price_id, seats_only.items[0].quantity) == (prices["team_monthly"], 7)
+
+
+def test_cancel_now_ends_it_and_an_ended_subscription_refuses_writes(gateway, prices):
+    sub = subscribed(gateway, prices)
+    canceled = gateway.cancel_now(sub, idempotency_key="c:cancel")
+    assert canceled.status == "canceled" and canceled.ended
+    assert gateway.live_subscriptions(sub.customer) == []
+    assert [s.id for s in gateway.subscriptions_newest_first(sub.customer)] == [sub.id]
+    with pytest.raises(NotFound):
+        gateway.cancel_now(canceled, idempotency_key="c:cancel-again")
+    with pytest.raises(PermanentError):
+        gateway.change_plan(canceled, canceled.items[0], price_id=None, quantity=4, unschedule_cancel=True,
+                            idempotency_key="c:change-ended")
+
+
+def test_newest_subscription_first(gateway, prices):
+    first = subscribed(gateway, prices, tenant_id="t-two")
+    gateway.cancel_now(first, idempotency_key="c:cancel-first")
+    while int(time.time()) <= first.created:  # `created` has whole seconds
+        time.sleep(0.05)
+    second = gateway.start_subscription(first.customer, tenant_id="t-two", price_id=prices["team_monthly"],
+                                        quantity=1, trial_days=None, fail_if_payment_fails=True,
+                                        idempotency_key="t-two:second")
+    assert [s.id for s in gateway.subscriptions_newest_first(first.customer)] == [second.id, first.id]
+    assert [s.id for s in gateway.live_subscriptions(first.customer)] == [second.id]
+
+
+def test_prices_by_lookup_key_meter_events_and_test_clocks(gateway, prices):
+    assert gateway.price_id_for_lookup_key("pro_monthly") == prices["pro_monthly"]
+    assert gateway.price_id_for_lookup_key("nope") is None
+    gateway.create_meter({"display_name": "API calls", "event_name": "api_calls",
+                          "default_aggregation": {"formula": "sum"}}, idempotency_key="c:meter")
+    customer = new_customer(gateway, "t-usage")
+    for _ in range(2):  # a retried command repeats its request; Stripe keeps one event
+        gateway.record_meter_event(event_name="api_calls", customer_id=customer.id, value=3, identifier="cmd-1",
+                                   timestamp=customer.created, idempotency_key="cmd-1:meter_event")
+    assert gateway.start_test_clock(1_767_225_600, "tenant t-usage", idempotency_key="c:clock").startswith("clock_")
