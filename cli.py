@@ -285,7 +285,7 @@ def account_show() -> None:
 
     ctx = build_context()
     with ctx.uow() as uow:
-        pinned = pinned_account(uow.session)
+        pinned = pinned_account(uow)
     current = ctx.bms.retrieve_account()["id"]
     click.echo(f"pinned: {pinned or '(nothing yet; pinned on first contact)'}")
     click.echo(f"key's account: {current}")

@@ -125,12 +125,12 @@ class Fleet:
 
 def _pinned_account_in(database_url: str) -> str | None:
     from .handlers.account_pin import pinned_account
-    from .models import make_engine, make_session_factory
+    from .models import UnitOfWork, make_engine, make_session_factory
 
     engine = make_engine(database_url)
     try:
-        with make_session_factory(engine)() as session:
-            return pinned_account(session)
+        with UnitOfWork(make_session_factory(engine)) as uow:
+            return pinned_account(uow)
     finally:
         engine.dispose()
 

@@ -18,7 +18,6 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import SafetyRefusal, TransientError
-from ..models import SyncCursor
 
 log = structlog.get_logger(__name__)
 
@@ -29,9 +28,9 @@ class WrongStripeAccount(SafetyRefusal):
     pass
 
 
-def pinned_account(session) -> str | None:
-    row = session.get(SyncCursor, PIN)
-    return row.value if row else None
+def pinned_account(uow) -> str | None:
+    """The pinned Stripe account id, if any (read in `uow`'s transaction)."""
+    return uow.cursors.value(PIN)
 
 
 def check_account(ctx, *, pin: bool = True) -> str:
@@ -40,7 +39,7 @@ def check_account(ctx, *, pin: bool = True) -> str:
     account_id = ctx.bms.retrieve_account()["id"]
     for _ in range(2):  # a second round when another role pinned at the same moment
         with ctx.uow() as uow:
-            row = uow.session.get(SyncCursor, PIN)
+            row = uow.cursors.get(PIN)
             if row is not None:
                 if row.value != account_id:
                     raise WrongStripeAccount(
@@ -51,7 +50,7 @@ def check_account(ctx, *, pin: bool = True) -> str:
                 return account_id
             if not pin:
                 return account_id
-            uow.session.add(SyncCursor(name=PIN, value=account_id, updated_at=ctx.now()))
+            uow.cursors.set(PIN, account_id, ctx.now())
             try:
                 uow.commit()
             except IntegrityError:
@@ -95,12 +94,11 @@ def repin(ctx, expected_old: str) -> str:
     by the operator, so a repin is never an accident). Returns the new account id."""
     account_id = ctx.bms.retrieve_account()["id"]
     with ctx.uow() as uow:
-        row = uow.session.get(SyncCursor, PIN)
-        current = row.value if row else None
+        current = uow.cursors.value(PIN)
         if current != expected_old:
             raise WrongStripeAccount(f"this database is pinned to {current or 'no account'}, not {expected_old}; "
                                      "nothing changed")
-        row.value, row.updated_at = account_id, ctx.now()
+        uow.cursors.set(PIN, account_id, ctx.now())
         uow.commit()
     log.warning("stripe.account_repinned", old=expected_old, new=account_id)
     return account_id

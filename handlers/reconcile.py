@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import and_, or_, select
 
 from ..errors import BillingSyncError, SafetyRefusal
-from ..models import EntitlementSnapshot, ProcessedMessage, Subscription, SyncCursor, Tenant
+from ..models import EntitlementSnapshot, Subscription, Tenant
 from .account_pin import check_account
 from .entitlement_rules import GRANTING
 from .entitlements import refresh_entitlements
@@ -300,19 +300,15 @@ def catch_up(ctx, enqueue: Callable[[dict], None]) -> int:
     check_account(ctx)
     now = ctx.now()
     with ctx.uow() as uow:
-        cursor = uow.session.get(SyncCursor, EVENTS_CURSOR)
-        seen = int(cursor.value) if cursor else None
+        cursor = uow.cursors.value(EVENTS_CURSOR)
+        seen = int(cursor) if cursor is not None else None
     since = (seen - CATCH_UP_OVERLAP_S) if seen is not None else int((now - timedelta(
         seconds=CATCH_UP_INITIAL_LOOKBACK_S)).timestamp())
     events = sorted(ctx.bms.list_events(created_gte=since), key=lambda e: (e.get("created") or 0, e["id"]))
     if not events:
         return 0
     with ctx.uow() as uow:
-        ids = [e["id"] for e in events]
-        done: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            done.update(uow.session.execute(select(ProcessedMessage.id).where(ProcessedMessage.id.in_(chunk))).scalars())
+        done = uow.ledger.processed_among(e["id"] for e in events)
     enqueued = 0
     received_at = now.isoformat()
     for event in events:
@@ -329,10 +325,5 @@ def catch_up(ctx, enqueue: Callable[[dict], None]) -> int:
 
 def _set_cursor(ctx, name: str, value: str) -> None:
     with ctx.uow() as uow:
-        row = uow.session.get(SyncCursor, name)
-        if row is None:
-            uow.session.add(SyncCursor(name=name, value=value, updated_at=ctx.now()))
-        else:
-            row.value = value
-            row.updated_at = ctx.now()
+        uow.cursors.set(name, value, ctx.now())
         uow.commit()

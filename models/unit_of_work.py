@@ -2,7 +2,6 @@
 its outbox rows commit together, or not at all."""
 from __future__ import annotations
 
-import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -13,8 +12,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import TransientError
-from .tables import CommandInbox, DeadLetter, OutboxMessage, ProcessedMessage, Tenant, utcnow
-from .text import db_text
+from .cursors import Cursors
+from .dead_letters import DeadLetters
+from .ledger import Ledger
+from .outbox import Outbox
+from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant, utcnow
 
 
 def insert_if_missing(session: Session, table: Table, values: dict, key: str = "id") -> None:
@@ -42,13 +44,26 @@ def database_errors_are_transient() -> Iterator[None]:
 
 
 class UnitOfWork:
+    """The one way to open a session: `with ctx.uow() as uow: …; uow.commit()` (leaving the
+    block without `commit()` rolls back). The repositories (`uow.cursors`, `uow.ledger`, `uow.outbox`,
+    `uow.dead_letters`) work
+    in its transaction; `uow.session` is still there for the modules not yet moved onto them."""
+
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
         self.session: Session
+        self.cursors: Cursors
+        self.ledger: Ledger
+        self.dead_letters: DeadLetters
+        self.outbox: Outbox
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
         self.session.begin()
+        self.cursors = Cursors(self.session)
+        self.ledger = Ledger(self.session)
+        self.dead_letters = DeadLetters(self.session)
+        self.outbox = Outbox(self.session)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -87,7 +102,7 @@ class UnitOfWork:
     # -- the idempotency ledger ---------------------------------------------------------------
 
     def already_processed(self, message_id: str) -> bool:
-        return self.session.get(ProcessedMessage, message_id) is not None
+        return self.ledger.contains(message_id)
 
     def record_processed(
         self,
@@ -99,9 +114,7 @@ class UnitOfWork:
         outcome: str = "applied",
         reason: str | None = None,
     ) -> None:
-        self.session.add(
-            ProcessedMessage(id=message_id, kind=kind, type=type, tenant_id=tenant_id, outcome=outcome, reason=reason)
-        )
+        self.ledger.record(message_id, kind=kind, type=type, tenant_id=tenant_id, outcome=outcome, reason=reason)
 
     # -- the command inbox (see CommandInbox) -------------------------------------------------
 
@@ -150,17 +163,10 @@ class UnitOfWork:
 
     def add_event(self, type: str, subject: str | None, data: dict) -> OutboxMessage:
         """Queue a CloudEvent for billing.events; the relay publishes it after commit."""
-        row = OutboxMessage(event_id=str(uuid.uuid4()), type=type, subject=subject, data=data)
-        self.session.add(row)
-        return row
+        return self.outbox.add(type, subject, data)
 
     # -- dead letters -------------------------------------------------------------------------
 
     def add_dead_letter(self, *, source: str, message_id: str | None, body: str, reason: str,
                         detail: str | None) -> DeadLetter:
-        """Keep a message that failed for good. Every field may come from a poison message, so
-        each is made storable first (`db_text`): a dead letter must never fail to be written."""
-        row = DeadLetter(source=db_text(source, 64), message_id=db_text(message_id, 255), body=db_text(body),
-                         reason=db_text(reason, 64), detail=db_text(detail))
-        self.session.add(row)
-        return row
+        return self.dead_letters.add(source=source, message_id=message_id, body=body, reason=reason, detail=detail)

@@ -15,10 +15,7 @@ import json
 import sys
 from typing import Callable, TextIO
 
-from sqlalchemy import delete, select, update
-
-from ..models import make_session_factory, utcnow
-from ..models.tables import DeadLetter
+from ..models import utcnow
 from .actors import ACTOR_SPECS
 
 
@@ -37,30 +34,21 @@ def _out(out: TextIO | None) -> TextIO:
 def list_dead_letters(limit: int = 50, *, ctx=None, out: TextIO | None = None) -> int:
     """Print the newest dead letters as a table; returns how many were shown."""
     ctx, out = _context(ctx), _out(out)
-    with make_session_factory(ctx.engine)() as session:
-        rows = session.execute(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)).scalars().all()
+    with ctx.uow() as uow:  # read the rows inside: leaving a unit of work expires them
+        rows = [(row.id, row.failed_at, row.source, row.message_id, row.reason, row.replayed_at, row.detail)
+                for row in uow.dead_letters.newest(limit)]
     if not rows:
         print("no dead letters", file=out)
         return 0
     header = f"{'ID':>6}  {'FAILED AT (UTC)':19}  {'SOURCE':20}  {'MESSAGE':32}  {'REASON':18}  {'REPLAYED':8}  DETAIL"
     print(header, file=out)
-    for row in rows:
+    for dead_id, failed_at, source, message_id, reason, replayed_at, detail in rows:
         print(
-            f"{row.id:>6}  {row.failed_at:%Y-%m-%d %H:%M:%S}  {row.source[:20]:20}  {(row.message_id or '-')[:32]:32}"
-            f"  {row.reason[:18]:18}  {'yes' if row.replayed_at else 'no':8}  {(row.detail or '')[:80]}",
+            f"{dead_id:>6}  {failed_at:%Y-%m-%d %H:%M:%S}  {source[:20]:20}  {(message_id or '-')[:32]:32}"
+            f"  {reason[:18]:18}  {'yes' if replayed_at else 'no':8}  {(detail or '')[:80]}",
             file=out,
         )
     return len(rows)
-
-
-def _to_replay(session, ids: list[int], everything: bool) -> list[DeadLetter]:
-    """The given dead letters, or (`everything`) every one not replayed yet."""
-    query = select(DeadLetter).order_by(DeadLetter.id)
-    if everything:
-        query = query.where(DeadLetter.replayed_at.is_(None))
-    else:
-        query = query.where(DeadLetter.id.in_(ids))
-    return list(session.execute(query).scalars())
 
 
 def decode_body(body: str) -> tuple[list, dict]:
@@ -85,12 +73,11 @@ def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
         return 1
     send = _sender(ctx, broker)
     failures = 0
-    sessions = make_session_factory(ctx.engine)
     # Read first and let go of the database: an embedded replay runs the handler right here,
     # and on SQLite an open transaction would hold the write lock it needs.
-    with sessions() as session:
+    with ctx.uow() as uow:
         rows = [(row.id, row.source, row.message_id, row.body)
-                for row in _to_replay(session, ids, replay_all)]
+                for row in uow.dead_letters.selected(ids, everything=replay_all)]
     for dead_id in sorted(set(ids) - {row[0] for row in rows}):
         print(f"{dead_id}: no such dead letter", file=out)
         failures += 1
@@ -106,8 +93,9 @@ def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
             print(f"{dead_id}: replay failed: {type(exc).__name__}: {exc}", file=out)
             failures += 1
             continue
-        with sessions() as session, session.begin():  # one by one: a later failure keeps this mark
-            session.execute(update(DeadLetter).where(DeadLetter.id == dead_id).values(replayed_at=utcnow()))
+        with ctx.uow() as uow:  # one by one: a later failure keeps this mark
+            uow.dead_letters.mark_replayed(dead_id, utcnow())
+            uow.commit()
         print(f"{dead_id}: replayed {source} {message_id or ''}".rstrip(), file=out)
     return 1 if failures else 0
 
@@ -142,13 +130,11 @@ def purge(ids: list[int], purge_all: bool = False, *, ctx=None, out: TextIO | No
         print("nothing to purge: give dead-letter ids or --all", file=out)
         return 1
     missing: set[int] = set()
-    with make_session_factory(ctx.engine)() as session, session.begin():
-        query = delete(DeadLetter)
+    with ctx.uow() as uow:
         if not purge_all:
-            existing = set(session.execute(select(DeadLetter.id).where(DeadLetter.id.in_(ids))).scalars())
-            missing = set(ids) - existing
-            query = query.where(DeadLetter.id.in_(ids))
-        count = session.execute(query).rowcount
+            missing = set(ids) - uow.dead_letters.existing(ids)
+        count = uow.dead_letters.delete(None if purge_all else ids)
+        uow.commit()
     for dead_id in sorted(missing):
         print(f"{dead_id}: no such dead letter", file=out)
     print(f"purged {count} dead letter(s)", file=out)

@@ -33,15 +33,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..config import metrics
 from ..config.bus import CLOUDEVENTS, cloudevent, connect, events_exchange, routing_key
-from ..models import make_session_factory, utcnow
+from ..models import utcnow
 from ..models.tables import OutboxMessage
 from .status import redact
 
@@ -66,7 +65,6 @@ class Relay:
         self.url = connection_url or ctx.settings.event_bus_url
         self.batch = batch
         self.poll_interval_s = ctx.settings.relay_poll_interval_s
-        self._sessions = make_session_factory(ctx.engine)
         self._postgres = ctx.engine.dialect.name == "postgresql"
         self._connection = None
         self._producer = None
@@ -82,7 +80,8 @@ class Relay:
         """
         batch = batch or self.batch
         failure: Exception | None = None
-        with self._sessions() as session, session.begin():
+        with self.ctx.uow() as uow:
+            session = uow.session
             rows = self._claim(session, batch)
             published: list[OutboxMessage] = []
             if rows:
@@ -95,11 +94,8 @@ class Relay:
                     failure = exc
                     self._reset_connection()
                 if published:
-                    session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id.in_([row.id for row in published]))
-                        .values(published_at=utcnow())
-                    )
+                    uow.outbox.mark_published([row.id for row in published], utcnow())
+            uow.commit()
         for row in published:
             metrics.OUTBOX_PUBLISHED.labels(row.type).inc()
         if failure is not None:
@@ -188,13 +184,8 @@ class Relay:
 
     def oldest_unpublished_age_s(self) -> float:
         """Outbox lag: the age of the oldest unpublished row, 0 when everything is out."""
-        with self._sessions() as session:
-            created: datetime | None = session.scalar(
-                select(OutboxMessage.created_at)
-                .where(OutboxMessage.published_at.is_(None))
-                .order_by(OutboxMessage.id)
-                .limit(1)
-            )
+        with self.ctx.uow() as uow:
+            created = uow.outbox.oldest_unpublished_at()
         age = max(0.0, (utcnow() - created).total_seconds()) if created else 0.0
         metrics.OUTBOX_LAG_SECONDS.set(age)
         return age

@@ -14,11 +14,10 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ..models import make_engine, make_session_factory, utcnow
-from ..models.tables import DeadLetter, OutboxMessage, ProcessedMessage, SyncCursor
+from ..models import UnitOfWork, make_engine, make_session_factory, utcnow
 
 OK, FAIL, INFO, SKIP = "ok", "FAIL", "info", "skip"
 IN_UP = "lives only inside a running `billing-sync up`; not checked from here"
@@ -177,27 +176,23 @@ def _bridge_queue(conn, queue) -> Check:
 
 
 def check_bookkeeping(engine) -> list[Check]:
-    sessions = make_session_factory(engine)
     now = utcnow()
-    with sessions() as session:
-        pending = session.scalar(select(func.count()).select_from(OutboxMessage)
-                                 .where(OutboxMessage.published_at.is_(None)))
-        oldest = session.scalar(select(OutboxMessage.created_at).where(OutboxMessage.published_at.is_(None))
-                                .order_by(OutboxMessage.id).limit(1))
-        dead_total = session.scalar(select(func.count()).select_from(DeadLetter))
-        dead_pending = session.scalar(select(func.count()).select_from(DeadLetter)
-                                      .where(DeadLetter.replayed_at.is_(None)))
-        ledger = session.scalar(select(func.count()).select_from(ProcessedMessage))
-        cursors = session.execute(select(SyncCursor).order_by(SyncCursor.name)).scalars().all()
+    with UnitOfWork(make_session_factory(engine)) as uow:
+        pending = uow.outbox.unpublished_count()
+        oldest = uow.outbox.oldest_unpublished_at()
+        dead_total, dead_pending = uow.dead_letters.counts()
+        ledger = uow.ledger.count()
+        # read inside: leaving a unit of work expires its rows
+        cursors = [(c.name, c.value, c.updated_at) for c in uow.cursors.all()]
     age = f", oldest {(now - oldest).total_seconds():.1f} s old" if oldest else ""
     checks = [
         Check("outbox", INFO, f"{pending} unpublished{age}"),
         Check("dead letters", INFO, f"{dead_pending} waiting ({dead_total} in total; `billing-sync dlq list`)"),
         Check("ledger", INFO, f"{ledger} processed messages"),
     ]
-    for cursor in cursors:
-        ago = f" ({(now - cursor.updated_at).total_seconds():.0f} s ago)" if cursor.updated_at else ""
-        checks.append(Check(f"cursor {cursor.name}", INFO, f"{cursor.value}{ago}"))
+    for name, value, updated_at in cursors:
+        ago = f" ({(now - updated_at).total_seconds():.0f} s ago)" if updated_at else ""
+        checks.append(Check(f"cursor {name}", INFO, f"{value}{ago}"))
     if not cursors:
         checks.append(Check("cursors", INFO, "none yet (the scheduler has not run)"))
     return checks

@@ -1,0 +1,59 @@
+"""Dead letters (`dead_letters`): messages that failed for good, kept for `billing-sync dlq`."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from .tables import DeadLetter
+from .text import db_text
+
+
+class DeadLetters:
+    """The dead letters, in the unit of work's transaction (nothing here commits)."""
+
+    def __init__(self, session: Session):
+        self._session = session
+
+    def add(self, *, source: str, message_id: str | None, body: str, reason: str,
+            detail: str | None) -> DeadLetter:
+        """Keep a message that failed for good. Every field may come from a poison message, so
+        each is made storable first (`db_text`): a dead letter must never fail to be written."""
+        row = DeadLetter(source=db_text(source, 64), message_id=db_text(message_id, 255), body=db_text(body),
+                         reason=db_text(reason, 64), detail=db_text(detail))
+        self._session.add(row)
+        return row
+
+    def counts(self) -> tuple[int, int]:
+        """(in total, not replayed yet)."""
+        total = self._session.scalar(select(func.count()).select_from(DeadLetter)) or 0
+        waiting = self._session.scalar(select(func.count()).select_from(DeadLetter)
+                                       .where(DeadLetter.replayed_at.is_(None))) or 0
+        return total, waiting
+
+    def newest(self, limit: int) -> list[DeadLetter]:
+        return list(self._session.execute(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)).scalars())
+
+    def selected(self, ids: Iterable[int], *, everything: bool = False) -> list[DeadLetter]:
+        """The given dead letters in id order, or (`everything`) every one not replayed yet."""
+        query = select(DeadLetter).order_by(DeadLetter.id)
+        if everything:
+            query = query.where(DeadLetter.replayed_at.is_(None))
+        else:
+            query = query.where(DeadLetter.id.in_(list(ids)))
+        return list(self._session.execute(query).scalars())
+
+    def existing(self, ids: Iterable[int]) -> set[int]:
+        return set(self._session.execute(select(DeadLetter.id).where(DeadLetter.id.in_(list(ids)))).scalars())
+
+    def mark_replayed(self, dead_id: int, at: datetime) -> None:
+        self._session.execute(update(DeadLetter).where(DeadLetter.id == dead_id).values(replayed_at=at))
+
+    def delete(self, ids: Iterable[int] | None) -> int:
+        """Delete the given dead letters (None: every one); returns how many went."""
+        query = delete(DeadLetter)
+        if ids is not None:
+            query = query.where(DeadLetter.id.in_(list(ids)))
+        return self._session.execute(query).rowcount
