@@ -187,7 +187,7 @@ def _refuse_bad_tenant_id(tenant: str | None) -> None:
               help="Apply even when more than BILLING_SWEEP_MAX_CHANGE_RATIO of the tenants would change.")
 def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool) -> None:
     """Compare local state with Stripe and repair drift now."""
-    from .workers.scheduler import run_reconcile
+    from .ops.jobs import run_reconcile
 
     _refuse_bad_tenant_id(tenant)
     sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run, allow_mass_change=allow_mass_change))
@@ -203,7 +203,7 @@ def inbox() -> None:
               help="Seconds since a command was last sent (default BILLING_COMMAND_REPAIR_AFTER_S).")
 def inbox_repair(older_than: float | None) -> None:
     """Send commands with no outcome to the workers again (what the scheduler does every 30 s)."""
-    from .workers.scheduler import run_inbox_repair
+    from .ops.jobs import run_inbox_repair
 
     sys.exit(run_inbox_repair(older_than))
 

@@ -13,9 +13,8 @@
   or cancellation date has passed, which no Stripe event announces (`handlers.reconcile.refresh_due`).
 
 Only one scheduler acts at a time across the fleet, so operators may run two for availability:
-the leader holds a PostgreSQL session-level advisory lock (`pg_try_advisory_lock`) on a
-dedicated connection. If the leader dies or its connection drops, PostgreSQL releases the lock
-and the standby takes over within a tick. The jobs are idempotent (the ledger, versions that
+the leader holds a PostgreSQL advisory lock (`workers/leader.py`); if it dies, the standby takes
+over within a tick. The jobs are idempotent (the ledger, versions that
 only move on a real change), so the short overlap possible during a network partition is safe.
 
 When each job last ran is stored in `sync_cursors` (`scheduler.catch_up_at`,
@@ -25,26 +24,22 @@ starves it. A fresh deployment runs catch-up at once and its first sweep one int
 `min(interval, 30 s)`; the scheduler itself keeps going.
 
 On SQLite (embedded, one process) there is no fleet to coordinate with, and the lock always
-succeeds.
+succeeds. The same jobs run once from the command line are in `ops/jobs.py`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, TextIO
+from typing import Callable
 
 import structlog
-from sqlalchemy import Engine, text
 
-from ..errors import BillingSyncError, SafetyRefusal
+from ..errors import SafetyRefusal
 from ..handlers import command_inbox, reconcile
-from ..models import make_session_factory, utcnow
-from ..models.tables import SyncCursor
+from ..models import utcnow
+from .leader import make_lock
 from .middleware import failure_detail, failure_reason, is_transient
 
 log = structlog.get_logger(__name__)
@@ -52,88 +47,6 @@ log = structlog.get_logger(__name__)
 TICK_S = 1.0
 RETRY_AFTER_FAILURE_S = 30.0
 REFRESH_DUE_INTERVAL_S = 60.0
-
-
-# -- leadership ---------------------------------------------------------------------------------
-
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for pg_advisory_lock, derived from a name."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-class AdvisoryLock:
-    """Fleet-wide leadership through a PostgreSQL session-level advisory lock.
-
-    The lock lives as long as the connection that took it, so it is held on a connection of its
-    own, kept out of the pool; `try_acquire()` on every tick also checks that connection is still
-    alive, so a leader that lost its database stops acting.
-    """
-
-    def __init__(self, engine: Engine, name: str):
-        self.engine = engine
-        self.name = name
-        self.key = lock_key(name)
-        self._conn = None
-
-    @property
-    def held(self) -> bool:
-        return self._conn is not None
-
-    def try_acquire(self) -> bool:
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT 1"))
-                return True
-            except Exception:
-                log.warning("scheduler.lock_lost", lock=self.name)
-                self._close()
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar())
-        except Exception:
-            conn.close()
-            raise
-        if got:
-            self._conn = conn
-        else:
-            conn.close()
-        return got
-
-    def release(self) -> None:
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-        except Exception:  # the connection is gone, and the lock with it
-            pass
-        self._close()
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        try:
-            conn.invalidate()  # never hand a lock-holding session back to the pool
-            conn.close()
-        except Exception:
-            pass
-
-
-class ProcessLock:
-    """For SQLite: one process is the whole fleet, so it is always the leader."""
-
-    held = True
-
-    def try_acquire(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        return None
-
-
-def make_lock(engine: Engine, prefix: str):
-    if engine.dialect.name == "postgresql":
-        return AdvisoryLock(engine, f"{prefix}:scheduler")
-    return ProcessLock()
 
 
 # -- the jobs -----------------------------------------------------------------------------------
@@ -182,7 +95,6 @@ class Scheduler:
         self.ctx = ctx
         self.tick_s = tick_s
         self.lock = lock or make_lock(ctx.engine, ctx.settings.queue_prefix)
-        self._sessions = make_session_factory(ctx.engine)
         self.jobs = [
             Job("catch_up", ctx.settings.catch_up_interval_s, lambda: _catch_up(ctx, enqueue), True),
             Job("sweep", ctx.settings.sweep_interval_s, lambda: reconcile.sweep(ctx), False),
@@ -256,17 +168,14 @@ class Scheduler:
                  result=_summary(result))
 
     def _last_run(self, job: Job) -> datetime | None:
-        with self._sessions() as session:
-            row = session.get(SyncCursor, job.cursor)
-            return datetime.fromisoformat(row.value) if row else None
+        with self.ctx.uow() as uow:
+            value = uow.cursors.value(job.cursor)
+        return datetime.fromisoformat(value) if value is not None else None
 
     def _record_run(self, job: Job, at: datetime) -> None:
-        with self._sessions() as session, session.begin():
-            row = session.get(SyncCursor, job.cursor)
-            if row is None:
-                session.add(SyncCursor(name=job.cursor, value=at.isoformat(), updated_at=at))
-            else:
-                row.value, row.updated_at = at.isoformat(), at
+        with self.ctx.uow() as uow:
+            uow.cursors.set(job.cursor, at.isoformat(), at)
+            uow.commit()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -322,73 +231,3 @@ def run_scheduler() -> None:
     verify_account_if_reachable(ctx)  # fail fast on another account; the jobs check again
     make_broker(settings)  # the workers' broker, which catch-up enqueues to
     Scheduler(ctx).run(stop)
-
-
-def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_command=None,
-                     out: TextIO | None = None) -> int:
-    """`billing-sync inbox repair [--older-than S]`: the scheduler's repair-commands job, now.
-
-    Prints the counts as one JSON line; exits 1 when the database or the broker failed."""
-    out = out or sys.stdout
-    if ctx is None:
-        from ..bootstrap import build_context
-        from ..config.settings import get_settings
-        from .broker import make_broker
-
-        settings = get_settings()
-        ctx = build_context(settings)
-        make_broker(settings)  # the workers' broker, which the commands are sent to
-    if send_command is None:
-        from .actors import send_command
-    older = ctx.settings.command_repair_after_s if older_than_s is None else older_than_s
-    try:
-        report = command_inbox.repair(ctx, send_command, older_than_s=older)
-    except Exception as exc:  # the database or the broker is down: say so, exit 1
-        print(json.dumps({"error": type(exc).__name__, "detail": str(exc)[:300]}), file=out)
-        return 1
-    print(json.dumps(report, sort_keys=True), file=out)
-    return 0
-
-
-def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, allow_mass_change: bool = False,
-                  ctx=None, out: TextIO | None = None) -> int:
-    """`billing-sync reconcile [--tenant T] [--dry-run] [--allow-mass-change]`: one tenant or a
-    full sweep, now.
-
-    Prints the report as one JSON line (for scripts) followed by a short table (for people).
-    Exits 0 when it ran cleanly, 1 when Stripe or the database failed or some tenants could
-    not be reconciled — a backfill that hit errors must not look like a success. Without `ctx`
-    (the command line) the Stripe account is checked against the pin first, dry run or not;
-    a refusal (wrong account, a mass change) raises `SafetyRefusal` (exit 3).
-    """
-    out = out or sys.stdout
-    if ctx is None:
-        from ..bootstrap import build_context
-        from ..config.settings import get_settings
-        from ..handlers.account_pin import verify_account
-
-        ctx = build_context(get_settings())
-        verify_account(ctx, pin=not dry_run)  # a dry run writes nothing, not even the pin
-    try:
-        if tenant:
-            report = reconcile.reconcile_tenant(tenant, ctx, cause="reconcile", dry_run=dry_run)
-        else:
-            report = reconcile.sweep(ctx, dry_run=dry_run, allow_mass_change=allow_mass_change)
-    except BillingSyncError as exc:
-        print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
-        return 1
-    print(json.dumps(report, default=str, sort_keys=True), file=out)
-    _print_table(report, out)
-    if tenant and report.get("found") is False:
-        print(f"tenant {tenant!r}: no local row and no Stripe customer", file=out)
-        return 1
-    return 1 if report.get("errors") else 0
-
-
-def _print_table(report: dict, out: TextIO) -> None:
-    width = max((len(str(key)) for key in report), default=0)
-    for key in sorted(report):
-        value = report[key]
-        if isinstance(value, list):
-            value = ", ".join(map(str, value)) or "-"
-        print(f"  {key:<{width}}  {value}", file=out)

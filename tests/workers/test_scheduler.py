@@ -17,7 +17,9 @@ from billing_sync.errors import TransientError
 from billing_sync.handlers import reconcile
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import SyncCursor
-from billing_sync.workers.scheduler import AdvisoryLock, ProcessLock, Scheduler, run_reconcile
+from billing_sync.ops.jobs import run_reconcile
+from billing_sync.workers.leader import AdvisoryLock, ProcessLock
+from billing_sync.workers.scheduler import Scheduler
 
 
 class Recorder:

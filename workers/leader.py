@@ -1,0 +1,93 @@
+"""Leadership: which scheduler of the fleet acts (see `workers/scheduler.py`).
+
+On PostgreSQL the leader holds a session-level advisory lock (`pg_try_advisory_lock`) on a
+connection of its own: if the leader dies or its connection drops, PostgreSQL releases the lock
+and a standby takes it within a tick. On SQLite one process is the whole fleet and always leads.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import structlog
+from sqlalchemy import Engine, text
+
+log = structlog.get_logger(__name__)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, derived from a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class AdvisoryLock:
+    """Fleet-wide leadership through a PostgreSQL session-level advisory lock.
+
+    The lock lives as long as the connection that took it, so it is held on a connection of its
+    own, kept out of the pool; `try_acquire()` on every tick also checks that connection is still
+    alive, so a leader that lost its database stops acting.
+    """
+
+    def __init__(self, engine: Engine, name: str):
+        self.engine = engine
+        self.name = name
+        self.key = lock_key(name)
+        self._conn = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None
+
+    def try_acquire(self) -> bool:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                log.warning("scheduler.lock_lost", lock=self.name)
+                self._close()
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar())
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+        except Exception:  # the connection is gone, and the lock with it
+            pass
+        self._close()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            conn.invalidate()  # never hand a lock-holding session back to the pool
+            conn.close()
+        except Exception:
+            pass
+
+
+class ProcessLock:
+    """For SQLite: one process is the whole fleet, so it is always the leader."""
+
+    held = True
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+def make_lock(engine: Engine, prefix: str):
+    if engine.dialect.name == "postgresql":
+        return AdvisoryLock(engine, f"{prefix}:scheduler")
+    return ProcessLock()
