@@ -209,8 +209,8 @@ def check_stripe(settings, engine) -> Check:
     where = settings.stripe_api_base or "api.stripe.com"
     mode = "live" if settings.live_mode else "test"
     try:
-        with make_session_factory(engine)() as session:
-            pinned = pinned_account(session)
+        with UnitOfWork(make_session_factory(engine)) as uow:
+            pinned = pinned_account(uow)
     except Exception:  # the database check says what is wrong with it
         pinned = None
     if pinned and pinned != account:
