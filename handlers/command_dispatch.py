@@ -17,6 +17,7 @@ has (by the worker that finished the earlier one, or else by the scheduler's rep
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 import structlog
@@ -26,6 +27,7 @@ from ..contract.ids import is_tenant_id
 from ..contract.reasons import documented_reason
 from ..errors import InvalidMessage, PermanentError, StateMoved
 from ..models import UnitOfWork, database_errors_are_transient
+from ..models.text import db_text
 from . import registry
 from .command_schema import Command, parse_command, readable_ids
 
@@ -34,6 +36,7 @@ log = structlog.get_logger(__name__)
 KIND = "command"
 COMPLETED = "billing.command.completed"
 FAILED = "billing.command.failed"
+MAX_EVENT_DETAIL = 1000  # characters of `detail` in a failure event; the dead letter keeps it all
 
 
 def handle_command(envelope: dict, ctx) -> str:
@@ -111,25 +114,34 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
     Used by the worker when retries are exhausted (reason `bms_unavailable`) or a permanent
     error escaped the handler, and by the bridge for messages that are not valid commands
     (reason `invalid`). Returns "failed", or "duplicate" when the command already has an outcome.
+
+    A message that is not a valid command does not use up its id: its ledger row is keyed by
+    its content (`ledger_key`), so the same bytes redelivered fail once, and a corrected command
+    sent later under the same id is applied. Its failure event still names the id when readable.
     """
     command_id, tenant_id, command_type = readable_ids(envelope)
+    body = raw_body if raw_body is not None else _dump(envelope)
+    key = ledger_key(envelope, body)
     lockable = is_tenant_id(tenant_id)
+    detail = db_text(detail) or ""
     try:
         with database_errors_are_transient(), ctx.uow() as uow:
             if lockable:  # serialize with a handler that may still be working on this tenant
                 uow.lock_tenant(tenant_id)
-            if command_id is not None and uow.already_processed(command_id):
+            if key is not None and uow.already_processed(key):
                 log.info("command.duplicate", command_id=command_id, command_type=command_type)
-                uow.finish_command(command_id)
-                uow.commit()
+                if key == command_id:
+                    uow.finish_command(command_id)
+                    uow.commit()
                 return "duplicate"
-            _record_outcome(uow, command_id, tenant_id, command_type, FAILED, reason=reason, detail=detail)
+            _record_outcome(uow, command_id, tenant_id, command_type, FAILED, reason=reason,
+                            detail=detail[:MAX_EVENT_DETAIL], ledger_key=key)
             if dead_letter_source is not None:
                 uow.add_dead_letter(source=dead_letter_source, message_id=command_id, reason=reason,
-                                    detail=detail, body=raw_body if raw_body is not None else _dump(envelope))
+                                    detail=detail, body=body)
             uow.commit()
     except IntegrityError:
-        if command_id is not None and _already_processed(ctx, command_id):
+        if key is not None and _already_processed(ctx, key):
             return "duplicate"
         raise
     log.warning("command.failed", command_id=command_id, command_type=command_type, tenant_id=tenant_id,
@@ -137,17 +149,30 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
     return "failed"
 
 
+def ledger_key(envelope: object, body: str) -> str | None:
+    """Where a failed message's outcome is ledgered: a valid command under its id, anything else
+    under `invalid:<sha256 of its body>` (the same bytes again are a duplicate; the id stays free)."""
+    try:
+        return parse_command(envelope).id
+    except InvalidMessage:
+        return "invalid:" + hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | None, command_type: str | None,
                     outcome_type: str, *, reason: str | None = None, detail: str | None = None,
-                    details: dict | None = None) -> None:
-    """The ledger row, the outcome event and the finished inbox row: always written together."""
+                    details: dict | None = None, ledger_key: str | None = None) -> None:
+    """The ledger row (under `ledger_key`, else the command id), the outcome event and the
+    finished inbox row: always written together. A message ledgered under another key than its
+    id is not a valid command and has no inbox row; one of a valid command with its id stays open."""
     outcome = "completed" if outcome_type == COMPLETED else "failed"
     if outcome_type == FAILED and documented_reason(reason) != reason:
         detail = f"{reason}: {detail}"
         reason = documented_reason(reason)
-    if command_id is not None:
+    key = ledger_key or command_id
+    if command_id is not None and key == command_id:
         uow.finish_command(command_id)
-        uow.record_processed(command_id, kind=KIND, type=(command_type or "unknown")[:128],
+    if key is not None:
+        uow.record_processed(key, kind=KIND, type=(command_type or "unknown")[:128],
                              tenant_id=(tenant_id or None) and tenant_id[:128], outcome=outcome, reason=reason)
     data = {"command_id": command_id, "tenant_id": tenant_id, "type": command_type}
     for key, value in (details or {}).items():

@@ -2,30 +2,69 @@
 
 Validation happens twice on purpose: in the bridge, so a malformed message is failed and kept
 before it ever reaches a worker, and again in `handle_command`, because actors can be fed by
-other paths (a dead-letter replay, a test). Both use `parse_command`.
+other paths (a dead-letter replay, a test). Both use `decode_envelope` (bytes → JSON object) and
+`parse_command` (JSON object → `Command`).
 
-Unknown fields in `data` are ignored (a newer product may send more than this version knows);
-wrong types, missing required fields and unknown command types are `invalid`.
+Strict: a value must already have its type (`"3"` is not a number, `true` is not 1, `"true"` is
+not a boolean); only times are read from ISO-8601 text or Unix seconds, as JSON has no time type.
+Text never holds control characters or lone surrogates, and every number has an upper bound
+that Stripe and our columns can take, so a valid command cannot fail on a local write after its
+Stripe calls. Unknown fields in `data` are ignored (a newer product may send more than this
+version knows); wrong types, missing required fields and unknown command types are `invalid`.
 """
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
+                      ValidationError, field_validator)
 
-from ..contract.ids import TenantId
+from ..contract.ids import TenantId, is_tenant_id
 from ..errors import InvalidMessage
+from ..models.text import is_storable
+
+# What the bridge reads at most; a larger message is `invalid` without being parsed.
+MAX_COMMAND_BYTES = 256 * 1024
+# How deeply a command's JSON may nest. Commands need 3 levels (envelope → data → address); the
+# bound keeps recursion (ours, pydantic's, every JSON encoder downstream) far from Python's limit.
+MAX_JSON_DEPTH = 16
+# Stripe rejects meter event values with more than 15 significant digits (400); below this bound
+# a value is also exact in a double and far from the 64-bit usage counter's limit.
+MAX_QUANTITY = 10**15 - 1
+# Subscription item quantity: subscription_items.quantity is a 32-bit integer.
+MAX_SEATS = 100_000
+MAX_TRIAL_DAYS = 730  # Stripe's limit for trial_period_days
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _printable(value: object) -> object:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _text(min_length: int = 1, max_length: int = 256, **constraints) -> object:
+    """A strict string without control characters (checked before surrounding spaces are
+    stripped, so a trailing newline is refused rather than quietly removed)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=True,
+                                            **constraints), BeforeValidator(_printable)]
+
 
 # Stripe idempotency keys are at most 255 characters and we append ":<step>" to the command id.
-CommandId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320, strip_whitespace=True,
-                                         pattern=r"^[^@\s]+@[^@\s]+$")]
+CommandId = _text(max_length=200)
+NonEmpty = _text()  # tenants.name is 256 wide, as is Stripe's customer name
+Email = _text(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")  # tenants.email is 320 wide
+AddressLine = _text(min_length=0, max_length=200)
+# Times are the one lax type: JSON carries them as ISO-8601 text or Unix seconds.
+Moment = Annotated[datetime, Field(strict=False)]
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
     tenant_id: TenantId | None = None  # may be left out when the envelope's `subject` names the tenant
 
@@ -33,25 +72,25 @@ class _Data(BaseModel):
 class Address(BaseModel):
     """Stripe's customer address fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    line1: str | None = None
-    line2: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    country: Annotated[str, StringConstraints(min_length=2, max_length=2)] | None = None
+    line1: AddressLine | None = None
+    line2: AddressLine | None = None
+    city: AddressLine | None = None
+    state: AddressLine | None = None
+    postal_code: AddressLine | None = None
+    country: _text(min_length=2, max_length=2) | None = None
 
 
 class TenantProvisioned(_Data):
     name: NonEmpty
     email: Email
     plan: NonEmpty | None = None  # a catalog plan key (or its price lookup_key); the default plan if absent
-    seats: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    trial_days: Annotated[int, Field(ge=1, le=730)] | None = None
+    seats: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
+    trial_days: Annotated[int, Field(ge=1, le=MAX_TRIAL_DAYS)] | None = None
     # A Stripe PaymentMethod id collected by the product's checkout (`pm_card_visa` in test mode).
     # Without one the subscription needs a trial, else the command fails with `payment_required`.
-    payment_method: Annotated[str, StringConstraints(min_length=3, max_length=255)] | None = None
+    payment_method: _text(min_length=3, max_length=255) | None = None
 
 
 class TenantUpdated(_Data):
@@ -62,7 +101,7 @@ class TenantUpdated(_Data):
 
 class SubscriptionChange(_Data):
     plan: NonEmpty | None = None
-    seats: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    seats: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
 
 
 class SubscriptionCancel(_Data):
@@ -79,9 +118,9 @@ class TenantDeleted(_Data):
 
 class UsageRecorded(_Data):
     meter: NonEmpty
-    quantity: Annotated[int, Field(ge=1)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
     # When the usage happened (Unix seconds or ISO-8601); the envelope's `time` if absent.
-    timestamp: datetime | None = None
+    timestamp: Moment | None = None
 
     @field_validator("timestamp")
     @classmethod
@@ -106,15 +145,15 @@ COMMAND_TYPES = frozenset(DATA_MODELS)
 class Envelope(BaseModel):
     """CloudEvents 1.0 structured mode. Extension attributes are allowed and kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     specversion: Literal["1.0"]
     id: CommandId
-    source: Annotated[str, StringConstraints(min_length=1)]
-    type: str
+    source: _text(max_length=1024)
+    type: _text(max_length=128)
     subject: TenantId | None = None
-    time: datetime | None = None
-    datacontenttype: str | None = None
+    time: Moment | None = None
+    datacontenttype: _text(max_length=128) | None = None
     data: dict = Field(default_factory=dict)
 
     @field_validator("type")
@@ -150,9 +189,11 @@ class Command(BaseModel):
 
 
 def parse_command(envelope: object) -> Command:
-    """Validate a received envelope; raise `InvalidMessage` with a readable reason if it is not one."""
+    """Validate a received envelope (a decoded JSON value, see `decode_envelope`); raise
+    `InvalidMessage` with a readable reason if it is not a command. Raises nothing else."""
     if not isinstance(envelope, dict):
         raise InvalidMessage("not a CloudEvents JSON object")
+    _check_nesting_and_text(envelope)
     try:
         event = Envelope.model_validate(envelope)
     except ValidationError as exc:
@@ -173,17 +214,83 @@ def parse_command(envelope: object) -> Command:
 def readable_ids(envelope: object) -> tuple[str | None, str | None, str | None]:
     """(command id, tenant id, type) of an envelope that may be invalid, for the failure event.
 
-    Each is kept only if it is a plausible value, so garbage never becomes a ledger key.
+    Each is kept only if it follows the rule a valid command's would (a command id, the tenant-id
+    rule, a plain type name), so garbage (NUL, lone surrogates, over-long text) never reaches an
+    event, a log line or a database key; the rest is `None`.
     """
     if not isinstance(envelope, dict):
         return None, None, None
-
-    def text(value: object, limit: int) -> str | None:
-        return value.strip() if isinstance(value, str) and 0 < len(value.strip()) <= limit else None
-
     data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
-    tenant = text(data.get("tenant_id"), 128) or text(envelope.get("subject"), 128)
-    return text(envelope.get("id"), 200), tenant, text(envelope.get("type"), 128)
+    tenant = next((t for t in (data.get("tenant_id"), envelope.get("subject")) if is_tenant_id(t)), None)
+    command_id = envelope.get("id")
+    command_id = command_id.strip() if _valid(_COMMAND_ID, command_id) else None
+    command_type = envelope.get("type")
+    command_type = command_type if isinstance(command_type, str) and _TYPE_NAME.fullmatch(command_type) else None
+    return command_id, tenant, command_type
+
+
+_TYPE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def decode_envelope(body: bytes | str) -> object:
+    """The JSON value of a command's body (for `parse_command`), or `InvalidMessage` saying why
+    there is none: more than `MAX_COMMAND_BYTES`, not UTF-8, not JSON, NaN or Infinity, or nested
+    too deep for Python's parser. Raises nothing else."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if len(raw) > MAX_COMMAND_BYTES:
+        raise InvalidMessage(f"message of {len(raw)} bytes is over the limit of {MAX_COMMAND_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        envelope = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise InvalidMessage(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, ints over Python's digit limit
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    return envelope
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _check_nesting_and_text(value: object) -> None:
+    """Walk the envelope without recursion: at most `MAX_JSON_DEPTH` deep, and no text anywhere
+    (ignored fields too) that a database or JSON column cannot store (NUL, lone surrogates), so
+    that the envelope can be passed on, stored and encoded again downstream."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidMessage(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                pending.append((key, depth))
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and not is_storable(item):
+            raise InvalidMessage("text holds a NUL character or a lone surrogate")
+
+
+def _valid(adapter: TypeAdapter, value: object) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+_COMMAND_ID = TypeAdapter(CommandId, config=ConfigDict(strict=True))
 
 
 def _describe(exc: ValidationError, prefix: str | None = None) -> str:

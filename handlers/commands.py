@@ -138,16 +138,21 @@ def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
 
 
 def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
-    """Remove a scheduled cancellation. An ended subscription cannot be resumed (use change)."""
+    """Remove a scheduled cancellation; with none scheduled the command is `invalid` (nothing to
+    resume). An ended subscription cannot be resumed (use change).
+
+    Caveat: a retry of a resume whose Stripe write landed but whose outcome did not commit (the
+    database went away in between) finds nothing to resume and ends `invalid`, though the
+    subscription is as asked.
+    """
     customer_id = require_customer_id(tenant, ctx)
     sub = live_subscription(ctx, customer_id)
     if sub is None:
         raise InvalidMessage("no live subscription to resume; send billing.subscription.change to start a new one")
-    result = {"stripe_customer_id": customer_id, "subscription_id": sub.id}
     if not sub.cancel_scheduled:
-        return {**result, "changed": False}
+        raise InvalidMessage(f"nothing to resume: subscription {sub.id} has no scheduled cancellation")
     ctx.bms.unschedule_cancel(sub, idempotency_key=step_key(cmd, "resume"))
-    return {**result, "changed": True}
+    return {"stripe_customer_id": customer_id, "subscription_id": sub.id, "changed": True}
 
 
 def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:

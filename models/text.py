@@ -24,3 +24,8 @@ def db_text(value: object, limit: int | None = None) -> str | None:
     text = value if isinstance(value, str) else str(value)
     text = _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
     return text[:limit] if limit is not None else text
+
+
+def is_storable(text: str) -> bool:
+    """True when `db_text` would keep `text` as it is (no NUL, no lone surrogate; any length)."""
+    return "\x00" not in text and _SURROGATE.search(text) is None

@@ -292,6 +292,33 @@ def test_invalid_command_reaching_a_worker_fails_invalid_once(world):
     assert "seats" in failed["detail"]
 
 
+def test_an_invalid_command_does_not_use_up_its_id(world):
+    world.provision("t1")
+    bad = world.envelope("billing.subscription.change", "t1", {"seats": "3"}, id="cmd-reused")
+    assert handle_command(bad, world.ctx) == "failed"
+    outcome, _ = world.send("billing.subscription.change", "t1", {"seats": 3}, id="cmd-reused")
+    assert outcome == "completed"
+    assert [o["event"] for o in world.outcomes("cmd-reused")] == ["billing.command.failed",
+                                                                  "billing.command.completed"]
+    assert world.only_subscription("t1")["items"]["data"][0]["quantity"] == 3
+
+
+def test_a_name_with_nul_fails_invalid_before_any_stripe_call(world):
+    outcome, env = world.send("billing.tenant.provisioned", "t1", {"name": "Acme\x00", "email": "a@x.test",
+                                                                  "plan": "starter", "payment_method": "pm_card_visa"})
+    assert outcome == "failed" and world.outcome(env["id"])["reason"] == "invalid"
+    assert world.gw.calls == [] and world.customers("t1") == []
+
+
+def test_usage_beyond_what_stripe_and_the_counter_take_fails_before_any_stripe_call(world):
+    world.provision("t1")
+    world.gw.reset_calls()
+    outcome, env = world.send("billing.usage.recorded", "t1", {"meter": "api_calls", "quantity": 10**30,
+                                                               "timestamp": "2026-11-02T12:00:00Z"})
+    assert outcome == "failed" and world.outcome(env["id"])["reason"] == "invalid"
+    assert world.gw.count("create_meter_event") == 0
+
+
 def test_unknown_command_type_is_invalid(world):
     env = world.envelope("billing.tenant.teleported", "t1", {})
     assert handle_command(env, world.ctx) == "failed"
@@ -430,6 +457,15 @@ def test_resume_without_a_live_subscription_is_invalid(world):
     world.gw.set_subscription(world.only_subscription("t1")["id"], status="canceled")
     outcome, env = world.send("billing.subscription.resume", "t1", {})
     assert outcome == "failed" and world.outcome(env["id"])["reason"] == "invalid"
+
+
+def test_resume_with_nothing_scheduled_is_invalid(world):
+    world.provision("t1")
+    world.gw.reset_calls()
+    outcome, env = world.send("billing.subscription.resume", "t1", {})
+    failed = world.outcome(env["id"])
+    assert outcome == "failed" and failed["reason"] == "invalid" and "nothing to resume" in failed["detail"]
+    assert world.gw.count("update_subscription") == 0
 
 
 def test_resume_clears_a_scheduled_cancel_at(world):
