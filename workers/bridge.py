@@ -7,19 +7,24 @@ place where the two meet. It validates each message before a worker ever sees it
   `apply_command` and only then acked — if the database or the Dramatiq broker fails, the
   message is rejected back onto the queue and retried after a pause; if the broker loses it
   after the ack, the scheduler's inbox repair sends it again, so nothing is lost;
-- a message that is not a valid command (not JSON, not a CloudEvent, an unknown type, bad
-  data) is kept as a `DeadLetter` row and answered with `billing.command.failed` (reason
-  `invalid`), both in one transaction, and only then acked. If the database is down it is
-  requeued like any other message.
+- a message that is not a valid command (over 256 KiB, compressed, not UTF-8 JSON, not a
+  CloudEvent, an unknown type, bad data) is kept as a `DeadLetter` row and answered with
+  `billing.command.failed` (reason `invalid`), both in one transaction, and only then acked. If
+  the database is down it is requeued like any other message; if writing its failure keeps
+  failing for another reason, the third attempt keeps it in a form that is always storable.
 
-Bodies are decoded here, not by kombu: kombu's `on_decode_error` acks by default, which would
-drop a malformed message without a trace, and its deserializers would happily unpickle.
+Bodies are read here as raw bytes, never by kombu: kombu's `Message` would decompress a body
+with a `compression` header before we see it (unbounded: a small message can expand to
+gigabytes) and its `on_decode_error` acks by default, dropping a malformed message without a
+trace; its deserializers would happily unpickle. So the channel's messages are built by
+`raw_message_class`, which keeps the `compression` header away from kombu, and a compressed
+command is `invalid`.
 
 Works on RabbitMQ and on kombu's Redis transport (and `memory://` inside `billing-sync up`).
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import threading
 from typing import Callable
 
@@ -28,15 +33,17 @@ from kombu import Connection, Message
 from kombu.mixins import ConsumerMixin
 
 from ..config import bus, metrics
-from ..errors import InvalidMessage
+from ..errors import InvalidMessage, TransientError
 from ..handlers.command_dispatch import fail_command
 from ..handlers.command_inbox import record_received
-from ..handlers.command_schema import parse_command
+from ..handlers.command_schema import MAX_COMMAND_BYTES, decode_envelope, parse_command, readable_ids
+from ..models.text import db_text
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_PREFETCH = 16
 MAX_PAUSE_S = 10.0
+MAX_INVALID_ATTEMPTS = 3  # deliveries of an invalid message whose failure could not be written
 MEMORY_POLL_S = 0.02
 # What structured-mode CloudEvents JSON may be labelled as; anything else (pickle, yaml, …) is invalid.
 JSON_CONTENT_TYPES = ("application/json", bus.CLOUDEVENTS_CONTENT_TYPE, "text/plain", "")
@@ -77,6 +84,7 @@ class Bridge(ConsumerMixin):
         self.counts: dict[str, int] = {}  # outcome → messages of this Bridge, for tests
         self._stop = threading.Event()
         self._pause_s = 0.0
+        self._failed_attempts: dict[str, int] = {}  # body hash → failed writes of its failure
         self.declare_queue()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -126,8 +134,11 @@ class Bridge(ConsumerMixin):
     # -- kombu hooks --------------------------------------------------------------------------
 
     def get_consumers(self, Consumer, channel):
-        # on_message gets the raw message: kombu neither decodes it nor acks a bad one.
-        return [Consumer(queues=[self.queue], on_message=self.on_message, prefetch_count=self.prefetch)]
+        # Messages of this channel keep their raw body (see raw_message_class), and on_message
+        # gets them undecoded: kombu neither decodes, decompresses nor acks a bad one.
+        channel.Message = raw_message_class(channel.Message)
+        return [Consumer(queues=[self.queue], on_message=self.on_message, on_decode_error=self.on_undecodable,
+                         prefetch_count=self.prefetch)]
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
         """kombu could not undo the message's encoding before handing it over (e.g. an unknown
@@ -158,29 +169,23 @@ class Bridge(ConsumerMixin):
         message.ack()
         self._count(outcome)
 
+    def on_undecodable(self, message: Message, exc: Exception) -> None:
+        """kombu could not build the message (raw_message_class leaves it little to fail at):
+        it is an invalid command like any other, never acked unseen."""
+        log.warning("bridge.undecodable", error=type(exc).__name__)
+        self.on_message(message)
+
     # -- one message --------------------------------------------------------------------------
 
     def process(self, message: Message) -> str:
         """Send a valid command on, or fail an invalid one; returns "sent", "invalid" or "duplicate".
 
         Raises when the message must be requeued (infrastructure down)."""
-        text, problem = decode_body(message)
-        envelope = None
-        if problem is None:
-            try:
-                envelope = json.loads(text)
-            except ValueError as exc:
-                problem = f"not JSON: {exc}"
-        cmd = None
-        if problem is None:
-            try:
-                cmd = parse_command(envelope)
-            except InvalidMessage as exc:
-                problem = str(exc)
+        envelope, text, problem = read_command(message)
+        cmd = parse_command(envelope) if problem is None else None
         if problem is not None:
-            outcome = fail_command(envelope, "invalid", problem, self.ctx, raw_body=text,
-                                   dead_letter_source="bridge")
-            log.warning("bridge.invalid", command_id=_id_of(envelope), detail=problem[:200])
+            outcome = self._fail_invalid(envelope, text, problem)
+            log.warning("bridge.invalid", command_id=readable_ids(envelope)[0], detail=db_text(problem, 200))
             return "invalid" if outcome == "failed" else outcome
         # Recorded before the ack, so a command the Dramatiq broker loses is still sent again
         # (handlers.command_inbox.repair); a redelivery of a finished command is not sent.
@@ -191,37 +196,91 @@ class Bridge(ConsumerMixin):
         log.info("bridge.sent", command_id=cmd.id, command_type=cmd.type)
         return "sent"
 
+    def _fail_invalid(self, envelope: object, text: str, problem: str) -> str:
+        """`fail_command`, retried on the next deliveries while the database is down; after
+        `MAX_INVALID_ATTEMPTS` failures for any other reason, the message is kept with its body
+        escaped to ASCII and no ids, which any database stores, so it cannot block the queue."""
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            outcome = fail_command(envelope, "invalid", problem, self.ctx, raw_body=text,
+                                   dead_letter_source="bridge")
+        except TransientError:
+            raise
+        except Exception as exc:
+            if len(self._failed_attempts) > 10_000:  # a bound on memory, not a policy
+                self._failed_attempts.clear()
+            attempts = self._failed_attempts[key] = self._failed_attempts.get(key, 0) + 1
+            if attempts < MAX_INVALID_ATTEMPTS:
+                raise
+            log.error("bridge.invalid_kept_escaped", attempts=attempts, error=type(exc).__name__)
+            outcome = fail_command(None, "invalid", f"{problem} (kept escaped after {attempts} failed attempts to "
+                                   f"store it: {type(exc).__name__})", self.ctx, raw_body=ascii(text),
+                                   dead_letter_source="bridge")
+        self._failed_attempts.pop(key, None)
+        return outcome
+
     def _count(self, outcome: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         metrics.BRIDGE_MESSAGES.labels(outcome).inc()
 
 
-def decode_body(message: Message) -> tuple[str, str | None]:
-    """The body as text, and what is wrong with it (None when it may be a JSON command)."""
-    body = message.body
-    problem = None
-    compression = (message.headers or {}).get("compression")
-    if compression:
-        try:
-            from kombu.compression import decompress
+def raw_message_class(transport_message: type[Message]) -> type[Message]:
+    """The transport's Message class with `_RawBody` between it and kombu's `Message`."""
+    if issubclass(transport_message, _RawBody):
+        return transport_message
+    cls = _RAW_CLASSES.get(transport_message)
+    if cls is None:
+        cls = _RAW_CLASSES[transport_message] = type(f"RawBody{transport_message.__name__}",
+                                                     (transport_message, _RawBody), {})
+    return cls
 
-            body = decompress(body, compression)
-        except Exception as exc:
-            problem = f"cannot decompress ({compression}): {type(exc).__name__}"
-    content_type = (message.content_type or "").split(";")[0].strip().lower()
-    if problem is None and content_type not in JSON_CONTENT_TYPES:
-        problem = f"unsupported content type {content_type!r}; commands are CloudEvents JSON"
+
+class _RawBody(Message):
+    """Sits between a transport's Message (pyamqp's, the Redis/memory transports') and kombu's
+    `Message`, whose constructor decompresses the body when the headers name a `compression`:
+    that header is hidden from it and restored after, so `body` stays the bytes as received.
+    (The transports pass `headers=` by keyword, which is what this relies on.)"""
+
+    def __init__(self, *args, headers=None, **kwargs):
+        headers = headers or {}
+        super().__init__(*args, headers={k: v for k, v in headers.items() if k != "compression"}, **kwargs)
+        self.headers = headers
+
+
+_RAW_CLASSES: dict[type, type] = {}
+
+
+def read_command(message: Message) -> tuple[object, str, str | None]:
+    """(the decoded envelope or None, the body as storable text, what is wrong or None).
+
+    Never raises: a message that cannot be read, whatever the reason, is an invalid command
+    (and a bug in validation shows up as dead letters rather than as a stalled queue)."""
+    raw = _raw_bytes(message.body)
+    text = raw[:MAX_COMMAND_BYTES].decode("utf-8", errors="backslashreplace")
+    envelope = None
+    try:
+        compression = (message.headers or {}).get("compression")
+        if compression:
+            raise InvalidMessage(f"compressed ({str(compression)[:64]!r}); commands are plain CloudEvents JSON")
+        content_type = str(message.content_type or "").split(";")[0].strip().lower()
+        if content_type not in JSON_CONTENT_TYPES:
+            raise InvalidMessage(f"unsupported content type {content_type[:64]!r}; commands are CloudEvents JSON")
+        envelope = decode_envelope(raw)
+        parse_command(envelope)
+    except InvalidMessage as exc:
+        return envelope, text, str(exc)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.error("bridge.unreadable", error=type(exc).__name__)
+        return envelope, text, f"could not be read ({type(exc).__name__})"
+    return envelope, text, None
+
+
+def _raw_bytes(body: object) -> bytes:
     if isinstance(body, (bytes, bytearray, memoryview)):
-        raw = bytes(body)
-        try:
-            return raw.decode("utf-8"), problem
-        except UnicodeDecodeError:
-            return raw.decode("utf-8", errors="replace"), problem or "body is not UTF-8"
-    return str(body), problem
-
-
-def _id_of(envelope: object) -> str | None:
-    return envelope.get("id") if isinstance(envelope, dict) and isinstance(envelope.get("id"), str) else None
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    return b"" if body is None else str(body).encode("utf-8", "surrogatepass")
 
 
 def run_bridge() -> None:

@@ -7,8 +7,11 @@ concurrent test sessions on the shared broker do not see each other's commands."
 from __future__ import annotations
 
 import json
+import pickle
 import threading
+import time
 import uuid
+import zlib
 
 import pytest
 from kombu import Producer
@@ -16,7 +19,9 @@ from sqlalchemy import select
 
 from billing_sync.client import CommandPublisher, publish_command
 from billing_sync.config import bus
+from billing_sync.models.text import db_text
 from billing_sync.models import DeadLetter, OutboxMessage, ProcessedMessage
+from billing_sync.handlers.command_schema import MAX_COMMAND_BYTES
 from billing_sync.workers.bridge import Bridge
 from contexts import Clock, make_context, wait_until
 
@@ -120,8 +125,8 @@ def test_valid_commands_reach_the_workers_and_malformed_ones_fail_invalid(ctx, b
     assert "{not json" in [d["body"] for d in letters]
     assert {d["reason"] for d in letters} == {"invalid"}
     assert running.bridge.counts == {"sent": 2, "invalid": 5}
-    with ctx.uow() as uow:  # ledgered: the same bad command again is not failed twice
-        assert uow.session.get(ProcessedMessage, "cmd-bad-data").outcome == "failed"
+    with ctx.uow() as uow:  # an invalid message does not use up its id (ledgered by content instead)
+        assert uow.session.get(ProcessedMessage, "cmd-bad-data") is None
 
 
 def test_a_redelivered_invalid_command_fails_once(ctx, bus_url):
@@ -285,3 +290,113 @@ def test_a_valid_command_is_requeued_while_the_database_is_down(ctx, bus_url, ma
     with Running(ctx, bus_url) as running:
         wait_until(lambda: command_id in [e["id"] for e in running.sent], timeout=15, what="the kept command")
     assert command_id in inbox_rows(ctx)
+
+
+# -- hostile input ------------------------------------------------------------------------------
+
+def command_json(**changes) -> bytes:
+    """A valid command's JSON with some attributes changed (`data` merged)."""
+    event = {"specversion": "1.0", "id": "cmd-poison", "source": "test", "type": "billing.subscription.change",
+             "subject": "t1", "data": {"seats": 2}}
+    event.update({k: v for k, v in changes.items() if k != "data"})
+    event["data"] = {**event["data"], **changes.get("data", {})}
+    return json.dumps(event).encode()
+
+
+JSON = {"content_type": "application/json", "content_encoding": "utf-8"}
+DEEP = b"[" * 100_000 + b"]" * 100_000
+# name → (body, publish options, the command_id its failure must name). One line per case.
+POISON = {
+    "100k-deep nesting": (DEEP, JSON, None),
+    "100k-deep nesting in data": (command_json()[:-2] + b', "x": ' + DEEP + b"}}", JSON, None),
+    "NUL bytes": (b"\x00" * 64, JSON, None),
+    "raw NUL in a string": (command_json(id="cmd-\x00").replace(b"\\u0000", b"\x00"), JSON, None),
+    "pickle as JSON": (pickle.dumps({"id": "cmd-pickle"}), JSON, None),
+    "pickle": (pickle.dumps({"id": "cmd-pickle"}), {"content_type": "application/x-python-serialize",
+                                                    "content_encoding": "binary"}, None),
+    "UTF-16 JSON": (command_json().decode().encode("utf-16"), JSON, None),
+    "NUL in id": (command_json(id="cmd-\x00"), JSON, None),
+    "surrogate in id": (command_json(id="cmd-\ud800"), JSON, None),
+    "NUL in type": (command_json(id="cmd-nul-type", type="billing.subscription.change\x00"), JSON, "cmd-nul-type"),
+    "surrogate in type": (command_json(id="cmd-sur-type", type="billing.\udc80"), JSON, "cmd-sur-type"),
+    "NUL in data": (command_json(id="cmd-nul-data", data={"plan": "pro\x00"}), JSON, "cmd-nul-data"),
+    "NaN": (command_json(id="cmd-nan", data={"seats": float("nan")}), JSON, None),
+    "over 256 KiB": (command_json(id="cmd-big", data={"pad": "x" * 300_000}), JSON, None),
+    "not an object": (b'["billing.tenant.deleted"]', JSON, None),
+    "zlib-compressed command": (zlib.compress(command_json(id="cmd-zlib")),
+                                {**JSON, "headers": {"compression": "application/x-gzip"}}, None),
+    "compression header, not compressed": (command_json(id="cmd-gz"), {**JSON, "headers": {"compression": "gzip"}},
+                                           None),
+    "strict types": (command_json(id="cmd-strict", data={"seats": True}), JSON, "cmd-strict"),
+}
+
+
+def letters_with_body(ctx, body: bytes) -> list[dict]:
+    """The dead letters of one message (other test sessions' commands may show up too, see above)."""
+    stored = db_text(body[:MAX_COMMAND_BYTES].decode("utf-8", errors="backslashreplace"))
+    return [d for d in dead_letters(ctx) if d["body"] == stored]
+
+
+@pytest.mark.parametrize("name", list(POISON))
+def test_a_poison_message_fails_invalid_once_and_the_bridge_goes_on(ctx, bus_url, name):
+    body, options, command_id = POISON[name]
+    with Running(ctx, bus_url) as running:
+        started = time.monotonic()
+        raw_publish(bus_url, body, **options)
+        valid = publish_command(bus_url, "billing.tenant.deleted", "t9", {})
+        wait_until(lambda: valid in [e["id"] for e in running.sent], timeout=8, what="the valid command after it")
+        elapsed = time.monotonic() - started
+    (letter,) = letters_with_body(ctx, body)
+    assert (letter["source"], letter["reason"], letter["message_id"]) == ("bridge", "invalid", command_id)
+    failed = failed_events(ctx)
+    assert len(failed) == len(dead_letters(ctx)) == running.bridge.counts["invalid"]  # one of each per message
+    assert {f["reason"] for f in failed} == {"invalid"}
+    if command_id is not None:
+        assert [f["command_id"] for f in failed].count(command_id) == 1
+    assert "requeued" not in running.bridge.counts
+    assert elapsed < 5, f"the consumer was held up for {elapsed:.1f} s"
+
+
+def test_the_dead_letter_keeps_the_body_of_a_message_that_is_not_utf8(ctx, bus_url):
+    with Running(ctx, bus_url):
+        raw_publish(bus_url, b'{"id": "\xff\xfe"}', **JSON)
+        wait_until(lambda: letters_with_body(ctx, b'{"id": "\xff\xfe"}'))
+    (letter,) = letters_with_body(ctx, b'{"id": "\xff\xfe"}')
+    assert letter["body"] == '{"id": "\\xff\\xfe"}' and "UTF-8" in letter["detail"]
+
+
+def test_an_invalid_message_does_not_use_up_its_id(ctx, bus_url):
+    with Running(ctx, bus_url) as running:
+        raw_publish(bus_url, command_json(id="cmd-again", data={"seats": "3"}), **JSON)
+        wait_until(lambda: "cmd-again" in [f["command_id"] for f in failed_events(ctx)])
+        raw_publish(bus_url, command_json(id="cmd-again", data={"seats": 3}), **JSON)
+        wait_until(lambda: "cmd-again" in [e["id"] for e in running.sent], what="the corrected command")
+    (sent,) = [e for e in running.sent if e["id"] == "cmd-again"]
+    assert sent["data"]["seats"] == 3
+
+
+def test_a_failure_that_cannot_be_written_is_kept_escaped_after_three_attempts(ctx, bus_url, monkeypatch):
+    """Writing the failure keeps failing, not because the database is down (that requeues for as
+    long as it lasts) but because of the message: the third attempt keeps it in a storable form."""
+    from billing_sync.workers import bridge as bridge_module
+
+    real = bridge_module.fail_command
+    attempts = []
+
+    def fails_unless_escaped(envelope, *args, **kwargs):
+        attempts.append(envelope)
+        if envelope is not None:
+            raise ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return real(envelope, *args, **kwargs)
+
+    monkeypatch.setattr(bridge_module, "fail_command", fails_unless_escaped)
+    with Running(ctx, bus_url) as running:
+        raw_publish(bus_url, command_json(id="cmd-stuck", data={"seats": "Ä"}), **JSON)
+        wait_until(lambda: [d for d in dead_letters(ctx) if "cmd-stuck" in d["body"]], timeout=30,
+                   what="the escaped failure")
+    stuck = [a for a in attempts if a is not None and a.get("id") == "cmd-stuck"]
+    assert len(stuck) == 3 and running.bridge.counts["requeued"] >= 2
+    (letter,) = [d for d in dead_letters(ctx) if "cmd-stuck" in d["body"]]
+    assert letter["body"].isascii() and letter["message_id"] is None
+    assert "kept escaped after 3 failed attempts" in letter["detail"]
+    assert len(failed_events(ctx)) == len(dead_letters(ctx))
