@@ -137,13 +137,12 @@ class Bridge(ConsumerMixin):
         # Messages of this channel keep their raw body (see raw_message_class), and on_message
         # gets them undecoded: kombu neither decodes, decompresses nor acks a bad one.
         channel.Message = raw_message_class(channel.Message)
-        return [Consumer(queues=[self.queue], on_message=self.on_message, on_decode_error=self.on_undecodable,
-                         prefetch_count=self.prefetch)]
+        return [Consumer(queues=[self.queue], on_message=self.on_message, prefetch_count=self.prefetch)]
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
-        """kombu could not undo the message's encoding before handing it over (e.g. an unknown
-        `compression` header). Its default logs the whole body and acks; instead the message
-        goes the way of every other one, and `process` fails it as invalid."""
+        """kombu could not build the message (raw_message_class leaves it little to fail at: it
+        never decompresses). Its default logs the whole body and acks; instead the message goes
+        the way of every other one, and `process` fails it as invalid."""
         self.on_message(message)
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
@@ -168,12 +167,6 @@ class Bridge(ConsumerMixin):
         self._pause_s = 0.0
         message.ack()
         self._count(outcome)
-
-    def on_undecodable(self, message: Message, exc: Exception) -> None:
-        """kombu could not build the message (raw_message_class leaves it little to fail at):
-        it is an invalid command like any other, never acked unseen."""
-        log.warning("bridge.undecodable", error=type(exc).__name__)
-        self.on_message(message)
 
     # -- one message --------------------------------------------------------------------------
 
