@@ -244,7 +244,7 @@ _RAW_CLASSES: dict[type, type] = {}
 
 
 def read_command(message: Message) -> tuple[object, str, str | None]:
-    """(the decoded envelope or None, the body as storable text, what is wrong or None).
+    """(the decoded envelope or None, the body as text for its dead letter, what is wrong or None).
 
     Never raises: a message that cannot be read, whatever the reason, is an invalid command
     (and a bug in validation shows up as dead letters rather than as a stalled queue)."""
