@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import structlog
 from kombu import Connection, Message
@@ -36,7 +36,7 @@ from ..config import bus, metrics
 from ..errors import InvalidMessage, TransientError
 from ..handlers.command_dispatch import fail_command
 from ..handlers.command_inbox import record_received
-from ..handlers.command_schema import MAX_COMMAND_BYTES, decode_envelope, parse_command, readable_ids
+from ..handlers.command_schema import MAX_COMMAND_BYTES, Command, decode_envelope, parse_command, readable_ids
 from ..models.text import db_text
 
 log = structlog.get_logger(__name__)
@@ -174,8 +174,7 @@ class Bridge(ConsumerMixin):
         """Send a valid command on, or fail an invalid one; returns "sent", "invalid" or "duplicate".
 
         Raises when the message must be requeued (infrastructure down)."""
-        envelope, text, problem = read_command(message)
-        cmd = parse_command(envelope) if problem is None else None
+        envelope, cmd, text, problem = read_command(message)
         if problem is not None:
             outcome = self._fail_invalid(envelope, text, problem)
             log.warning("bridge.invalid", command_id=readable_ids(envelope)[0], detail=db_text(problem, 200))
@@ -243,11 +242,17 @@ class _RawBody(Message):
 _RAW_CLASSES: dict[type, type] = {}
 
 
-def read_command(message: Message) -> tuple[object, str, str | None]:
-    """(the decoded envelope or None, the body as text for its dead letter, what is wrong or None).
+class Received(NamedTuple):
+    envelope: object  # the decoded JSON, or None when it could not be decoded
+    command: Command | None  # None when the message is not a valid command
+    text: str  # the body as text, for its dead letter (bytes that are not UTF-8 as \\xNN)
+    problem: str | None  # what is wrong, None for a valid command
 
-    Never raises: a message that cannot be read, whatever the reason, is an invalid command
-    (and a bug in validation shows up as dead letters rather than as a stalled queue)."""
+
+def read_command(message: Message) -> Received:
+    """What a message holds. Never raises: a message that cannot be read, whatever the reason,
+    is an invalid command (and a bug in validation shows up as dead letters, not as a stalled
+    queue)."""
     raw = _raw_bytes(message.body)
     text = raw[:MAX_COMMAND_BYTES].decode("utf-8", errors="backslashreplace")
     envelope = None
@@ -259,13 +264,12 @@ def read_command(message: Message) -> tuple[object, str, str | None]:
         if content_type not in JSON_CONTENT_TYPES:
             raise InvalidMessage(f"unsupported content type {content_type[:64]!r}; commands are CloudEvents JSON")
         envelope = decode_envelope(raw)
-        parse_command(envelope)
+        return Received(envelope, parse_command(envelope), text, None)
     except InvalidMessage as exc:
-        return envelope, text, str(exc)
+        return Received(envelope, None, text, str(exc))
     except Exception as exc:  # noqa: BLE001 - see the docstring
         log.error("bridge.unreadable", error=type(exc).__name__)
-        return envelope, text, f"could not be read ({type(exc).__name__})"
-    return envelope, text, None
+        return Received(envelope, None, text, f"could not be read ({type(exc).__name__})")
 
 
 def _raw_bytes(body: object) -> bytes:

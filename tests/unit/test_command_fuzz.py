@@ -114,10 +114,10 @@ def test_mutated_commands_are_valid_commands_or_invalid(envelope):
                               nasty_text))
 def test_the_bridge_reads_any_message_without_raising(body, headers, content_type):
     message = SimpleNamespace(body=body, headers=headers, content_type=content_type)
-    envelope, text, problem = read_command(message)
+    envelope, cmd, text, problem = read_command(message)
     assert is_storable(text.replace("\x00", ""))  # no lone surrogates; NULs are dropped by db_text when stored
     if problem is None:
-        parse_command(envelope)  # what the bridge passes on is a valid command
+        assert parse_command(envelope) == cmd  # what the bridge passes on is a valid command
         assert not (headers or {}).get("compression")
     else:
         assert_readable_ids_are_safe(envelope)
