@@ -116,8 +116,8 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
     (reason `invalid`). Returns "failed", or "duplicate" when the command already has an outcome.
 
     A message that is not a valid command does not use up its id: its ledger row is keyed by
-    its content (`ledger_key`), so the same bytes redelivered fail once, and a corrected command
-    sent later under the same id is applied. Its failure event still names the id when readable.
+    its content (`ledger_key`), so the same message redelivered fails once, and a corrected
+    command sent later under the same id is applied. Its failure event still names the id.
     """
     command_id, tenant_id, command_type = readable_ids(envelope)
     body = raw_body if raw_body is not None else _dump(envelope)
@@ -150,11 +150,15 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
 
 
 def ledger_key(envelope: object, body: str) -> str | None:
-    """Where a failed message's outcome is ledgered: a valid command under its id, anything else
-    under `invalid:<sha256 of its body>` (the same bytes again are a duplicate; the id stays free)."""
+    """Where a failed message's outcome is ledgered: a valid command under its id; an invalid
+    message with a readable id under `invalid:<sha256 of its body>` (the same message again is a
+    duplicate, and the id stays free for a corrected command); one without a readable id nowhere,
+    as nothing tells a redelivery from another message with the same bytes: each gets an outcome."""
     try:
         return parse_command(envelope).id
     except InvalidMessage:
+        if readable_ids(envelope)[0] is None:
+            return None
         return "invalid:" + hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
 
 

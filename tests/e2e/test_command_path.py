@@ -125,6 +125,9 @@ def test_card_declined_and_unknown_plan_fail_with_reasons(fleet, events):
 def test_malformed_commands_fail_as_invalid_and_the_bridge_keeps_consuming(fleet, events):
     bad_id = f"cmd-bad-{uuid.uuid4().hex[:8]}"
     with bus.connect(fleet.env["BILLING_BROKER_URL"]) as conn:
+        # The fleet is up once the ingress is; the bridge may not have bound its queue yet, and
+        # an exchange drops what no queue is bound to: declare it, as `billing-sync bus declare` does.
+        bus.declare_topology(conn, fleet.env["BILLING_QUEUE_PREFIX"])
         exchange = bus.commands_exchange(fleet.env["BILLING_QUEUE_PREFIX"])
         producer = Producer(conn.default_channel, exchange=exchange)
         producer.publish(b"{not json", routing_key="tenant.provisioned", content_type="application/json",

@@ -399,3 +399,14 @@ def test_a_failure_that_cannot_be_written_is_kept_escaped_after_three_attempts(c
     assert failed["command_id"] is None and "kept escaped after 3 failed attempts" in failed["detail"]
     (letter,) = dead_letters(ctx)
     assert letter["body"].isascii() and "cmd-stuck" in letter["body"] and letter["message_id"] is None
+
+
+def test_each_message_without_a_readable_id_gets_its_own_outcome(ctx, bus_url):
+    """Nothing tells a redelivery of `{}` from a second `{}`: both are answered and kept, rather
+    than the second being taken for a duplicate and acked without a trace."""
+    with Running(ctx, bus_url) as running:
+        raw_publish(ctx, b"{}", **JSON)
+        raw_publish(ctx, b"{}", **JSON)
+        wait_until(lambda: running.bridge.counts.get("invalid") == 2, what="both messages")
+    assert [f["command_id"] for f in failed_events(ctx)] == [None, None]
+    assert [d["body"] for d in dead_letters(ctx)] == ["{}", "{}"]
