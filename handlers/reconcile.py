@@ -25,6 +25,7 @@ from typing import Callable
 import structlog
 from sqlalchemy import and_, or_, select
 
+from ..contract.stripe_event import event_problem
 from ..errors import BillingSyncError, SafetyRefusal
 from ..models import EntitlementSnapshot, Subscription, Tenant
 from .account_pin import check_account
@@ -304,22 +305,30 @@ def catch_up(ctx, enqueue: Callable[[dict], None]) -> int:
         seen = int(cursor) if cursor is not None else None
     since = (seen - CATCH_UP_OVERLAP_S) if seen is not None else int((now - timedelta(
         seconds=CATCH_UP_INITIAL_LOOKBACK_S)).timestamp())
-    events = sorted(ctx.bms.list_events(created_gte=since), key=lambda e: (e.get("created") or 0, e["id"]))
-    if not events:
+    listed = list(ctx.bms.list_events(created_gte=since))
+    if not listed:
         return 0
+    # The listing is outside the ingress: an event that breaks the Stripe event check must not
+    # stop the catch-up (or reach the ledger query). It goes to the worker, which fails it as
+    # invalid with one dead letter, in the pass whose window first holds it (caveat: one with a
+    # `created` that is no integer, which Stripe's own filter never lists, goes every pass).
+    events = sorted((e for e in listed if event_problem(e) is None), key=lambda e: (e.get("created") or 0, e["id"]))
+    unusable = [e for e in listed if event_problem(e) is not None
+                and (seen is None or not isinstance(e.get("created"), int) or e["created"] > seen)]
     with ctx.uow() as uow:
         done = uow.ledger.processed_among(e["id"] for e in events)
     enqueued = 0
     received_at = now.isoformat()
-    for event in events:
-        if event["id"] in done:
+    for event in [*events, *unusable]:
+        if event_problem(event) is None and event["id"] in done:
             continue
         enqueue({"event": event, "received_at": received_at})
         enqueued += 1
-    newest = max(e.get("created") or 0 for e in events)
-    _set_cursor(ctx, EVENTS_CURSOR, str(max(newest, seen or 0)))
+    newest = max((e["created"] for e in listed if type(e.get("created")) is int), default=None)
+    if newest is not None:
+        _set_cursor(ctx, EVENTS_CURSOR, str(max(newest, seen or 0)))
     if enqueued:
-        log.info("reconcile.catch_up", enqueued=enqueued, listed=len(events), since=since)
+        log.info("reconcile.catch_up", enqueued=enqueued, listed=len(listed), unusable=len(unusable), since=since)
     return enqueued
 
 

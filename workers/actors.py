@@ -37,7 +37,7 @@ RECONCILE_QUEUE = "reconcile"
 HANDLER_TIME_LIMIT_MS = 60_000
 RECONCILE_TIME_LIMIT_MS = 300_000
 
-_CAUSE = re.compile(r"[a-z_]{1,32}")  # reconcile, sweep, …: it ends up in outbox rows and logs
+_CAUSE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # reconcile, sweep, a command id: it ends up in outbox rows and logs
 
 
 def _elapsed_ms(started: float) -> int:
@@ -86,7 +86,7 @@ def _reconcile_tenant(tenant_id: str, cause: str) -> None:
     if not is_tenant_id(tenant_id):
         raise InvalidMessage(f"not a tenant id: {TENANT_ID_RULE}")
     if not isinstance(cause, str) or not _CAUSE.fullmatch(cause):
-        raise InvalidMessage("cause is not a word such as reconcile or sweep")
+        raise InvalidMessage("cause is not an id such as reconcile, sweep or a command id")
     started = time.monotonic()
     outcome = reconcile_tenant(tenant_id, get_context(), cause=cause)
     log.info("actor.processed", actor="reconcile_tenant", tenant_id=tenant_id, cause=cause, outcome=outcome,

@@ -183,3 +183,25 @@ def test_refresh_due_applies_time_rules_without_stripe(world):
     assert [world.snapshot(t)["plan"] for t in ("grace", "ending", "fine")] == ["free", "free", "pro"]
     assert world.outbox("grace")[-1]["cause"] == "schedule"
     assert refresh_due(world.ctx) == 0  # already applied: no second event
+
+
+def test_catch_up_hands_unusable_listed_events_to_the_worker_once_and_keeps_going(world):
+    """GET /v1/events is outside the ingress: an event there that breaks the Stripe event check
+    (here: no id, a numeric id, a NUL in the id) must not stop the catch-up for everyone. It goes to
+    the worker (which fails it as invalid with one dead letter) in the pass that first lists it."""
+    _, sub = world.tenant_on("t1", "pro")
+    missed = world.gw.add_event("customer.subscription.updated", sub)
+    for hostile in ({"id": None}, {"id": 5}, {"id": "evt_a\x00b"}):
+        world.gw.add_event("customer.subscription.updated", sub)
+        event = world.gw.events[-1]  # as "Stripe" lists it
+        event.update(hostile)
+        if hostile["id"] is None:
+            del event["id"]
+    queue: list[dict] = []
+
+    assert catch_up(world.ctx, queue.append) == 4
+    assert missed["id"] in [m["event"].get("id") for m in queue]
+    world.clock.advance(seconds=5)
+    queue.clear()
+    assert catch_up(world.ctx, queue.append) == 1  # the usable one again (not processed yet), no others
+    assert [m["event"]["id"] for m in queue] == [missed["id"]]
