@@ -286,7 +286,7 @@ def account_show() -> None:
     ctx = build_context()
     with ctx.uow() as uow:
         pinned = pinned_account(uow)
-    current = ctx.bms.retrieve_account()["id"]
+    current = ctx.bms.stripe_account_id()
     click.echo(f"pinned: {pinned or '(nothing yet; pinned on first contact)'}")
     click.echo(f"key's account: {current}")
     if pinned and pinned != current:

@@ -66,6 +66,10 @@ class BillingGateway(Protocol):
     repeated key with the same intent replays Stripe's first answer. Reads of something that does
     not exist answer None; a write to something gone raises `errors.NotFound`."""
 
+    # -- the account
+    def stripe_account_id(self) -> str:
+        """The id of the Stripe account the key belongs to (for the account pin)."""
+
     # -- customers
     def customer(self, customer_id: str) -> CustomerView | None: ...
 

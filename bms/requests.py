@@ -71,6 +71,7 @@ def request_key(idempotency_key: str, params: dict) -> str:
 class StripeWire(Protocol):
     """The wire-level methods the intents are sent with (StripeGateway's, and the fake's)."""
 
+    def retrieve_account(self) -> dict: ...
     def retrieve_customer(self, customer_id: str) -> dict | None: ...
     def find_customer_for_tenant(self, tenant_id: str) -> dict | None: ...
     def create_customer(self, params: dict, *, idempotency_key: str) -> dict: ...
@@ -91,6 +92,11 @@ class StripeIntents:
     @property
     def _wire(self) -> StripeWire:
         return self  # type: ignore[return-value]  # the class this is mixed into has them
+
+    # -- the account ------------------------------------------------------------------------------
+
+    def stripe_account_id(self) -> str:
+        return self._wire.retrieve_account()["id"]
 
     # -- customers ----------------------------------------------------------------------------
 

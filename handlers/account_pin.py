@@ -36,7 +36,7 @@ def pinned_account(uow) -> str | None:
 def check_account(ctx, *, pin: bool = True) -> str:
     """The id of the key's Stripe account, after checking it against the pin (and, with `pin`,
     pinning it when nothing is pinned yet). Raises `WrongStripeAccount` on a mismatch."""
-    account_id = ctx.bms.retrieve_account()["id"]
+    account_id = ctx.bms.stripe_account_id()
     for _ in range(2):  # a second round when another role pinned at the same moment
         with ctx.uow() as uow:
             row = uow.cursors.get(PIN)
@@ -92,7 +92,7 @@ def verify_account_if_reachable(ctx) -> str | None:
 def repin(ctx, expected_old: str) -> str:
     """Point the pin at the key's current account, if the pin still says `expected_old` (typed
     by the operator, so a repin is never an accident). Returns the new account id."""
-    account_id = ctx.bms.retrieve_account()["id"]
+    account_id = ctx.bms.stripe_account_id()
     with ctx.uow() as uow:
         current = uow.cursors.value(PIN)
         if current != expected_old:

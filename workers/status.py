@@ -205,7 +205,7 @@ def check_stripe(settings, engine) -> Check:
     from ..handlers.account_pin import pinned_account
 
     gateway = StripeGateway(settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base)
-    account = gateway.retrieve_account()["id"]
+    account = gateway.stripe_account_id()
     where = settings.stripe_api_base or "api.stripe.com"
     mode = "live" if settings.live_mode else "test"
     try:

@@ -46,6 +46,12 @@ def subscribed(gateway, prices, tenant_id: str = "t-sub", quantity: int = 2) -> 
                                       idempotency_key=f"{tenant_id}:subscription")
 
 
+def test_the_account_id(gateway, request):
+    account_id = gateway.stripe_account_id()
+    expected = "acct_fake" if isinstance(gateway, FakeGateway) else request.getfixturevalue("emulator").account_id
+    assert account_id == expected and account_id.startswith("acct_")
+
+
 def test_customers_are_created_once_and_found_by_id_and_by_tenant(gateway):
     customer = new_customer(gateway, "t-1")
     assert customer.tenant_id == "t-1" and customer.has_payment_method and customer.test_clock is None
