@@ -21,10 +21,11 @@ Caveat: Stripe documents ids of up to 255 characters; ours are stored in 64-char
 """
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from . import strict_json
 
 STRIPE_ID_MAX_LENGTH = 64  # the width of the columns that hold Stripe ids
 EVENT_TYPE_MAX_LENGTH = 128  # processed_messages.type
@@ -130,19 +131,12 @@ def _field_path(event: dict, error: dict) -> str:
 
 
 class NotJSON(ValueError):
-    """The body is not JSON (or nests too deep for a decoder to read)."""
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
+    """The body is not strict JSON (see `contract.strict_json`)."""
 
 
 def loads(body: bytes) -> object:
-    """Decode a webhook body as strict JSON: UTF-8, no NaN or Infinity, nesting that the decoder
-    can read. Raises NotJSON otherwise."""
+    """Decode a webhook body as strict JSON; raises NotJSON otherwise."""
     try:
-        return json.loads(body, parse_constant=_no_constant)
-    except RecursionError:  # nesting deeper than the interpreter's stack
-        raise NotJSON("body nests too deep") from None
-    except ValueError:  # includes UnicodeDecodeError and the 4,300-digit integer limit
-        raise NotJSON("body is not JSON") from None
+        return strict_json.loads(body)
+    except strict_json.NotStrictJSON as exc:
+        raise NotJSON(str(exc)) from None

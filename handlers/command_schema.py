@@ -14,7 +14,6 @@ version knows); wrong types, missing required fields and unknown command types a
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timezone
 from typing import Annotated, Literal
@@ -22,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
                       ValidationError, field_validator)
 
+from ..contract import strict_json
 from ..contract.ids import TenantId, is_tenant_id
 from ..errors import InvalidMessage
 from ..models.text import is_storable
@@ -240,27 +240,9 @@ def decode_envelope(body: bytes | str) -> object:
     if len(raw) > MAX_COMMAND_BYTES:
         raise InvalidMessage(f"message of {len(raw)} bytes is over the limit of {MAX_COMMAND_BYTES}")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidMessage(f"body is not UTF-8 (byte {exc.start})") from None
-    try:
-        envelope = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise InvalidMessage(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, ints over Python's digit limit
-        raise InvalidMessage(f"not JSON: {exc}") from None
-    return envelope
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
+        return strict_json.loads(raw)
+    except strict_json.NotStrictJSON as exc:
+        raise InvalidMessage(str(exc)) from None
 
 
 def _check_nesting_and_text(value: object) -> None:
