@@ -62,13 +62,11 @@ def refresh_entitlements(uow, tenant: Tenant, ctx, cause: str | None) -> bool:
     session = uow.session
     session.flush()  # the handler's row changes must be visible to the query below
     ent = current_entitlements(session, tenant, ctx.catalog, ctx.now())
-    snapshot = session.get(EntitlementSnapshot, tenant.id)
-    if snapshot is not None and _same(snapshot, ent):
+    current = uow.snapshots.get(tenant.id)
+    if current is not None and _same(current, ent):
         return False
-    version = 1 if snapshot is None else snapshot.version + 1
-    if snapshot is None:
-        snapshot = EntitlementSnapshot(tenant_id=tenant.id)
-        session.add(snapshot)
+    version = 1 if current is None else current.version + 1
+    snapshot = uow.snapshots.get_or_new(tenant.id)
     snapshot.version = version
     snapshot.plan = ent.plan
     snapshot.status = ent.status

@@ -109,7 +109,7 @@ def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: boo
                     sub = None
                 drift += apply_subscription(session, tenant, row.id, sub, now)
         changed = refresh_entitlements(uow, tenant, ctx, cause=cause)
-        version = _version(session, tenant_id)
+        version = uow.snapshots.version(tenant_id)
         if dry_run:
             uow.rollback()
         else:
@@ -119,11 +119,6 @@ def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: boo
                  dry_run=dry_run, cause=cause)
     return {"tenant_id": tenant_id, "found": True, "new": not known, "drift": drift,
             "entitlements_changed": changed, "version": version, "dry_run": dry_run}
-
-
-def _version(session, tenant_id: str) -> int | None:
-    snapshot = session.get(EntitlementSnapshot, tenant_id)
-    return snapshot.version if snapshot else None
 
 
 def sweep(ctx, dry_run: bool = False, *, allow_mass_change: bool = False) -> dict:

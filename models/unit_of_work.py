@@ -16,6 +16,7 @@ from .cursors import Cursors
 from .dead_letters import DeadLetters
 from .ledger import Ledger
 from .outbox import Outbox
+from .snapshots import Snapshots
 from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant, utcnow
 
 
@@ -46,7 +47,7 @@ def database_errors_are_transient() -> Iterator[None]:
 class UnitOfWork:
     """The one way to open a session: `with ctx.uow() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.cursors`, `uow.ledger`, `uow.outbox`,
-    `uow.dead_letters`) work
+    `uow.dead_letters`, `uow.snapshots`) work
     in its transaction; `uow.session` is still there for the modules not yet moved onto them."""
 
     def __init__(self, session_factory: Callable[[], Session]):
@@ -56,6 +57,7 @@ class UnitOfWork:
         self.ledger: Ledger
         self.dead_letters: DeadLetters
         self.outbox: Outbox
+        self.snapshots: Snapshots
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -64,6 +66,7 @@ class UnitOfWork:
         self.ledger = Ledger(self.session)
         self.dead_letters = DeadLetters(self.session)
         self.outbox = Outbox(self.session)
+        self.snapshots = Snapshots(self.session)
         return self
 
     def __exit__(self, *exc) -> None:

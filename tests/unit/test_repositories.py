@@ -76,3 +76,16 @@ def test_dead_letters_are_counted_selected_marked_and_deleted(sqlite_engine):
         uow.commit()
     with _uow(sqlite_engine) as uow:
         assert uow.dead_letters.counts() == (0, 0)
+
+
+def test_a_snapshot_is_new_until_committed_and_then_found_with_its_version(sqlite_engine):
+    with _uow(sqlite_engine) as uow:
+        uow.lock_tenant("t1")  # a snapshot belongs to a tenant row
+        assert uow.snapshots.get("t1") is None and uow.snapshots.version("t1") is None
+        snapshot = uow.snapshots.get_or_new("t1")
+        snapshot.version, snapshot.plan, snapshot.status = 1, "free", "none"
+        snapshot.features, snapshot.limits = [], {}
+        assert uow.snapshots.get_or_new("t1") is snapshot  # the same row, not a second one
+        uow.commit()
+    with _uow(sqlite_engine) as uow:
+        assert uow.snapshots.version("t1") == 1
