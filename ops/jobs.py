@@ -27,7 +27,7 @@ def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_comman
         ctx = build_context(settings)
         make_broker(settings)  # the workers' broker, which the commands are sent to
     if send_command is None:
-        from ..workers.actors import send_command
+        from ..workers.broker import send_command
     older = ctx.settings.command_repair_after_s if older_than_s is None else older_than_s
     try:
         report = command_inbox.repair(ctx, send_command, older_than_s=older)

@@ -53,7 +53,7 @@ Send = Callable[[dict], None]
 
 def send_to_actor(envelope: dict) -> None:
     """Enqueue on the process's current Dramatiq broker (see workers.broker.make_broker)."""
-    from .actors import send_command
+    from .broker import send_command
 
     send_command(envelope)
 

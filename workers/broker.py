@@ -119,6 +119,12 @@ def current_broker() -> dramatiq.Broker:
         return _current
 
 
+def send_command(envelope: dict) -> None:
+    """Enqueue a command for `apply_command` on the process's current broker (the bridge, the
+    inbox repair)."""
+    current_broker().billing_actors.apply_command.send(envelope)
+
+
 def ping(broker: dramatiq.Broker) -> None:
     """Raise unless the broker's server answers (for /readyz); the stub always answers."""
     if isinstance(broker, StubBroker):

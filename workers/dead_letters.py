@@ -16,7 +16,7 @@ import sys
 from typing import Callable, TextIO
 
 from ..models import utcnow
-from .actors import ACTOR_SPECS
+from .actors import ACTOR_NAMES
 
 
 def _context(ctx):
@@ -82,7 +82,7 @@ def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
         print(f"{dead_id}: no such dead letter", file=out)
         failures += 1
     for dead_id, source, message_id, body in rows:
-        if source not in ACTOR_SPECS:
+        if source not in ACTOR_NAMES:
             print(f"{dead_id}: source {source!r} is not an actor; cannot replay", file=out)
             failures += 1
             continue
@@ -107,9 +107,12 @@ def _sender(ctx, broker) -> Callable[[str, list, dict], None]:
 
         set_context(ctx)
 
+        from .broker import make_broker
+
+        here = make_broker(ctx.settings, make_current=False)  # the embedded broker: in this process
+
         def run_here(actor_name: str, args: list, kwargs: dict) -> None:
-            fn = ACTOR_SPECS[actor_name][0]
-            fn(*args, **kwargs)
+            here.get_actor(actor_name)(*args, **kwargs)  # calls the actor's function, right here
 
         return run_here
     if broker is None:

@@ -4,10 +4,11 @@
   unreachable, a lock timeout, a handler over its time limit) are retried, with Dramatiq's
   capped exponential backoff; a `PermanentError` — or a bug — fails at once, because retrying
   cannot change the outcome.
-- `DeadLetters`: a message that failed for good (permanent, or retries exhausted) is written to
-  the `dead_letters` table, where `billing-sync dlq` lists, replays and purges it; for
-  `apply_command` the product also gets its one `billing.command.failed` (via
-  `handlers.command_dispatch.fail_command`).
+- `DeadLetters`: a message that failed for good (permanent, or retries exhausted) goes to its
+  actor's `on_dead_letter` option, which writes it to the `dead_letters` table (where
+  `billing-sync dlq` lists, replays and purges it) — for `apply_command` together with the
+  product's one `billing.command.failed`. The middleware knows no actor by name: what it logs
+  about a message comes from the actor's `message_fields` option.
 - `ActorMetrics`: processed / retried / failed counts and durations per actor.
 - One log line per failed attempt, from `DeadLetters`: `message.retrying` (WARNING, with the
   reason) when Retries will try again, `message.dead_lettered` when it gave up (WARNING; ERROR
@@ -23,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 import redis
 import structlog
@@ -34,8 +36,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ..config import metrics
 from ..config.logging import redact_secrets
 from ..errors import BillingSyncError, PermanentError, TransientError
-from .actors import message_key, message_type
-from .context import get_context
 
 log = structlog.get_logger(__name__)
 
@@ -86,19 +86,44 @@ def failure_detail(exc: BaseException, attempts: int = 1) -> str:
 # -- middleware ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FailedForGood:
+    """What an actor's `on_dead_letter` hook gets: a message that will not be tried again."""
+
+    actor: str
+    message_id: str | None  # the business id (Stripe event id, command id, tenant id), or None
+    args: list
+    body: str  # `{"args": [...], "kwargs": {...}}`, what `dlq replay` sends again
+    reason: str
+    detail: str
+
+
+def _no_fields(_args) -> tuple[None, None]:
+    return None, None
+
+
 class DeadLetters(Middleware):
-    """Records messages that failed for good. Must run after `Retries` has decided (Dramatiq
-    runs `after_*` hooks in reverse order, so this sits *before* Retries in the list)."""
+    """Hands messages that failed for good to their actor's `on_dead_letter(FailedForGood)`.
+
+    Must run after `Retries` has decided (Dramatiq runs `after_*` hooks in reverse order, so
+    this sits *before* Retries in the list). Actor options it reads:
+    - `message_fields(args) -> (business id, type)`, for the log lines and the dead letter;
+    - `on_dead_letter(failure)`: records the failure. Without one the failure is only logged
+      (with a shared broker it still ends in the broker's own dead-letter queue).
+    """
+
+    actor_options = {"message_fields", "on_dead_letter"}
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is None:
             return
         actor = message.actor_name
+        options = broker.get_actor(actor).options
         args = list(message.args)
-        key = message_key(actor, args)
+        key, message_type = options.get("message_fields", _no_fields)(args)
         attempts = message.options.get("retries", 1)  # Retries counts failed attempts
         reason = failure_reason(exception)
-        fields = dict(actor=actor, message_id=key, message_type=message_type(actor, args), reason=reason,
+        fields = dict(actor=actor, message_id=key, message_type=message_type, reason=reason,
                       attempts=attempts, error=type(exception).__name__)
         if not message.failed:  # Retries will try again: one line, no traceback
             log.warning("message.retrying", **fields, detail=failure_detail(exception)[:300])
@@ -108,21 +133,12 @@ class DeadLetters(Middleware):
             log.error("message.dead_lettered", **fields, exc_info=exception)
         else:
             log.warning("message.dead_lettered", **fields, detail=detail[:300])
-        ctx = get_context()
+        on_dead_letter = options.get("on_dead_letter")
+        if on_dead_letter is None:
+            return
         body = json.dumps({"args": args, "kwargs": message.kwargs or {}}, separators=(",", ":"))
-        if actor == "apply_command" and isinstance(args[0] if args else None, dict) and args[0].get("id"):
-            from ..handlers.command_dispatch import fail_command
-
-            from ..handlers.command_inbox import send_next
-            from .actors import send_command
-
-            try:  # its one billing.command.failed and its dead letter, in one transaction
-                fail_command(args[0], reason, detail, ctx, raw_body=body, dead_letter_source=actor)
-                send_next(ctx, args[0], send_command)  # the tenant's next command may wait for this one
-                return
-            except Exception:  # still keep the message, below
-                log.exception("command.fail_hook_failed", command_id=key)
-        record_dead_letter(ctx, source=actor, message_id=key, body=body, reason=reason, detail=detail)
+        on_dead_letter(FailedForGood(actor=actor, message_id=key, args=args, body=body, reason=reason,
+                                     detail=detail))
 
 
 def record_dead_letter(ctx, *, source: str, message_id: str | None, body: str, reason: str, detail: str) -> None:

@@ -71,15 +71,15 @@ def repair_interval_s(settings) -> float:
 
 def _repair_commands(ctx, send_command: Callable[[dict], None] | None) -> dict:
     if send_command is None:
-        from .actors import send_command
+        from .broker import send_command
     return command_inbox.repair(ctx, send_command, older_than_s=ctx.settings.command_repair_after_s)
 
 
 def _catch_up(ctx, enqueue: Callable[[dict], None] | None) -> int:
     if enqueue is None:
-        from .actors import process_stripe_event
+        from .broker import current_broker
 
-        enqueue = process_stripe_event.send
+        enqueue = current_broker().billing_actors.process_stripe_event.send
     return reconcile.catch_up(ctx, enqueue)
 
 

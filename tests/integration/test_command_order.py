@@ -125,7 +125,7 @@ def test_a_change_delivered_to_the_workers_before_the_provisioning_still_complet
 
     def swap(envelope: dict) -> None:
         """The bridge hands the provisioning over only after the change (a slow broker path)."""
-        from billing_sync.workers.actors import send_command
+        from billing_sync.workers.broker import send_command
 
         if envelope["type"] == "billing.tenant.provisioned":
             held.append(envelope)
