@@ -32,6 +32,12 @@ import structlog
 
 OUR_LOGGERS = ("billing_sync", "billing_sync_emulator")
 
+# A cached logger keeps the processors of the configuration it was first used under. Tests
+# configure logging many times in one process and capture it with structlog's `capture_logs`,
+# which reaches only loggers not cached against an older configuration: tests/conftest.py turns
+# caching off. Production processes configure once, so they keep the faster cached loggers.
+CACHE_LOGGERS = True
+
 _SECRET_KEYS = re.compile(r"(secret|token|api_key|password|authorization|signature|card|body|payload|e_?mail)",
                           re.I)
 # Stripe keys and webhook secrets, bearer tokens, and the password of a URL (`scheme://user:pw@`).
@@ -139,7 +145,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> No
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,  # stdlib records: level, logger name, time, as for our own

