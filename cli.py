@@ -216,7 +216,7 @@ def dlq() -> None:
 @dlq.command("list")
 @click.option("--limit", default=50, show_default=True)
 def dlq_list(limit: int) -> None:
-    from .workers.dead_letters import list_dead_letters
+    from .ops.dead_letters import list_dead_letters
 
     list_dead_letters(limit=limit)
 
@@ -225,7 +225,7 @@ def dlq_list(limit: int) -> None:
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "replay_all", is_flag=True)
 def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
-    from .workers.dead_letters import replay
+    from .ops.dead_letters import replay
 
     sys.exit(replay(ids=list(ids), replay_all=replay_all))
 
@@ -234,7 +234,7 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "purge_all", is_flag=True)
 def dlq_purge(ids: tuple[int, ...], purge_all: bool) -> None:
-    from .workers.dead_letters import purge
+    from .ops.dead_letters import purge
 
     sys.exit(purge(ids=list(ids), purge_all=purge_all))
 
@@ -312,7 +312,7 @@ def bus() -> None:
 def bus_declare() -> None:
     """Declare this deployment's exchanges, the bridge's queue and its binding (idempotent)."""
     from .config.bus import connect, declare_topology
-    from .workers.status import redact
+    from .config.urls import redact
 
     settings = get_settings()
     if settings.event_bus_url.startswith("memory://"):
@@ -332,6 +332,6 @@ def bus_declare() -> None:
 @main.command()
 def status() -> None:
     """Database, broker and Stripe reachability, queue depths, outbox lag, dead letters."""
-    from .workers.status import print_status
+    from .ops.status import print_status
 
     sys.exit(print_status())

@@ -40,9 +40,9 @@ from sqlalchemy.orm import Session
 
 from ..config import metrics
 from ..config.bus import CLOUDEVENTS, cloudevent, connect, events_exchange, routing_key
+from ..config.urls import redact
 from ..models import utcnow
 from ..models.tables import OutboxMessage
-from .status import redact
 
 log = structlog.get_logger(__name__)
 

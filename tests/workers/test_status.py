@@ -9,7 +9,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from billing_sync.models import make_engine, make_session_factory, utcnow
 from billing_sync.models.tables import DeadLetter, OutboxMessage, ProcessedMessage, SyncCursor
-from billing_sync.workers.status import collect_status, print_status
+from billing_sync.ops.status import collect_status, print_status
 
 CLOSED = "http://127.0.0.1:1"
 

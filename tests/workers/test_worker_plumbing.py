@@ -12,7 +12,7 @@ from sqlalchemy import select
 from billing_sync.errors import PermanentError, TransientError, UnknownTenant
 from billing_sync.models import make_session_factory
 from billing_sync.models.tables import DeadLetter
-from billing_sync.workers import dead_letters
+from billing_sync.ops import dead_letters
 from billing_sync.workers.actors import declare_actors
 from contexts import wait_until
 from worker_fixtures import (  # noqa: F401

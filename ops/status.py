@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
+from ..config.urls import redact
 from ..models import UnitOfWork, make_engine, make_session_factory, utcnow
 
 OK, FAIL, INFO, SKIP = "ok", "FAIL", "info", "skip"
@@ -37,17 +37,6 @@ class Check:
     @property
     def unchecked(self) -> bool:
         return self.state == SKIP and self.essential
-
-
-def redact(url: str) -> str:
-    """A URL without its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        if "@" not in url:
-            return url
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def _guard(name: str, essential: bool, fn: Callable[[], list[Check] | Check]) -> list[Check]:
@@ -116,7 +105,7 @@ def _redis_queue_depths(client, namespace: str) -> list[Check]:
 def _rabbitmq_queue_depths(settings) -> list[Check]:
     """RabbitMQ queue names come from our actors' declarations; a declare reads each depth."""
     try:
-        from .broker import make_broker
+        from ..workers.broker import make_broker
 
         broker = make_broker(settings, make_current=False)
     except Exception as exc:

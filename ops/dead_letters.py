@@ -16,13 +16,13 @@ import sys
 from typing import Callable, TextIO
 
 from ..models import utcnow
-from .actors import ACTOR_NAMES
+from ..workers.actors import ACTOR_NAMES
 
 
 def _context(ctx):
     if ctx is not None:
         return ctx
-    from .context import get_context
+    from ..workers.context import get_context
 
     return get_context()
 
@@ -103,11 +103,11 @@ def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
 def _sender(ctx, broker) -> Callable[[str, list, dict], None]:
     """How a replay reaches its actor: the shared broker, or (embedded) a direct call here."""
     if broker is None and ctx.settings.embedded_broker:
-        from .context import set_context
+        from ..workers.context import set_context
 
         set_context(ctx)
 
-        from .broker import make_broker
+        from ..workers.broker import make_broker
 
         here = make_broker(ctx.settings, make_current=False)  # the embedded broker: in this process
 
@@ -116,7 +116,7 @@ def _sender(ctx, broker) -> Callable[[str, list, dict], None]:
 
         return run_here
     if broker is None:
-        from .broker import make_broker
+        from ..workers.broker import make_broker
 
         broker = make_broker(ctx.settings)
 
