@@ -12,7 +12,7 @@ from .bms.gateway import RateLimiter, StripeGateway
 from .bms.rate_limit import make_rate_limiter
 from .config.catalog import Catalog, cached_catalog
 from .config.settings import Settings, get_settings
-from .models import UnitOfWork, make_engine, make_session_factory, utcnow
+from .models import UnitOfWork, make_engine, unit_of_work_factory, utcnow
 
 
 @dataclass
@@ -34,7 +34,6 @@ def build_context(
 ) -> Context:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
     if bms is None:
         bms = StripeGateway(
             settings.stripe_api_key.get_secret_value(),
@@ -44,7 +43,7 @@ def build_context(
     return Context(
         settings=settings,
         engine=engine,
-        uow=lambda: UnitOfWork(sessions),
+        uow=unit_of_work_factory(engine),
         bms=bms,
         catalog=cached_catalog(str(settings.catalog)),
     )

@@ -125,11 +125,11 @@ class Fleet:
 
 def _pinned_account_in(database_url: str) -> str | None:
     from .handlers.account_pin import pinned_account
-    from .models import UnitOfWork, make_engine, make_session_factory
+    from .models import make_engine, unit_of_work_factory
 
     engine = make_engine(database_url)
     try:
-        with UnitOfWork(make_session_factory(engine)) as uow:
+        with unit_of_work_factory(engine)() as uow:
             return pinned_account(uow)
     finally:
         engine.dispose()

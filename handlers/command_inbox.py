@@ -25,10 +25,7 @@ from datetime import timedelta
 from typing import Callable
 
 import structlog
-from sqlalchemy import delete, select
-from sqlalchemy.orm import aliased
-
-from ..models import CommandInbox, database_errors_are_transient, utcnow
+from ..models import database_errors_are_transient, utcnow
 from .command_schema import Command, readable_ids
 
 log = structlog.get_logger(__name__)
@@ -45,7 +42,7 @@ def record_received(ctx, cmd: Command, envelope: dict) -> bool:
     has its outcome (a redelivery: nothing to send), True when it must be sent to the workers."""
     text = json.dumps(envelope, separators=(",", ":"))  # ASCII: storable whatever the strings hold
     with database_errors_are_transient(), ctx.uow() as uow:
-        row = uow.record_command(cmd.id, cmd.tenant_id, cmd.type, text)
+        row = uow.inbox.record(cmd.id, cmd.tenant_id, cmd.type, text)
         finished = row.finished_at is not None
         uow.commit()
     return not finished
@@ -59,12 +56,12 @@ def send_next(ctx, envelope: object, send: Send) -> bool:
         return False
     try:
         with ctx.uow() as uow:
-            row = uow.next_parked_command(tenant_id)
+            row = uow.inbox.next_parked(tenant_id)
             if row is None:
                 return False
             command_id = row.command_id
             send(json.loads(row.envelope))
-            row.waiting_since, row.enqueued_at = None, utcnow()
+            uow.inbox.mark_sent(command_id, utcnow())
             uow.commit()
     except Exception as exc:
         log.warning("inbox.send_next_failed", tenant_id=tenant_id, error=type(exc).__name__)
@@ -79,21 +76,11 @@ def repair(ctx, send: Send, *, older_than_s: float) -> dict:
     from .command_dispatch import fail_command
 
     now = utcnow()
-    cutoff = now - timedelta(seconds=older_than_s)
-    earlier = aliased(CommandInbox)
-    first_of_tenant = ~select(earlier.seq).where(
-        earlier.tenant_id == CommandInbox.tenant_id, earlier.finished_at.is_(None), earlier.seq < CommandInbox.seq
-    ).exists()
     resent = failed = 0
     with database_errors_are_transient(), ctx.uow() as uow:
-        rows = uow.session.execute(
-            select(CommandInbox)
-            .where(CommandInbox.finished_at.is_(None), first_of_tenant,
-                   (CommandInbox.enqueued_at < cutoff) | CommandInbox.waiting_since.is_not(None))
-            .order_by(CommandInbox.seq).limit(REPAIR_BATCH)
-        ).scalars().all()
+        rows = uow.inbox.due_for_repair(now - timedelta(seconds=older_than_s), REPAIR_BATCH)
         due = [(row.command_id, row.tenant_id, row.repairs, json.loads(row.envelope)) for row in rows]
-        pruned = uow.session.execute(delete(CommandInbox).where(CommandInbox.finished_at < now - KEEP_FINISHED))
+        pruned = uow.inbox.prune_finished_before(now - KEEP_FINISHED)
         uow.commit()
     for command_id, tenant_id, repairs, envelope in due:
         if repairs >= REPAIR_LIMIT:
@@ -104,9 +91,8 @@ def repair(ctx, send: Send, *, older_than_s: float) -> dict:
             continue
         send(envelope)
         with database_errors_are_transient(), ctx.uow() as uow:
-            row = uow.session.execute(select(CommandInbox).where(CommandInbox.command_id == command_id)).scalar_one()
-            row.repairs, row.enqueued_at, row.waiting_since = row.repairs + 1, utcnow(), None
+            uow.inbox.mark_sent(command_id, utcnow(), repair=True)
             uow.commit()
         log.warning("inbox.resent", command_id=command_id, tenant_id=tenant_id, repairs=repairs + 1)
         resent += 1
-    return {"resent": resent, "failed": failed, "pruned": pruned.rowcount or 0}
+    return {"resent": resent, "failed": failed, "pruned": pruned}

@@ -8,9 +8,9 @@ in the same transaction. A handler raises a `PermanentError` (→ `billing.comma
 
 Exactly once in Stripe, despite retries at any point:
 
-- every Stripe write carries the idempotency key `"{command id}:{step}"`, and its parameters
-  depend only on the command and on Stripe state that the step itself does not change, so a
-  retried step repeats the same request and Stripe replays the first answer;
+- every Stripe write carries an idempotency key of the command and its step
+  (`handlers/command_keys.py`), so a retried step repeats the same request and Stripe replays
+  the first answer;
 - before creating anything the handler looks for what an earlier attempt (or support staff)
   already made: the tenant's customer locally and by its `tenant_id` metadata in Stripe, the
   customer's live subscription; a change already in place is not sent again.
@@ -19,7 +19,11 @@ Racing the dashboard: each command decides from a fresh read of Stripe, and when
 a write because what it was decided on changed meanwhile (staff canceled the subscription a
 moment ago), the handler raises `StateMoved` and the dispatcher runs it again, so it decides
 anew: a cancel finds the goal reached, a change replaces the ended subscription. A write whose
-parameters depend on the decision has the decision in its key (`step_key(..., params)`).
+parameters depend on the decision has the decision in its key.
+
+What a command reads to decide (plan, price, customer, live subscription) is in
+`handlers/command_queries.py`; the Stripe requests themselves are built by the gateway
+(`bms/requests.py`), never here.
 
 Who owns what: the tenant's identity (name, email, Stripe customer id) is written locally here;
 billing state (plan, status, seats, periods) is not — it comes back through the webhook path like
@@ -27,16 +31,16 @@ any dashboard change. The one exception is the usage counter, which only command
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Callable
 
 import structlog
 
-from ..bms.port import CustomerView, ItemView, SubscriptionView
-from ..config.catalog import Plan
-from ..errors import (InvalidMessage, NotFound, PaymentFailed, PermanentError, StateMoved, UnknownPlan,
-                      UnknownTenant)
+from ..bms.port import CustomerView, SubscriptionView
+from ..errors import InvalidMessage, NotFound, PaymentFailed, PermanentError, StateMoved, UnknownTenant
 from ..models import Tenant, UnitOfWork
+from .command_keys import meter_identifier, step_key
+from .command_queries import (customer_id_for, find_customer, live_subscription, plan_item, plan_price_id,
+                              require_customer_id, resolve_plan)
 from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
                              UsageRecorded)
 from .usage import add_usage
@@ -182,18 +186,11 @@ def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     ctx.bms.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
                                identifier=meter_identifier(cmd.id), timestamp=int(at.timestamp()),
                                idempotency_key=step_key(cmd, "meter_event"))
-    used = add_usage(uow.session, tenant.id, data.meter, data.quantity, at)
+    used = add_usage(uow, tenant.id, data.meter, data.quantity, at)
     return {"stripe_customer_id": customer_id, "meter": data.meter, "quantity": data.quantity, "used": used}
 
 
 # -- shared steps -------------------------------------------------------------------------------
-
-def step_key(cmd: Command, step: str) -> str:
-    """The idempotency key of one Stripe write of one command. (A write whose parameters come
-    from a decision on Stripe's state, `change_plan`, gets a digest of its request appended by
-    the gateway: deciding again after the state moved sends a new request.)"""
-    return f"{cmd.id}:{step}"
-
 
 def write_to_subscription(ctx, sub: SubscriptionView, write: Callable[[], SubscriptionView]) -> SubscriptionView:
     """Make a write that was decided on `sub` (a fresh read). When Stripe refuses it, read the
@@ -208,75 +205,6 @@ def write_to_subscription(ctx, sub: SubscriptionView, write: Callable[[], Subscr
         if now is None or now.decision_basis() != sub.decision_basis():
             raise StateMoved(f"subscription {sub.id} changed in Stripe meanwhile ({exc})") from exc
         raise
-
-
-def meter_identifier(command_id: str) -> str:
-    """Stripe meter event identifiers are at most 100 characters; longer command ids are hashed."""
-    return command_id if len(command_id) <= 100 else "cmd-" + hashlib.sha256(command_id.encode()).hexdigest()
-
-
-def resolve_plan(ctx, name: str) -> Plan:
-    """A catalog plan by key (`pro`) or by its price's lookup_key (`pro_monthly`)."""
-    plan = ctx.catalog.plans.get(name) or ctx.catalog.plan_for_lookup_key(name)
-    if plan is None:
-        raise UnknownPlan(f"no plan {name!r} in the catalog")
-    return plan
-
-
-def plan_price_id(ctx, plan: Plan) -> str:
-    price_id = ctx.bms.price_id_for_lookup_key(plan.price.lookup_key)
-    if price_id is None:
-        raise UnknownPlan(f"no active Stripe price with lookup_key {plan.price.lookup_key!r} (plan {plan.key!r})")
-    return price_id
-
-
-def find_customer(tenant: Tenant, ctx) -> CustomerView | None:
-    """The tenant's live Stripe customer: the one we know, else one tagged with its tenant_id
-    (made by an earlier attempt of a command, or by staff), which is then remembered."""
-    if tenant.stripe_customer_id:
-        customer = ctx.bms.customer(tenant.stripe_customer_id)
-        if customer is not None:
-            return customer
-    return _find_tagged_customer(tenant, ctx)
-
-
-def customer_id_for(tenant: Tenant, ctx) -> str | None:
-    """Like `find_customer` but without a Stripe read when the id is known locally."""
-    if tenant.stripe_customer_id:
-        return tenant.stripe_customer_id
-    customer = _find_tagged_customer(tenant, ctx)
-    return customer.id if customer is not None else None
-
-
-def _find_tagged_customer(tenant: Tenant, ctx) -> CustomerView | None:
-    """The customer whose metadata `tenant_id` names the tenant; remembered when found."""
-    customer = ctx.bms.find_customer_by_tenant(tenant.id)
-    if customer is not None:
-        tenant.stripe_customer_id = customer.id
-    return customer
-
-
-def require_customer_id(tenant: Tenant, ctx) -> str:
-    if tenant.deleted:
-        raise UnknownTenant(f"tenant {tenant.id!r} was deleted")
-    customer_id = customer_id_for(tenant, ctx)
-    if customer_id is None:
-        raise UnknownTenant(f"tenant {tenant.id!r} has no Stripe customer; send billing.tenant.provisioned first")
-    return customer_id
-
-
-def live_subscription(ctx, customer_id: str) -> SubscriptionView | None:
-    """The tenant's current subscription (the newest one that has not ended)."""
-    return next(iter(ctx.bms.live_subscriptions(customer_id)), None)
-
-
-def plan_item(ctx, sub: SubscriptionView) -> ItemView:
-    """The item that carries the plan and the seats: the first whose price is in the catalog,
-    else the first licensed (not metered) one."""
-    for item in sub.items:
-        if ctx.catalog.plan_for_lookup_key(item.lookup_key):
-            return item
-    return next((item for item in sub.items if not item.metered), sub.items[0])
 
 
 def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, ctx) -> CustomerView:

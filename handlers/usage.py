@@ -15,46 +15,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from ..models import Subscription, UsageCounter
+from ..models import UnitOfWork
 from .entitlement_rules import GRANTING
 
 
-def usage_period(session: Session, tenant_id: str, at: datetime) -> tuple[datetime, datetime]:
+def usage_period(uow: UnitOfWork, tenant_id: str, at: datetime) -> tuple[datetime, datetime]:
     """[start, end) of the billing period that the quota check counts at `at`."""
-    sub = session.execute(
-        select(Subscription)
-        .where(Subscription.tenant_id == tenant_id, Subscription.status.in_(GRANTING))
-        .order_by(Subscription.stripe_created.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if sub and sub.current_period_start and sub.current_period_end:
-        return sub.current_period_start, sub.current_period_end
+    period = uow.usage.subscription_period(tenant_id, GRANTING)
+    if period is not None:
+        return period
     month = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     next_month = month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
     return month, next_month
 
 
-def current_usage(session: Session, tenant_id: str, meter: str, at: datetime) -> int:
+def current_usage(uow: UnitOfWork, tenant_id: str, meter: str, at: datetime) -> int:
     """The usage of `meter` in the billing period that `at` is in (see `usage_period`)."""
-    start, end = usage_period(session, tenant_id, at)
-    return int(session.execute(
-        select(func.coalesce(func.sum(UsageCounter.used), 0)).where(
-            UsageCounter.tenant_id == tenant_id, UsageCounter.meter == meter,
-            UsageCounter.used_at >= start, UsageCounter.used_at < end)
-    ).scalar_one())  # PostgreSQL sums a BIGINT as NUMERIC
+    start, end = usage_period(uow, tenant_id, at)
+    return uow.usage.total(tenant_id, meter, start, end)
 
 
-def add_usage(session: Session, tenant_id: str, meter: str, quantity: int, at: datetime) -> int:
+def add_usage(uow: UnitOfWork, tenant_id: str, meter: str, quantity: int, at: datetime) -> int:
     """Count `quantity` at the second `at`; returns `current_usage` at `at` (what the quota
     check says next, when `at` is about now). The caller holds the tenant lock."""
-    second = at.replace(microsecond=0)
-    row = session.get(UsageCounter, (tenant_id, meter, second))
-    if row is None:
-        row = UsageCounter(tenant_id=tenant_id, meter=meter, used_at=second, used=0)
-        session.add(row)
-    row.used += quantity
-    session.flush()
-    return current_usage(session, tenant_id, meter, at)
+    uow.usage.add(tenant_id, meter, quantity, at.replace(microsecond=0))
+    return current_usage(uow, tenant_id, meter, at)

@@ -48,12 +48,12 @@ def routes(ctx) -> list[Route]:
 
     def load_snapshot(tenant_id: str) -> dict | None:
         with ctx.uow() as uow:
-            snapshot = uow.session.get(EntitlementSnapshot, tenant_id)
+            snapshot = uow.snapshots.get(tenant_id)
             return _snapshot_json(snapshot) if snapshot else None
 
     def load_feature(tenant_id: str, feature: str) -> dict | None:
         with ctx.uow() as uow:
-            snapshot = uow.session.get(EntitlementSnapshot, tenant_id)
+            snapshot = uow.snapshots.get(tenant_id)
             if snapshot is None:
                 return None
             limits = snapshot.limits or {}
@@ -62,7 +62,7 @@ def routes(ctx) -> list[Route]:
             # Counters exist only for the catalog's meters (usage.recorded refuses others), so any
             # other name, however odd, has used 0 without a query.
             counted = feature in ctx.catalog.meters or feature in limits
-            used = current_usage(uow.session, tenant_id, feature, ctx.now()) if counted else 0
+            used = current_usage(uow, tenant_id, feature, ctx.now()) if counted else 0
             remaining = max(limit - used, 0) if limit is not None else None
             return {"tenant_id": tenant_id, "feature": feature, "enabled": enabled, "limit": limit,
                     "used": used, "remaining": remaining, "version": snapshot.version}

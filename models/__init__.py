@@ -15,10 +15,11 @@ from .tables import (
     UsageCounter,
     utcnow,
 )
-from .unit_of_work import UnitOfWork, database_errors_are_transient, insert_if_missing
+from .unit_of_work import UnitOfWork, database_errors_are_transient, insert_if_missing, unit_of_work_factory
 
 __all__ = [
     "Base", "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
     "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
-    "database_errors_are_transient", "insert_if_missing", "make_engine", "make_session_factory", "utcnow",
+    "database_errors_are_transient", "insert_if_missing", "make_engine", "make_session_factory",
+    "unit_of_work_factory", "utcnow",
 ]

@@ -5,33 +5,24 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import TransientError
 from .cursors import Cursors
+from .db import make_session_factory
 from .dead_letters import DeadLetters
+from .inbox import Inbox
 from .ledger import Ledger
 from .outbox import Outbox
 from .snapshots import Snapshots
-from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant, utcnow
+from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant
+from .tenants import Tenants
+from .upsert import insert_if_missing
+from .usage import Usage
 
-
-def insert_if_missing(session: Session, table: Table, values: dict, key: str = "id") -> None:
-    """INSERT … ON CONFLICT (key) DO NOTHING: when a concurrent transaction inserts the same row,
-    PostgreSQL makes this one wait for it and then skip, instead of failing. `key` is a column
-    with a unique constraint (the primary key by default)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(pg_insert(table).values(values).on_conflict_do_nothing(index_elements=[key]))
-    elif dialect == "sqlite":
-        session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=[key]))
-    else:  # pragma: no cover - other databases: best effort
-        if session.execute(select(table.c[key]).where(table.c[key] == values[key])).first() is None:
-            session.execute(insert(table).values(values))
+__all__ = ["UnitOfWork", "database_errors_are_transient", "insert_if_missing", "unit_of_work_factory"]
 
 
 @contextmanager
@@ -44,29 +35,41 @@ def database_errors_are_transient() -> Iterator[None]:
         raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
 
 
+def unit_of_work_factory(engine: Engine) -> Callable[[], "UnitOfWork"]:
+    """What `ctx.uow` is: each call a new unit of work on `engine` (the engine's pool is shared)."""
+    sessions = make_session_factory(engine)
+    return lambda: UnitOfWork(sessions)
+
+
 class UnitOfWork:
     """The one way to open a session: `with ctx.uow() as uow: …; uow.commit()` (leaving the
-    block without `commit()` rolls back). The repositories (`uow.cursors`, `uow.ledger`, `uow.outbox`,
-    `uow.dead_letters`, `uow.snapshots`) work
-    in its transaction; `uow.session` is still there for the modules not yet moved onto them."""
+    block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
+    `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`)
+    work in its transaction; `uow.session` is still there for the modules not yet moved onto them."""
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
         self.session: Session
+        self.tenants: Tenants
+        self.inbox: Inbox
         self.cursors: Cursors
         self.ledger: Ledger
         self.dead_letters: DeadLetters
         self.outbox: Outbox
         self.snapshots: Snapshots
+        self.usage: Usage
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
         self.session.begin()
+        self.tenants = Tenants(self.session)
+        self.inbox = Inbox(self.session)
         self.cursors = Cursors(self.session)
         self.ledger = Ledger(self.session)
         self.dead_letters = DeadLetters(self.session)
         self.outbox = Outbox(self.session)
         self.snapshots = Snapshots(self.session)
+        self.usage = Usage(self.session)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -79,96 +82,45 @@ class UnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
 
-    # -- per-tenant serialization -------------------------------------------------------------
-
-    def lock_tenant(self, tenant_id: str) -> Tenant:
-        """Create the tenant row if missing, then hold its row lock until the transaction ends.
-
-        On PostgreSQL this is SELECT … FOR UPDATE: one writer per tenant at a time across the
-        fleet. On SQLite the whole transaction already holds the database write lock.
-        """
-        insert_if_missing(self.session, Tenant.__table__, {"id": tenant_id})
-        return self.session.execute(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
-        ).scalar_one()
-
     def checkpoint(self, tenant_id: str) -> Tenant:
         """Commit what is written so far and take the tenant's lock again, for a record that
         must be durable before a Stripe call (the call may succeed and this worker die). The
         caller's later writes go into a new transaction; a concurrent worker may run between."""
         self.session.commit()
-        return self.lock_tenant(tenant_id)
+        return self.tenants.lock(tenant_id)
+
+    # -- the repositories' older names, for the modules not yet moved onto them ----------------
+
+    def lock_tenant(self, tenant_id: str) -> Tenant:
+        return self.tenants.lock(tenant_id)
 
     def tenant_by_customer(self, customer_id: str) -> Tenant | None:
-        return self.session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)).scalar_one_or_none()
-
-    # -- the idempotency ledger ---------------------------------------------------------------
+        return self.tenants.by_customer(customer_id)
 
     def already_processed(self, message_id: str) -> bool:
         return self.ledger.contains(message_id)
 
-    def record_processed(
-        self,
-        message_id: str,
-        *,
-        kind: str,
-        type: str,
-        tenant_id: str | None = None,
-        outcome: str = "applied",
-        reason: str | None = None,
-    ) -> None:
+    def record_processed(self, message_id: str, *, kind: str, type: str, tenant_id: str | None = None,
+                         outcome: str = "applied", reason: str | None = None) -> None:
         self.ledger.record(message_id, kind=kind, type=type, tenant_id=tenant_id, outcome=outcome, reason=reason)
 
-    # -- the command inbox (see CommandInbox) -------------------------------------------------
-
     def record_command(self, command_id: str, tenant_id: str, type: str, envelope: str) -> CommandInbox:
-        """The inbox row of a received command, inserted if new (a redelivery keeps its first
-        `seq`, so its place in the tenant's order)."""
-        insert_if_missing(self.session, CommandInbox.__table__,
-                          {"command_id": command_id, "tenant_id": tenant_id, "type": type, "envelope": envelope,
-                           "received_at": utcnow(), "enqueued_at": utcnow(), "repairs": 0}, key="command_id")
-        return self.session.execute(select(CommandInbox).where(CommandInbox.command_id == command_id)
-                                    .execution_options(populate_existing=True)).scalar_one()
+        return self.inbox.record(command_id, tenant_id, type, envelope)
 
     def finish_command(self, command_id: str) -> None:
-        """Mark the command's inbox row (if it has one) finished: call it with its outcome."""
-        self.session.execute(update(CommandInbox)
-                             .where(CommandInbox.command_id == command_id, CommandInbox.finished_at.is_(None))
-                             .values(finished_at=utcnow(), waiting_since=None))
+        self.inbox.finish(command_id)
 
     def earlier_unfinished_command(self, command_id: str, tenant_id: str) -> str | None:
-        """The id of a command of the same tenant received before `command_id` that has no
-        outcome yet, if any. A command without an unfinished inbox row (a replay, a test) waits
-        for none: nothing would send it again."""
-        mine = select(CommandInbox.seq).where(CommandInbox.command_id == command_id,
-                                              CommandInbox.finished_at.is_(None)).scalar_subquery()
-        return self.session.execute(
-            select(CommandInbox.command_id)
-            .where(CommandInbox.tenant_id == tenant_id, CommandInbox.finished_at.is_(None), CommandInbox.seq < mine)
-            .order_by(CommandInbox.seq).limit(1)
-        ).scalar_one_or_none()
+        return self.inbox.earlier_unfinished(command_id, tenant_id)
 
     def park_command(self, command_id: str) -> None:
-        """Note that the command waits for an earlier one (`next_parked_command` finds it)."""
-        self.session.execute(update(CommandInbox)
-                             .where(CommandInbox.command_id == command_id, CommandInbox.finished_at.is_(None))
-                             .values(waiting_since=utcnow()))
+        self.inbox.park(command_id)
 
     def next_parked_command(self, tenant_id: str) -> CommandInbox | None:
-        """The tenant's first unfinished command, if it is parked (waiting for its turn)."""
-        head = self.session.execute(
-            select(CommandInbox).where(CommandInbox.tenant_id == tenant_id, CommandInbox.finished_at.is_(None))
-            .order_by(CommandInbox.seq).limit(1)
-        ).scalar_one_or_none()
-        return head if head is not None and head.waiting_since is not None else None
-
-    # -- the transactional outbox -------------------------------------------------------------
+        return self.inbox.next_parked(tenant_id)
 
     def add_event(self, type: str, subject: str | None, data: dict) -> OutboxMessage:
-        """Queue a CloudEvent for billing.events; the relay publishes it after commit."""
         return self.outbox.add(type, subject, data)
-
-    # -- dead letters -------------------------------------------------------------------------
 
     def add_dead_letter(self, *, source: str, message_id: str | None, body: str, reason: str,
                         detail: str | None) -> DeadLetter:

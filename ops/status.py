@@ -17,7 +17,7 @@ from typing import Callable, TextIO
 from sqlalchemy import text
 
 from ..config.urls import redact
-from ..models import UnitOfWork, make_engine, make_session_factory, utcnow
+from ..models import make_engine, unit_of_work_factory, utcnow
 
 OK, FAIL, INFO, SKIP = "ok", "FAIL", "info", "skip"
 IN_UP = "lives only inside a running `billing-sync up`; not checked from here"
@@ -166,7 +166,7 @@ def _bridge_queue(conn, queue) -> Check:
 
 def check_bookkeeping(engine) -> list[Check]:
     now = utcnow()
-    with UnitOfWork(make_session_factory(engine)) as uow:
+    with unit_of_work_factory(engine)() as uow:
         pending = uow.outbox.unpublished_count()
         oldest = uow.outbox.oldest_unpublished_at()
         dead_total, dead_pending = uow.dead_letters.counts()
@@ -198,7 +198,7 @@ def check_stripe(settings, engine) -> Check:
     where = settings.stripe_api_base or "api.stripe.com"
     mode = "live" if settings.live_mode else "test"
     try:
-        with UnitOfWork(make_session_factory(engine)) as uow:
+        with unit_of_work_factory(engine)() as uow:
             pinned = pinned_account(uow)
     except Exception:  # the database check says what is wrong with it
         pinned = None

@@ -35,9 +35,6 @@ import threading
 import time
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from ..config import metrics
 from ..config.bus import CLOUDEVENTS, cloudevent, connect, events_exchange, routing_key
 from ..config.urls import redact
@@ -65,7 +62,6 @@ class Relay:
         self.url = connection_url or ctx.settings.event_bus_url
         self.batch = batch
         self.poll_interval_s = ctx.settings.relay_poll_interval_s
-        self._postgres = ctx.engine.dialect.name == "postgresql"
         self._connection = None
         self._producer = None
         self.exchange = events_exchange(ctx.settings.queue_prefix)
@@ -81,8 +77,7 @@ class Relay:
         batch = batch or self.batch
         failure: Exception | None = None
         with self.ctx.uow() as uow:
-            session = uow.session
-            rows = self._claim(session, batch)
+            rows = uow.outbox.claim_unpublished(batch)
             published: list[OutboxMessage] = []
             if rows:
                 try:
@@ -102,42 +97,6 @@ class Relay:
             metrics.OUTBOX_PUBLISH_FAILURES.inc()
             raise PublishFailed(f"{type(failure).__name__}: {failure}") from failure
         return len(published)
-
-    def _claim(self, session: Session, batch: int) -> list[OutboxMessage]:
-        query = (
-            select(OutboxMessage)
-            .where(OutboxMessage.published_at.is_(None))
-            .order_by(OutboxMessage.id)
-            .limit(batch)
-        )
-        if not self._postgres:
-            return list(session.scalars(query))
-        rows = list(session.scalars(query.with_for_update(skip_locked=True)))
-        return self._without_blocked_tenants(session, rows)
-
-    def _without_blocked_tenants(self, session: Session, rows: list[OutboxMessage]) -> list[OutboxMessage]:
-        """Drop the rows of any tenant that has an earlier unpublished row another relay holds.
-
-        SKIP LOCKED hands each relay a disjoint set of rows, but not in a per-tenant order: a
-        relay holding rows 101-200 must not publish tenant T's row 150 while another relay is
-        still publishing T's row 42. Those rows stay (locked until we commit) for a later pass.
-        """
-        if not rows:
-            return rows
-        ours = [row.id for row in rows]
-        subjects = {row.subject for row in rows if row.subject is not None}
-        if not subjects:
-            return rows
-        blocked = set(session.scalars(
-            select(OutboxMessage.subject).distinct()
-            .where(OutboxMessage.published_at.is_(None))
-            .where(OutboxMessage.subject.in_(subjects))
-            .where(OutboxMessage.id < max(ours))
-            .where(OutboxMessage.id.not_in(ours))
-        ))
-        if blocked:
-            log.debug("relay.tenants_held_elsewhere", tenants=len(blocked))
-        return [row for row in rows if row.subject not in blocked]
 
     def _publish(self, producer, row: OutboxMessage) -> None:
         envelope = cloudevent(row.type, row.subject, row.data, id=row.event_id, time=row.created_at)

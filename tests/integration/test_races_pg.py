@@ -129,7 +129,7 @@ def test_usage_recorded_before_the_subscription_webhook_counts_in_its_period(ctx
     created = event_about(emulator, "customer.subscription.created", done["subscription_id"])
     assert on_subscription_event(message(created, utcnow()), ctx) == "applied"  # the copy catches up
     with ctx.uow() as uow:
-        assert current_usage(uow.session, tenant, "api_calls", utcnow()) == 100
+        assert current_usage(uow, tenant, "api_calls", utcnow()) == 100
 
 
 # -- a command racing a dashboard change -----------------------------------------------------------

@@ -92,8 +92,8 @@ def test_unknown_tenant_is_404_json(client):
 def test_feature_check_with_usage(client, ctx):
     _snapshot(ctx)
     with ctx.uow() as uow:
-        add_usage(uow.session, "t1", "api_calls", 120, NOW)
-        add_usage(uow.session, "t1", "api_calls", 30, NOW)
+        add_usage(uow, "t1", "api_calls", 120, NOW)
+        add_usage(uow, "t1", "api_calls", 30, NOW)
         uow.commit()
 
     quota = client.get("/v1/tenants/t1/entitlements/api_calls", headers=AUTH).json()
@@ -113,7 +113,7 @@ def test_feature_check_with_usage(client, ctx):
 def test_remaining_never_goes_negative(client, ctx):
     _snapshot(ctx, limits={"api_calls": 100})
     with ctx.uow() as uow:
-        add_usage(uow.session, "t1", "api_calls", 130, NOW)
+        add_usage(uow, "t1", "api_calls", 130, NOW)
         uow.commit()
     body = client.get("/v1/tenants/t1/entitlements/api_calls", headers=AUTH).json()
     assert (body["used"], body["remaining"], body["enabled"]) == (130, 0, True)

@@ -557,7 +557,7 @@ def _used_now(world, tenant: str) -> int:
     from billing_sync.handlers.usage import current_usage
 
     with world.ctx.uow() as uow:
-        return current_usage(uow.session, tenant, "api_calls", world.clock())
+        return current_usage(uow, tenant, "api_calls", world.clock())
 
 
 def test_usage_recorded_while_the_local_copy_lags_counts_in_the_real_period(world):

@@ -1,0 +1,30 @@
+"""The key scheme of the commands' Stripe writes: what makes a retried command repeat, not redo.
+
+Every Stripe write of a command carries the idempotency key `"{command id}:{step}"`, and its
+parameters depend only on the command and on Stripe state that the step itself does not change,
+so a retried step repeats the same request and Stripe replays the first answer (keys last 24 h).
+A write whose parameters depend on a decision on Stripe's state has the decision in its key too
+(the gateway appends a digest of the request), so deciding again sends a new request. A meter
+event is deduplicated by Stripe on its `identifier`, derived from the command id.
+
+Changing this scheme changes the keys of commands in flight across a deploy: they would be
+applied twice.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from .command_schema import Command
+
+
+def step_key(cmd: Command, step: str) -> str:
+    """The idempotency key of one Stripe write of one command. (A write whose parameters come
+    from a decision on Stripe's state, `change_plan`, gets a digest of its request appended by
+    the gateway: deciding again after the state moved sends a new request.)"""
+    return f"{cmd.id}:{step}"
+
+
+def meter_identifier(command_id: str) -> str:
+    """Stripe meter event identifiers are at most 100 characters; longer command ids are hashed."""
+    return command_id if len(command_id) <= 100 else "cmd-" + hashlib.sha256(command_id.encode()).hexdigest()
+

@@ -1,0 +1,32 @@
+"""Tenants (`tenants`): the product's tenants, their Stripe customer, and the row lock that makes
+one writer per tenant across the fleet."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .tables import Tenant
+from .upsert import insert_if_missing
+
+
+class Tenants:
+    """The tenants, in the unit of work's transaction (nothing here commits)."""
+
+    def __init__(self, session: Session):
+        self._session = session
+
+    def lock(self, tenant_id: str) -> Tenant:
+        """Create the tenant row if missing, then hold its row lock until the transaction ends.
+
+        On PostgreSQL this is SELECT … FOR UPDATE: one writer per tenant at a time across the
+        fleet. On SQLite the whole transaction already holds the database write lock.
+        """
+        insert_if_missing(self._session, Tenant.__table__, {"id": tenant_id})
+        return self._session.execute(
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one()
+
+    def by_customer(self, customer_id: str) -> Tenant | None:
+        """The tenant linked to the Stripe customer, if any."""
+        return self._session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)
+                                     ).scalar_one_or_none()
