@@ -35,6 +35,7 @@ import threading
 import time
 
 import structlog
+
 from ..config import metrics
 from ..config.bus import CLOUDEVENTS, cloudevent, connect, events_exchange, routing_key
 from ..config.urls import redact
