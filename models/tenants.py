@@ -1,5 +1,5 @@
-"""Tenants (`tenants`): the product's tenants, their Stripe customer, and the row lock that makes
-one writer per tenant across the fleet."""
+"""Tenants (`tenants`): the product's tenants and the Stripe customer each is mapped to, and the
+row lock that makes one writer per tenant across the fleet."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -26,7 +26,12 @@ class Tenants:
             select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
         ).scalar_one()
 
+    def get(self, tenant_id: str) -> Tenant | None:
+        return self._session.get(Tenant, tenant_id)
+
     def by_customer(self, customer_id: str) -> Tenant | None:
-        """The tenant linked to the Stripe customer, if any."""
-        return self._session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)
-                                     ).scalar_one_or_none()
+        return self._session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)).scalar_one_or_none()
+
+    def customer_ids(self) -> dict[str, str | None]:
+        """Every tenant id with the Stripe customer it is mapped to (None when none)."""
+        return dict(self._session.execute(select(Tenant.id, Tenant.stripe_customer_id)).tuples().all())

@@ -1,4 +1,5 @@
-"""One way to create a row that concurrent transactions may create too."""
+"""Insert-if-missing, the one race-safe way to create a row that concurrent transactions may
+create too (a tenant, a product, a command's inbox row)."""
 from __future__ import annotations
 
 from sqlalchemy import Table, insert, select

@@ -101,6 +101,9 @@ def test_a_tenant_is_created_by_its_first_lock_and_found_by_its_customer(sqlite_
     with _uow(sqlite_engine) as uow:
         assert uow.tenants.by_customer("cus_1").id == "t1"
         assert uow.tenants.by_customer("cus_2") is None
+        uow.tenants.lock("t2")
+        assert uow.tenants.get("t2").stripe_customer_id is None and uow.tenants.get("t3") is None
+        assert uow.tenants.customer_ids() == {"t1": "cus_1", "t2": None}
 
 
 def test_the_inbox_keeps_the_receive_order_parks_and_finishes(sqlite_engine):
