@@ -18,7 +18,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from . import billing, forms, lists
+from . import forms, lists
+from .billing import render, schedule
 from . import resources  # noqa: F401  (registers the routes)
 from .errors import ApiError, invalid
 from .faults import Faults
@@ -43,8 +44,8 @@ class EmulatorServer:
         self.faults = Faults(seed=seed)
         self.state.faults = self.faults
         self.state.renderers = {
-            "subscription": lambda o: billing.render_subscription(self.state, o),
-            "subscription_item": lambda o: billing.render_item(self.state, o),
+            "subscription": lambda o: render.render_subscription(self.state, o),
+            "subscription_item": lambda o: render.render_item(self.state, o),
             "product_feature": lambda o: catalog.render_product_feature(self.state, o),
             "billing.meter_event": billing_meters.render_meter_event,
         }
@@ -187,7 +188,7 @@ class EmulatorServer:
                 return saved["status"], saved["body"], saved["request_id"]
             store.begin_request(None, None)
             try:
-                billing.run_due(store, None, int(time.time()))   # real-time customers: time has passed
+                schedule.run_due(store, None, int(time.time()))   # real-time customers: time has passed
                 store.set_request(rid, key)
                 request = Request(store=store, method=method, path=path, params=params, idempotency_key=key,
                                   request_id=rid, emulator=self)

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from .errors import missing
 from .ids import new_id
-from .shapes import template
+from .shapes import deleted, template
 
 API_VERSION = "2026-10-28.endive"
 # Stripe keeps idempotency keys for 24 hours; we keep the most recent ones (every SDK POST sends
@@ -88,10 +88,24 @@ class Store:
     def all(self, kind: str) -> list[dict]:
         return list(self.objects[kind].values())
 
+    def live(self, kind: str) -> list[dict]:
+        """The objects of a type that are not deleted (what lists and searches see)."""
+        return [obj for obj in self.objects[kind].values() if not obj.get("_deleted")]
+
     def render(self, obj: dict) -> dict:
         """The public shape of a stored object (some types are assembled from several)."""
         renderer = self.renderers.get(obj["object"])
         return renderer(obj) if renderer else public(obj)
+
+    def delete(self, obj: dict, event_type: str | None = None) -> dict:
+        """Delete as Stripe does: the object stays known (a retrieve may say `deleted`, a write is a
+        404), `event_type` (e.g. `customer.deleted`) carries its last shape; returns Stripe's
+        deleted stub `{"id", "object", "deleted": true}`."""
+        body = self.render(obj) if event_type else None
+        obj["_deleted"] = True
+        if event_type:
+            self.emit(event_type, body)
+        return deleted(obj["object"], obj["id"])
 
     def remember(self, key: str, saved: dict) -> None:
         self.idempotency[key] = saved

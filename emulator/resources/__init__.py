@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     events,
     invoices,
     payment_methods,
+    subscription_items,
     subscriptions,
     test_clocks,
     webhook_endpoints,

@@ -7,6 +7,7 @@ a product, or detaching it, changes the active entitlements of every customer su
 from __future__ import annotations
 
 from .. import billing
+from ..billing import periods
 from ..errors import invalid
 from ..forms import (as_bool, as_dict, as_hash_list, as_int, as_str_list, merge_metadata, non_empty_str, nullable,
                      require)
@@ -14,7 +15,7 @@ from ..ids import new_id
 from ..lists import CREATED, PAGE_PARAMS, created_filter, page
 from ..router import Request, route
 from ..search import SEARCH_PARAMS, search
-from ..shapes import deleted, template
+from ..shapes import template
 from ..store import public
 
 PRODUCT_PARAMS = {"id", "name", "active", "description", "metadata", "images", "marketing_features[name]",
@@ -108,15 +109,12 @@ def delete_product(req: Request, product_id: str):
     if any(p["product"] == product_id for p in req.store.all("price")):
         raise invalid("This product cannot be deleted because it has one or more user-created prices.",
                       param="id")
-    body = req.store.render(product)
-    product["_deleted"] = True
-    req.store.emit("product.deleted", body)
-    return deleted("product", product_id)
+    return req.store.delete(product, "product.deleted")
 
 
 @route("GET", "/v1/products", params={"active", "ids", "shippable", "url", *CREATED, *PAGE_PARAMS})
 def list_products(req: Request):
-    objs = [p for p in req.store.all("product") if not p.get("_deleted")]
+    objs = req.store.live("product")
     if "active" in req.params:
         active = as_bool(req.params["active"], "active")
         objs = [p for p in objs if p["active"] == active]
@@ -129,8 +127,7 @@ def list_products(req: Request):
 
 @route("GET", "/v1/products/search", params=SEARCH_PARAMS)
 def search_products(req: Request):
-    objs = [p for p in req.store.all("product") if not p.get("_deleted")]
-    return search(req.store, objs, req.params, "products")
+    return search(req.store, req.store.live("product"), req.params, "products")
 
 
 # -- prices -----------------------------------------------------------------------------------
@@ -292,7 +289,7 @@ def search_prices(req: Request):
 
 def _customers_of_product(store, product_id: str) -> set[str]:
     return {sub["customer"] for sub in store.all("subscription")
-            if sub["status"] not in billing.ENDED and product_id in billing.product_ids(store, sub)}
+            if sub["status"] not in billing.ENDED and product_id in periods.product_ids(store, sub)}
 
 
 @route("POST", "/v1/products/{product_id}/features", params={"entitlement_feature"})
@@ -342,10 +339,9 @@ def detach_feature(req: Request, product_id: str, pf_id: str):
     pf = req.store.require("product_feature", pf_id)
     if pf["_product"] != product_id:
         raise invalid(f"No such product feature: '{pf_id}'", code="resource_missing", status=404)
-    pf["_deleted"] = True
     for customer in _customers_of_product(req.store, product_id):
         req.store.touch(customer)
-    return deleted("product_feature", pf_id)
+    return req.store.delete(pf)
 
 
 def product_feature_ids(store, product_id: str) -> list[str]:

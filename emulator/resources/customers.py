@@ -6,6 +6,7 @@ as `{"id", "object": "customer", "deleted": true}` and any write to it is a 404.
 from __future__ import annotations
 
 from .. import billing
+from ..billing import lifecycle
 from ..errors import invalid
 from ..forms import as_dict, merge_metadata, nullable
 from ..ids import new_id, random_part
@@ -115,24 +116,20 @@ def update(req: Request, customer_id: str):
 
 @route("DELETE", "/v1/customers/{customer_id}")
 def delete(req: Request, customer_id: str):
-    customer = req.store.require("customer", customer_id)
-    delete_customer(req.store, customer)
-    return deleted("customer", customer_id)
+    return delete_customer(req.store, req.store.require("customer", customer_id))
 
 
-def delete_customer(store, customer: dict) -> None:
+def delete_customer(store, customer: dict) -> dict:
     now = store.customer_now(customer)
     for sub in store.all("subscription"):
         if sub["customer"] == customer["id"] and sub["status"] not in billing.ENDED:
-            billing.cancel_now(store, sub, now, reason="cancellation_requested")
-    body = store.render(customer)
-    customer["_deleted"] = True
-    store.emit("customer.deleted", body)
+            lifecycle.cancel_now(store, sub, now, reason="cancellation_requested")
+    return store.delete(customer, "customer.deleted")
 
 
 @route("GET", "/v1/customers", params={"email", "test_clock", *CREATED, *PAGE_PARAMS})
 def list_(req: Request):
-    objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
+    objs = req.store.live("customer")
     if "email" in req.params:
         objs = [c for c in objs if c["email"] == req.params["email"]]
     if "test_clock" in req.params:
@@ -143,5 +140,4 @@ def list_(req: Request):
 
 @route("GET", "/v1/customers/search", params=SEARCH_PARAMS)
 def search_customers(req: Request):
-    objs = [c for c in req.store.all("customer") if not c.get("_deleted")]
-    return search(req.store, objs, req.params, "customers")
+    return search(req.store, req.store.live("customer"), req.params, "customers")

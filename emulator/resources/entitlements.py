@@ -8,6 +8,7 @@ ends, a feature is attached to or detached from a subscribed product) we emit
 from __future__ import annotations
 
 from .. import billing
+from ..billing import periods
 from ..errors import invalid
 from ..forms import as_bool, as_int, merge_metadata, require
 from ..ids import random_part
@@ -69,7 +70,7 @@ def active_feature_ids(store, customer_id: str) -> list[str]:
     seen: list[str] = []
     subs = [s for s in store.all("subscription") if s["customer"] == customer_id and s["status"] in billing.ENTITLED]
     for sub in sorted(subs, key=lambda s: s["_seq"]):
-        for product_id in sorted(billing.product_ids(store, sub)):
+        for product_id in sorted(periods.product_ids(store, sub)):
             for feature_id in product_feature_ids(store, product_id):
                 if feature_id not in seen:
                     seen.append(feature_id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import billing
+from ..billing import invoicing, lifecycle, render
 from ..errors import card_declined, invalid
 from ..forms import as_bool
 from ..lists import CREATED, PAGE_PARAMS, created_filter, page, range_params
@@ -43,7 +44,7 @@ def pay(req: Request, invoice_id: str):
     sub = req.store.get("subscription", invoice["subscription"]) if invoice["subscription"] else None
     customer = req.store.get("customer", invoice["customer"])
     now = req.store.customer_now(customer)
-    before = billing.render_subscription(req.store, sub) if sub else None
+    before = render.render_subscription(req.store, sub) if sub else None
     if as_bool(req.params.get("paid_out_of_band", False), "paid_out_of_band"):
         invoice.update({"status": "paid", "amount_remaining": 0, "next_payment_attempt": None})
         invoice["status_transitions"]["paid_at"] = now
@@ -52,11 +53,11 @@ def pay(req: Request, invoice_id: str):
         if req.params.get("payment_method"):
             pm = payment_methods.attached_to(req, req.params["payment_method"], customer, "payment_method")
         else:
-            pm = billing.payment_method_for(req.store, sub) if sub else None
-        if not billing.pay_invoice(req.store, invoice, now, pm):
+            pm = invoicing.payment_method_for(req.store, sub) if sub else None
+        if not invoicing.pay_invoice(req.store, invoice, now, pm):
             raise card_declined()
     if sub is not None:
-        billing.settle_after_payment(req.store, sub, before)
+        lifecycle.settle_after_payment(req.store, sub, before)
     return req.store.render(invoice)
 
 
@@ -71,5 +72,5 @@ def void(req: Request, invoice_id: str):
     req.store.emit("invoice.voided", req.store.render(invoice))
     sub = req.store.get("subscription", invoice["subscription"]) if invoice["subscription"] else None
     if sub is not None and sub["status"] not in billing.ENDED:
-        billing.settle_after_payment(req.store, sub, billing.render_subscription(req.store, sub))
+        lifecycle.settle_after_payment(req.store, sub, render.render_subscription(req.store, sub))
     return req.store.render(invoice)

@@ -91,10 +91,6 @@ def attached_to(req: Request, value: str, customer: dict, param: str) -> dict:
     return pm
 
 
-def charge_succeeds(pm: dict | None) -> bool:
-    return pm is not None and pm.get("_behavior") == "ok"
-
-
 def charge_id() -> str:
     return "ch_" + random_part(24)
 

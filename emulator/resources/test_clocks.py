@@ -7,12 +7,13 @@ from __future__ import annotations
 import threading
 
 from .. import billing
+from ..billing import periods, schedule
 from ..errors import invalid
 from ..forms import as_int, require
 from ..ids import new_id
 from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
-from ..shapes import deleted, template
+from ..shapes import template
 
 
 @route("POST", "/v1/test_helpers/test_clocks", params={"frozen_time", "name", "customer"})
@@ -42,7 +43,7 @@ def retrieve(req: Request, clock_id: str):
 
 @route("GET", "/v1/test_helpers/test_clocks", params=PAGE_PARAMS)
 def list_(req: Request):
-    objs = [c for c in req.store.all("test_helpers.test_clock") if not c.get("_deleted")]
+    objs = req.store.live("test_helpers.test_clock")
     return page(req.store, objs, req.params, "/v1/test_helpers/test_clocks", "test_helpers.test_clock")
 
 
@@ -74,10 +75,10 @@ def advance_limit(store, clock: dict) -> int:
     """Stripe's rule: no further than two intervals of the shortest subscription on the clock."""
     frozen = clock["frozen_time"]
     limits = []
-    for sub in billing.subscriptions_on(store, clock["id"]):
+    for sub in schedule.subscriptions_on(store, clock["id"]):
         if sub["status"] not in billing.ENDED:
-            recurring = billing.recurring_of(store, sub)
-            limits.append(billing.boundary(frozen, recurring["interval"], recurring["interval_count"], 2))
+            recurring = periods.recurring_of(store, sub)
+            limits.append(periods.boundary(frozen, recurring["interval"], recurring["interval_count"], 2))
     return min(limits) if limits else frozen + 730 * billing.DAY
 
 
@@ -93,7 +94,7 @@ def _run_advance(store, clock: dict, previous: int, target: int) -> None:
             while True:
                 nxt = _next_due(store, clock["id"], target)
                 clock["frozen_time"] = nxt
-                billing.run_due(store, clock["id"], nxt)
+                schedule.run_due(store, clock["id"], nxt)
                 if nxt >= target:
                     break
             entitlements.refresh(store, store.touched())
@@ -105,7 +106,7 @@ def _run_advance(store, clock: dict, previous: int, target: int) -> None:
 
 
 def _next_due(store, clock_id: str, target: int) -> int:
-    times = [when for sub in billing.subscriptions_on(store, clock_id) for when, _, _ in billing._due(store, sub)]
+    times = [when for sub in schedule.subscriptions_on(store, clock_id) for when, _, _ in schedule.due(store, sub)]
     return min([t for t in times if t <= target] + [target])
 
 
@@ -117,5 +118,4 @@ def delete(req: Request, clock_id: str):
     for customer in req.store.all("customer"):
         if customer["test_clock"] == clock_id and not customer.get("_deleted"):
             delete_customer(req.store, customer)
-    clock["_deleted"] = True
-    return deleted("test_helpers.test_clock", clock_id)
+    return req.store.delete(clock)

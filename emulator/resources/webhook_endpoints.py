@@ -7,7 +7,7 @@ from ..forms import as_bool, as_str_list, merge_metadata, nullable, require
 from ..ids import new_id, random_part
 from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
-from ..shapes import deleted, template
+from ..shapes import template
 from ..store import API_VERSION
 
 
@@ -59,14 +59,12 @@ def update(req: Request, endpoint_id: str):
 
 @route("GET", "/v1/webhook_endpoints", params=PAGE_PARAMS)
 def list_(req: Request):
-    objs = [e for e in req.store.all("webhook_endpoint") if not e.get("_deleted")]
+    objs = req.store.live("webhook_endpoint")
     return page(req.store, objs, req.params, "/v1/webhook_endpoints", "webhook_endpoint")
 
 
 @route("DELETE", "/v1/webhook_endpoints/{endpoint_id}")
 def delete(req: Request, endpoint_id: str):
-    endpoint = req.store.require("webhook_endpoint", endpoint_id)
-    endpoint["_deleted"] = True
-    return deleted("webhook_endpoint", endpoint_id)
+    return req.store.delete(req.store.require("webhook_endpoint", endpoint_id))
 
 

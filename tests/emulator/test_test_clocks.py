@@ -115,6 +115,28 @@ def test_failed_renewal_goes_past_due_then_dunning_cancels(client, emulator, cat
     assert emulator.events("customer.subscription.deleted")
 
 
+def test_payment_failed_event_carries_the_next_attempt(client, emulator, catalog, clock):
+    """The copy in `invoice.payment_failed` is the invoice after the attempt: it says when Stripe
+    tries again (the emulator used to send it before setting `next_payment_attempt`)."""
+    customer = new_customer(client, pm="pm_card_chargeCustomerFail", test_clock=clock.id)
+    sub = subscribe(client, customer, catalog["prices"]["starter"], trial_period_days=3)
+    advance(client, emulator, clock, T0 + 3 * DAY + 60)
+    invoice = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    [failed] = emulator.events("invoice.payment_failed")
+    copy = failed["data"]["object"]
+    assert copy["id"] == invoice.id and copy["attempt_count"] == 1
+    assert copy["next_payment_attempt"] is not None
+    assert copy["next_payment_attempt"] == invoice.next_payment_attempt
+
+    advance(client, emulator, clock, T0 + 3 * DAY + 14 * DAY + 60)   # every retry fails
+    copies = [e["data"]["object"] for e in emulator.events("invoice.payment_failed")]
+    copies.sort(key=lambda c: c["attempt_count"])
+    assert [c["attempt_count"] for c in copies] == [1, 2, 3, 4, 5]
+    assert all(c["next_payment_attempt"] for c in copies[:-1])       # each retry announces the next
+    assert copies[-1]["next_payment_attempt"] is None                # the last one: no further attempt
+    assert sorted(c["next_payment_attempt"] for c in copies[:-1]) == [c["next_payment_attempt"] for c in copies[:-1]]
+
+
 def test_dunning_length_is_a_knob_and_a_fixed_card_recovers(client, emulator, catalog, clock):
     emulator.faults.dunning_days = 2
     customer = new_customer(client, pm="pm_card_chargeCustomerFail", test_clock=clock.id)

@@ -1,0 +1,155 @@
+"""Invoices and payment attempts: lines (licensed and metered), finalization, one charge, and
+the retry schedule of a failed renewal (spread over `faults.dunning_days`)."""
+from __future__ import annotations
+
+from ..ids import new_id
+from ..shapes import template
+from ..store import Store
+from . import DAY
+from .periods import items_of
+
+RETRY_FRACTIONS = (1 / 14, 3 / 14, 7 / 14, 1.0)   # of the dunning length, after the first failure
+
+
+def payment_method_for(store: Store, sub: dict) -> dict | None:
+    pm_id = sub.get("default_payment_method")
+    if not pm_id:
+        customer = store.get("customer", sub["customer"])
+        pm_id = customer["invoice_settings"]["default_payment_method"] if customer else None
+    return store.get("payment_method", pm_id) if pm_id else None
+
+
+def usage_quantity(store: Store, meter_id: str, customer_id: str, start: int, end: int) -> int:
+    total = 0.0
+    for event in store.all("billing.meter_event"):
+        if event["_meter"] == meter_id and event["_customer"] == customer_id and start <= event["timestamp"] < end:
+            total += event["_value"]
+    return int(total)
+
+
+def _line(store: Store, sub: dict, item: dict, invoice_id: str, start: int, end: int, *, quantity: int,
+          trial: bool) -> dict:
+    price = store.get("price", item["price"])
+    product = store.get("product", price["product"])
+    amount = 0 if trial else (price["unit_amount"] or 0) * quantity
+    name = product["name"] if product else price["id"]
+    line = template("invoice")["lines"]["data"][0]
+    line.update({
+        "amount": amount, "currency": price["currency"],
+        "description": f"Trial period for {name}" if trial else f"{quantity} × {name}",
+        "discount_amounts": [], "discountable": True, "discounts": [], "id": new_id("il", 24),
+        "invoice": invoice_id, "livemode": False, "metadata": {}, "period": {"start": start, "end": end},
+        "quantity": quantity, "subscription": sub["id"], "pretax_credit_amounts": [], "taxes": [],
+        "subtotal": amount, "quantity_decimal": str(quantity),
+        "parent": {"invoice_item_details": None, "type": "subscription_item_details",
+                   "subscription_item_details": {"invoice_item": None, "proration": False,
+                                                 "proration_details": {"credited_items": None},
+                                                 "subscription": sub["id"], "subscription_item": item["id"]}},
+        "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]},
+                    "unit_amount_decimal": price["unit_amount_decimal"]},
+    })
+    return line
+
+
+def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, end: int, *,
+                   trial: bool = False, usage_from: int | None = None) -> dict:
+    """Create and finalize a subscription invoice (Stripe drafts renewals for an hour first;
+    we finalize at once, so a renewal is charged at the period boundary)."""
+    customer = store.get("customer", sub["customer"])
+    invoice_id = new_id("in", 24)
+    lines = []
+    for item in items_of(store, sub):
+        price = store.get("price", item["price"])
+        if (price["recurring"] or {}).get("usage_type") == "metered":
+            if usage_from is None:
+                continue
+            quantity = usage_quantity(store, price["recurring"]["meter"], sub["customer"], usage_from, start)
+            lines.append(_line(store, sub, item, invoice_id, usage_from, start, quantity=quantity, trial=False))
+        else:
+            lines.append(_line(store, sub, item, invoice_id, start, end, quantity=item["quantity"] or 0, trial=trial))
+    total = sum(line["amount"] for line in lines)
+    invoice = template("invoice")
+    sequence = customer["next_invoice_sequence"]
+    customer["next_invoice_sequence"] = sequence + 1
+    invoice.update({
+        "id": invoice_id, "account_country": "US", "account_name": "billing-sync emulator", "account_tax_ids": None,
+        "amount_due": total, "amount_paid": 0, "amount_remaining": total, "amount_shipping": 0, "application": None,
+        "attempt_count": 0, "attempted": False, "auto_advance": True,
+        "automatic_tax": {"enabled": False, "liability": None, "status": None, "disabled_reason": None,
+                          "provider": None},
+        "billing_reason": reason, "collection_method": "charge_automatically", "created": now,
+        "currency": sub["currency"], "custom_fields": None, "customer": customer["id"],
+        "customer_address": customer["address"], "customer_email": customer["email"],
+        "customer_name": customer["name"], "customer_phone": customer["phone"],
+        "customer_shipping": customer["shipping"], "customer_tax_exempt": customer["tax_exempt"],
+        "customer_tax_ids": [], "default_payment_method": None, "default_source": None, "default_tax_rates": [],
+        "description": None, "discounts": [], "due_date": None, "effective_at": now, "ending_balance": 0,
+        "footer": None, "from_invoice": None, "hosted_invoice_url": f"https://invoice.stripe.com/i/emulator/{invoice_id}",
+        "invoice_pdf": f"https://pay.stripe.com/invoice/emulator/{invoice_id}/pdf", "issuer": {"type": "self"},
+        "last_finalization_error": None, "latest_revision": None,
+        "lines": {"object": "list", "data": lines, "has_more": False, "url": f"/v1/invoices/{invoice_id}/lines"},
+        "livemode": False, "metadata": {}, "next_payment_attempt": None,
+        "number": f"{customer['invoice_prefix']}-{sequence:04d}", "on_behalf_of": None,
+        "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
+        "period_end": start if usage_from is not None else now, "period_start": usage_from if usage_from is not None else now,
+        "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0, "receipt_number": None,
+        "rendering": None, "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
+        "statement_descriptor": None, "status": "draft",
+        "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None, "paid_at": None, "voided_at": None},
+        "subscription": sub["id"], "subtotal": total, "subtotal_excluding_tax": total,
+        "test_clock": customer["test_clock"], "total": total, "total_discount_amounts": [], "total_excluding_tax": total,
+        "webhooks_delivered_at": None, "automatically_finalizes_at": None, "total_pretax_credit_amounts": [],
+        "total_taxes": [], "amount_overpaid": 0, "customer_account": None,
+        "parent": {"quote_details": None, "type": "subscription_details",
+                   "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"]}},
+    })
+    store.add(invoice)
+    sub["_invoices"].append(invoice_id)
+    store.emit("invoice.created", store.render(invoice))
+    invoice["status"] = "open"
+    invoice["status_transitions"]["finalized_at"] = now
+    store.emit("invoice.finalized", store.render(invoice))
+    sub["latest_invoice"] = invoice_id
+    return invoice
+
+
+def charge_succeeds(pm: dict | None) -> bool:
+    """Whether a charge on this payment method goes through (its test token's behaviour)."""
+    return pm is not None and pm.get("_behavior") == "ok"
+
+
+def pay_invoice(store: Store, invoice: dict, now: int, pm: dict | None, *, retry: bool = False) -> bool:
+    """One payment attempt; True when the invoice ends up paid. With `retry` (renewals and their
+    retries) a failure schedules the next attempt before `invoice.payment_failed` is sent, so the
+    event's copy says when Stripe tries again (null after the last attempt)."""
+    if invoice["amount_due"] > 0:
+        invoice["attempt_count"] += 1
+        invoice["attempted"] = True
+        if not charge_succeeds(pm):
+            if retry:
+                invoice.setdefault("_dunning_start", now)
+                invoice.setdefault("_retries", 0)
+                invoice["next_payment_attempt"] = _retry_at(store, invoice)
+            store.emit("invoice.payment_failed", store.render(invoice))
+            return False
+    invoice.update({"status": "paid", "amount_paid": invoice["amount_due"], "amount_remaining": 0,
+                    "next_payment_attempt": None, "attempted": True, "auto_advance": False})
+    invoice["status_transitions"]["paid_at"] = now
+    body = store.render(invoice)
+    store.emit("invoice.paid", body)
+    store.emit("invoice.payment_succeeded", body)
+    return True
+
+
+def open_invoices(store: Store, sub: dict) -> list[dict]:
+    invoices = (store.get("invoice", invoice_id) for invoice_id in sub["_invoices"])
+    return [i for i in invoices if i is not None and i["status"] == "open"]
+
+
+def _retry_at(store: Store, invoice: dict) -> int | None:
+    """When the next retry of a failed renewal is due (None: no retry left)."""
+    from_faults = store.faults.dunning_days if getattr(store, "faults", None) else 14
+    index = invoice["_retries"]
+    if index >= len(RETRY_FRACTIONS):
+        return None
+    return invoice["_dunning_start"] + max(1, int(from_faults * DAY * RETRY_FRACTIONS[index]))
