@@ -35,7 +35,7 @@ from typing import Callable
 
 import structlog
 
-from ..bms.port import CustomerView, SubscriptionView
+from ..bms.port import BillingGateway, CustomerView, SubscriptionView
 from ..errors import InvalidMessage, NotFound, PaymentFailed, PermanentError, StateMoved, UnknownTenant
 from ..models import Tenant, UnitOfWork
 from .command_keys import meter_identifier, step_key
@@ -53,11 +53,11 @@ log = structlog.get_logger(__name__)
 def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     """A customer with metadata `tenant_id` and a subscription on the requested plan, once."""
     data: TenantProvisioned = cmd.data  # type: ignore[assignment]
-    plan = resolve_plan(ctx, data.plan or ctx.catalog.default_plan)
-    price_id = plan_price_id(ctx, plan) if plan.price else None  # checked before anything is created
+    plan = resolve_plan(ctx.catalog, data.plan or ctx.catalog.default_plan)
+    price_id = plan_price_id(ctx.bms, plan) if plan.price else None  # checked before anything is created
     tenant.name, tenant.email, tenant.deleted = data.name, data.email, False
 
-    customer = find_customer(tenant, ctx)
+    customer = find_customer(tenant, ctx.bms)
     if customer is None:
         customer = _create_customer(cmd, data, tenant, uow, ctx)
     tenant.stripe_customer_id = customer.id
@@ -68,7 +68,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
         result["subscription_id"] = None
         return result
 
-    sub = live_subscription(ctx, customer.id)
+    sub = live_subscription(ctx.bms, customer.id)
     if sub is None:
         sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, data.seats or 1,
                                    trial_days=data.trial_days)
@@ -79,7 +79,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
 def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     """The customer's name, email and/or address changed in Stripe (and the name/email locally)."""
     data: TenantUpdated = cmd.data  # type: ignore[assignment]
-    customer_id = require_customer_id(tenant, ctx)
+    customer_id = require_customer_id(tenant, ctx.bms)
     address = data.address.model_dump(exclude_none=True) if data.address is not None else None
     changed = sorted(field for field, value in (("name", data.name), ("email", data.email), ("address", address))
                      if value is not None)
@@ -98,24 +98,24 @@ def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
 def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     """Price and/or seats; a canceling subscription is resumed, an ended one replaced."""
     data: SubscriptionChange = cmd.data  # type: ignore[assignment]
-    customer_id = require_customer_id(tenant, ctx)
-    plan = resolve_plan(ctx, data.plan) if data.plan else None
+    customer_id = require_customer_id(tenant, ctx.bms)
+    plan = resolve_plan(ctx.catalog, data.plan) if data.plan else None
     if plan is not None and plan.price is None:
         raise InvalidMessage(f"plan {plan.key!r} has no subscription; send billing.subscription.cancel instead")
-    price_id = plan_price_id(ctx, plan) if plan else None
+    price_id = plan_price_id(ctx.bms, plan) if plan else None
 
     subs = ctx.bms.subscriptions_newest_first(customer_id)
     sub = next((s for s in subs if not s.ended), None)
     if sub is None:  # every one of `subs` has ended
         return _replace_subscription(cmd, ctx, tenant, customer_id, subs, price_id, data.seats)
 
-    item = plan_item(ctx, sub)
+    item = plan_item(ctx.catalog, sub)
     new_price = price_id if price_id and item.price_id != price_id else None
     new_quantity = data.seats if data.seats and item.quantity != data.seats else None
     result = {"stripe_customer_id": customer_id, "subscription_id": sub.id}
     if new_price is None and new_quantity is None and not sub.cancel_scheduled:
         return {**result, "changed": False}  # already as asked (or applied by an earlier attempt of this command)
-    updated = write_to_subscription(ctx, sub, lambda: ctx.bms.change_plan(
+    updated = write_to_subscription(ctx.bms, sub, lambda: ctx.bms.change_plan(
         sub, item, price_id=new_price, quantity=new_quantity, unschedule_cancel=True,
         idempotency_key=step_key(cmd, f"subscription_update:{sub.id}")))
     return {**result, "changed": True, "subscription_status": updated.status}
@@ -124,19 +124,19 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
 def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     """Cancel the live subscription now, or at the end of its period (the default)."""
     data: SubscriptionCancel = cmd.data  # type: ignore[assignment]
-    customer_id = require_customer_id(tenant, ctx)
-    sub = live_subscription(ctx, customer_id)
+    customer_id = require_customer_id(tenant, ctx.bms)
+    sub = live_subscription(ctx.bms, customer_id)
     result: dict = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
     if sub is None:  # nothing live (or an earlier attempt already canceled it now)
         return {**result, "subscription_id": None, "detail": "no live subscription"}
     result["subscription_id"] = sub.id
     if not data.at_period_end:
-        canceled = write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_now(
+        canceled = write_to_subscription(ctx.bms, sub, lambda: ctx.bms.cancel_now(
             sub, idempotency_key=step_key(cmd, f"cancel:{sub.id}")))
         return {**result, "subscription_status": canceled.status}
     if sub.cancel_at_period_end:
         return {**result, "changed": False}
-    write_to_subscription(ctx, sub, lambda: ctx.bms.schedule_cancel(
+    write_to_subscription(ctx.bms, sub, lambda: ctx.bms.schedule_cancel(
         sub, idempotency_key=step_key(cmd, f"cancel_at_period_end:{sub.id}")))
     return {**result, "changed": True}
 
@@ -149,8 +149,8 @@ def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
     database went away in between) finds nothing to resume and ends `invalid`, though the
     subscription is as asked.
     """
-    customer_id = require_customer_id(tenant, ctx)
-    sub = live_subscription(ctx, customer_id)
+    customer_id = require_customer_id(tenant, ctx.bms)
+    sub = live_subscription(ctx.bms, customer_id)
     if sub is None:
         raise InvalidMessage("no live subscription to resume; send billing.subscription.change to start a new one")
     if not sub.cancel_scheduled:
@@ -162,12 +162,12 @@ def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
 def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     """Every live subscription canceled now; the customer stays in Stripe for its invoices."""
     tenant.deleted = True
-    customer_id = customer_id_for(tenant, ctx)
+    customer_id = customer_id_for(tenant, ctx.bms)
     if customer_id is None:
         return {"stripe_customer_id": None, "canceled": []}
     canceled = []
     for sub in ctx.bms.live_subscriptions(customer_id):
-        write_to_subscription(ctx, sub, lambda: ctx.bms.cancel_now(
+        write_to_subscription(ctx.bms, sub, lambda: ctx.bms.cancel_now(
             sub, idempotency_key=step_key(cmd, f"cancel:{sub.id}")))
         canceled.append(sub.id)
     return {"stripe_customer_id": customer_id, "canceled": canceled}
@@ -182,7 +182,7 @@ def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     at = data.timestamp or cmd.time
     if at is None:  # a default of "now" would differ between retries, and so would the request
         raise InvalidMessage("usage needs data.timestamp or the envelope's time")
-    customer_id = require_customer_id(tenant, ctx)
+    customer_id = require_customer_id(tenant, ctx.bms)
     ctx.bms.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
                                identifier=meter_identifier(cmd.id), timestamp=int(at.timestamp()),
                                idempotency_key=step_key(cmd, "meter_event"))
@@ -192,7 +192,8 @@ def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
 
 # -- shared steps -------------------------------------------------------------------------------
 
-def write_to_subscription(ctx, sub: SubscriptionView, write: Callable[[], SubscriptionView]) -> SubscriptionView:
+def write_to_subscription(gateway: BillingGateway, sub: SubscriptionView,
+                          write: Callable[[], SubscriptionView]) -> SubscriptionView:
     """Make a write that was decided on `sub` (a fresh read). When Stripe refuses it, read the
     subscription again: if it ended, went away or changed in between (staff in the dashboard),
     raise `StateMoved` so that the command decides again; otherwise Stripe's refusal stands."""
@@ -201,8 +202,8 @@ def write_to_subscription(ctx, sub: SubscriptionView, write: Callable[[], Subscr
     except PaymentFailed:
         raise
     except PermanentError as exc:  # NotFound, or 400 "a canceled subscription can only update …"
-        now = ctx.bms.subscription(sub.id)
-        if now is None or now.decision_basis() != sub.decision_basis():
+        fresh = gateway.subscription(sub.id)
+        if fresh is None or fresh.decision_basis() != sub.decision_basis():
             raise StateMoved(f"subscription {sub.id} changed in Stripe meanwhile ({exc})") from exc
         raise
 
@@ -262,9 +263,10 @@ def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, e
                           price_id: str | None, seats: int | None) -> dict:
     """No live subscription: start a new one, on the asked plan or else the last one's.
     `ended` is every subscription the customer had, newest first."""
-    previous = plan_item(ctx, ended[0]) if ended else None
+    previous = plan_item(ctx.catalog, ended[0]) if ended else None
     if price_id is None:
-        price_id = previous.price_id if previous else plan_price_id(ctx, ctx.catalog.plans[ctx.catalog.default_plan])
+        default = ctx.catalog.plans[ctx.catalog.default_plan]
+        price_id = previous.price_id if previous else plan_price_id(ctx.bms, default)
     if seats is None:
         seats = (previous.quantity if previous else None) or 1
     customer = ctx.bms.customer(customer_id)

@@ -25,8 +25,9 @@ def usage_period(uow: UnitOfWork, tenant_id: str, at: datetime) -> tuple[datetim
     if period is not None:
         return period
     month = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    next_month = month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
-    return month, next_month
+    if month.month == 12:
+        return month, month.replace(year=month.year + 1, month=1)
+    return month, month.replace(month=month.month + 1)
 
 
 def current_usage(uow: UnitOfWork, tenant_id: str, meter: str, at: datetime) -> int:

@@ -30,7 +30,8 @@ class Tenants:
         return self._session.get(Tenant, tenant_id)
 
     def by_customer(self, customer_id: str) -> Tenant | None:
-        return self._session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)).scalar_one_or_none()
+        return self._session.execute(select(Tenant).where(Tenant.stripe_customer_id == customer_id)
+                                     ).scalar_one_or_none()
 
     def customer_ids(self) -> dict[str, str | None]:
         """Every tenant id with the Stripe customer it is mapped to (None when none)."""
