@@ -16,9 +16,10 @@ import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from . import forms, lists
+from .controls import control
 from .billing import render, schedule
 from . import resources  # noqa: F401  (registers the routes)
 from .errors import ApiError, invalid
@@ -126,7 +127,9 @@ class EmulatorServer:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         if path.startswith("/_emulator"):
-            return self._control(method, path, parts.query, body)
+            if match(method, path)[0] is not None:
+                return self._act(method, path, body)
+            return control(self, method, path, parts.query, body)
         rid = request_id()
         out_headers = {"Request-Id": rid, "Stripe-Version": headers.get("Stripe-Version") or API_VERSION}
         try:
@@ -211,37 +214,23 @@ class EmulatorServer:
 
     # -- /_emulator controls --------------------------------------------------------------------
 
-    def _control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict, dict]:
-        args = dict(parse_qsl(query))
-        data = json.loads(body or b"{}") if method == "POST" else {}
+    def _act(self, method: str, path: str, body: bytes) -> tuple[int, dict, dict]:
+        """A control that plays the customer (a route its resource registers under /_emulator/):
+        a JSON object (or a form, like the API's) in, Stripe's shapes and errors out, events and
+        entitlements as for any call."""
+        rid = request_id()
+        text = body.decode("utf-8", "replace").strip()
         try:
-            if path == "/_emulator/health":
-                return 200, {}, {"ok": True}
-            if path == "/_emulator/faults":
-                if method == "POST":
-                    self.faults.update(data)
-                return 200, {}, self.faults.public()
-            if path == "/_emulator/reset" and method == "POST":
-                self.reset()
-                return 200, {}, {"ok": True}
-            if path == "/_emulator/state":
-                with self.state.lock:
-                    counts = {kind: len(objs) for kind, objs in self.state.objects.items()}
-                    dump = ({kind: [self.state.render(o) for o in objs.values()]
-                             for kind, objs in self.state.objects.items()} if args.get("full") else None)
-                return 200, {}, {"counts": counts, "objects": dump, "pending_deliveries": self.dispatcher.pending()}
-            if path == "/_emulator/deliveries":
-                return 200, {}, {"pending": self.dispatcher.pending(), "attempts": self.deliveries}
-            if path == "/_emulator/deliveries/wait":
-                return 200, {}, {"idle": self.wait_for_deliveries_idle(float(args.get("timeout", 10)))}
-            if path == "/_emulator/webhook_endpoints" and method == "POST":
-                return 200, {}, self.add_webhook_endpoint(data["url"], data["secret"], data.get("enabled_events", ["*"]))
-            if path.startswith("/_emulator/test_clocks/") and path.endswith("/wait"):
-                clock_id = path.split("/")[3]
-                return 200, {}, {"ready": self.wait_for_clock(clock_id, float(args.get("timeout", 10)))}
-        except (ValueError, KeyError) as exc:
-            return 400, {}, {"error": {"type": "invalid_request_error", "message": str(exc)}}
-        return 404, {}, {"error": {"type": "invalid_request_error", "message": f"No emulator control at {path}"}}
+            params = json.loads(text) if text.startswith("{") else forms.decode(text)
+        except (ValueError, ApiError):
+            params = None
+        if not isinstance(params, dict):
+            return 400, {}, {"error": {"type": "invalid_request_error", "message": "The body must be a JSON object."}}
+        try:
+            status, payload, _ = self._dispatch(method, path, params, None, rid)
+            return status, {"Request-Id": rid}, payload
+        except ApiError as exc:
+            return exc.status, {"Request-Id": rid}, exc.body()
 
 
 def _handler_for(emulator: EmulatorServer):

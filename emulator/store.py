@@ -29,6 +29,8 @@ NOUN = {
     "event": "event", "entitlements.feature": "feature", "product_feature": "product feature",
     "billing.meter": "billing meter", "test_helpers.test_clock": "test clock",
     "webhook_endpoint": "webhook endpoint", "entitlements.active_entitlement": "active entitlement",
+    "checkout.session": "checkout.session", "billing_portal.session": "billing portal session",
+    "setup_intent": "setupintent", "payment_intent": "payment_intent",
 }
 
 

@@ -62,8 +62,7 @@ def _apply(req: Request, customer: dict, params: dict) -> None:
                 if value else None)
 
 
-def _new(req: Request) -> dict:
-    params = req.params
+def _new(req: Request, params: dict) -> dict:
     clock_id = params.get("test_clock")
     if clock_id:
         clock = req.store.require("test_helpers.test_clock", clock_id, param="test_clock")
@@ -84,16 +83,20 @@ def _new(req: Request) -> dict:
 
 @route("POST", "/v1/customers", params=WRITABLE | {"test_clock"})
 def create(req: Request):
-    customer = _new(req)
+    return req.store.render(create_from(req, req.params))
+
+
+def create_from(req: Request, params: dict) -> dict:
+    """A new customer from `POST /v1/customers` parameters (also Checkout's `customer_creation`)."""
+    customer = _new(req, params)
     req.store.add(customer)
     try:
-        _apply(req, customer, req.params)
+        _apply(req, customer, params)
     except Exception:
         req.store.objects["customer"].pop(customer["id"], None)  # a failed create leaves nothing
         raise
-    body = req.store.render(customer)
-    req.store.emit("customer.created", body)
-    return body
+    req.store.emit("customer.created", req.store.render(customer))
+    return customer
 
 
 @route("GET", "/v1/customers/{customer_id}")

@@ -3,22 +3,26 @@
 `pm_card_visa` (and friends) always pay. As in Stripe test mode, `pm_card_chargeDeclined`
 (card 4000000000000002) is declined as soon as it is attached to a customer (402 card_declined),
 and `pm_card_chargeCustomerFail` (4000000000000341) attaches fine but every charge fails: that is
-the card for renewals that fail and dunning. A token resolves to one new `pm_…` per request, so
+the card for renewals that fail and dunning. `pm_card_authenticationRequired` (4000002760003184)
+attaches fine and needs 3-D Secure for every payment: a first payment is left `requires_action` to
+be confirmed (`POST /v1/payment_intents/{id}/confirm`, the customer passing the challenge), an
+off-session renewal fails. A token resolves to one new `pm_…` per request, so
 `payment_method=pm_card_visa&invoice_settings[default_payment_method]=pm_card_visa` attaches
 one card and makes it the default, as in Stripe's docs.
 """
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 
 from ..errors import ApiError, card_declined, invalid
-from ..forms import require
+from ..forms import as_dict, as_int, merge_metadata, nullable, require
 from ..ids import new_id, random_part
 from ..lists import PAGE_PARAMS, page
 from ..router import Request, route
 from ..shapes import template
 
-# token → (brand, last4, behaviour): "ok", "decline_on_attach" or "fail_on_charge"
+# token → (brand, last4, behaviour): "ok", "decline_on_attach", "fail_on_charge" or "authenticate"
 TEST_TOKENS = {
     "pm_card_visa": ("visa", "4242", "ok"),
     "pm_card_visa_debit": ("visa", "5556", "ok"),
@@ -28,7 +32,12 @@ TEST_TOKENS = {
     "pm_card_visa_chargeDeclined": ("visa", "0002", "decline_on_attach"),
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "decline_on_attach"),
     "pm_card_chargeCustomerFail": ("visa", "0341", "fail_on_charge"),
+    "pm_card_authenticationRequired": ("visa", "3184", "authenticate"),
 }
+UPDATE_PARAMS = {"metadata", "allow_redisplay", "card[exp_month]", "card[exp_year]",
+                 *(f"billing_details[{k}]" for k in ("email", "name", "phone", "tax_id")),
+                 *(f"billing_details[address][{k}]" for k in ("city", "country", "line1", "line2", "postal_code",
+                                                              "state"))}
 
 
 def _from_token(req: Request, token: str) -> dict:
@@ -115,11 +124,59 @@ def detach_endpoint(req: Request, pm_id: str):
     if pm["customer"] is None:
         raise invalid("The payment method you provided is not attached to a customer so detachment is impossible.")
     customer = req.store.get("customer", pm["customer"])
+    before = req.store.render(customer) if customer else None
     pm["customer"] = None
-    if customer and customer["invoice_settings"]["default_payment_method"] == pm["id"]:
-        customer["invoice_settings"]["default_payment_method"] = None
     req.store.emit("payment_method.detached", req.store.render(pm))
+    if customer and customer["invoice_settings"]["default_payment_method"] == pm["id"]:
+        customer["invoice_settings"]["default_payment_method"] = None   # Stripe unsets the default too
+        req.store.emit_update("customer.updated", before, req.store.render(customer))
     return req.store.render(pm)
+
+
+@route("POST", "/v1/payment_methods/{pm_id}", params=UPDATE_PARAMS)
+def update(req: Request, pm_id: str):
+    """Stripe's card updates: expiry, billing details, metadata (only for an attached card)."""
+    pm = req.store.require("payment_method", pm_id)
+    if pm["customer"] is None:
+        raise invalid("You must save this PaymentMethod to a customer before you can update it.")
+    before = req.store.render(pm)
+    params = req.params
+    card = as_dict(params.get("card"), "card")
+    if "exp_month" in card:
+        pm["card"]["exp_month"] = as_int(card["exp_month"], "card[exp_month]", minimum=1, maximum=12)
+    if "exp_year" in card:
+        pm["card"]["exp_year"] = as_int(card["exp_year"], "card[exp_year]", minimum=2000, maximum=2100)
+    details = as_dict(params.get("billing_details"), "billing_details")
+    for key in ("email", "name", "phone", "tax_id"):
+        if key in details:
+            pm["billing_details"][key] = nullable(details[key])
+    if "address" in details:
+        address = as_dict(details["address"], "billing_details[address]")
+        pm["billing_details"]["address"].update({k: nullable(v) for k, v in address.items()})
+    if "metadata" in params:
+        pm["metadata"] = merge_metadata(pm["metadata"], params["metadata"])
+    if "allow_redisplay" in params:
+        if params["allow_redisplay"] not in ("always", "limited", "unspecified"):
+            raise invalid("Invalid allow_redisplay: must be one of always, limited, or unspecified",
+                          param="allow_redisplay")
+        pm["allow_redisplay"] = params["allow_redisplay"]
+    after = req.store.render(pm)
+    req.store.emit_update("payment_method.updated", before, after)
+    return after
+
+
+@route("POST", "/_emulator/payment_methods/{pm_id}/expire")
+def expire(req: Request, pm_id: str):
+    """Test control: the card now expires at the end of the current month (its customer's clock
+    time), as a card edited in the dashboard would; `payment_method.updated` follows."""
+    pm = req.store.require("payment_method", pm_id)
+    customer = req.store.get("customer", pm["customer"]) if pm["customer"] else None
+    today = datetime.fromtimestamp(req.store.customer_now(customer), timezone.utc)
+    before = req.store.render(pm)
+    pm["card"]["exp_month"], pm["card"]["exp_year"] = today.month, today.year
+    after = req.store.render(pm)
+    req.store.emit_update("payment_method.updated", before, after)
+    return after
 
 
 @route("GET", "/v1/payment_methods", params={"customer", "type", *PAGE_PARAMS})

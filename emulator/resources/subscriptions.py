@@ -33,7 +33,12 @@ from .subscription_params import (BEHAVIOURS, CANCELLATION_DETAILS, CREATE_PARAM
 
 @route("POST", "/v1/subscriptions", params=CREATE_PARAMS)
 def create(req: Request):
-    params = req.params
+    return create_subscription(req, req.params)
+
+
+def create_subscription(req: Request, params: dict) -> dict:
+    """A new subscription from `POST /v1/subscriptions` parameters (also what a completed Checkout
+    Session creates); the first invoice is charged as `payment_behavior` says."""
     require(params, "customer")
     customer = req.store.get("customer", params["customer"])
     if customer is None or customer.get("_deleted"):

@@ -107,3 +107,17 @@ def new_customer(client, pm: str | None = "pm_card_visa", **params):
     if pm:
         params.update({"payment_method": pm, "invoice_settings": {"default_payment_method": pm}})
     return client.v1.customers.create(params=params)
+
+
+def act(emulator, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """POST a JSON body to one of the emulator's `/_emulator/…` controls; (status, answer)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{emulator.url}{path}", data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

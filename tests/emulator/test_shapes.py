@@ -81,3 +81,30 @@ def test_served_objects_have_stripe_keys(client, emulator, catalog, receiver):
         if kind in ("customer", "subscription", "invoice", "product", "price", "payment_method",
                     "test_helpers.test_clock"):
             assert set(obj) == fixture_keys(kind), (event["type"], set(obj) ^ fixture_keys(kind))
+
+
+def test_self_serve_objects_have_stripe_keys(client, emulator, catalog):
+    """Checkout and portal sessions, setup and payment intents, an invoice preview: exactly the keys
+    of Stripe's examples, also inside their events."""
+    from .conftest import act
+
+    customer = new_customer(client, pm=None)
+    checkout = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "customer": customer.id, "success_url": "https://app.test/ok",
+        "line_items": [{"price": catalog["prices"]["pro"].id, "quantity": 1}]})
+    act(emulator, f"/_emulator/checkout_sessions/{checkout.id}/complete",
+        {"payment_method": "pm_card_authenticationRequired"})
+    intent = client.v1.payment_intents.list(params={"customer": customer.id}).data[0]
+    setup = client.v1.setup_intents.create(params={"customer": customer.id})
+    served = {
+        "checkout.session": client.v1.checkout.sessions.retrieve(checkout.id),
+        "billing_portal.session": client.v1.billing_portal.sessions.create(params={"customer": customer.id}),
+        "setup_intent": client.v1.setup_intents.confirm(setup.id, params={"payment_method": "pm_card_visa"}),
+        "payment_intent": client.v1.payment_intents.confirm(intent.id),
+    }
+    for kind, obj in served.items():
+        assert set(obj.to_dict()) == fixture_keys(kind), (kind, set(obj.to_dict()) ^ fixture_keys(kind))
+    for event in emulator.events():
+        obj = event["data"]["object"]
+        if obj["object"] in served:
+            assert set(obj) == fixture_keys(obj["object"]), (event["type"], set(obj) ^ fixture_keys(obj["object"]))
