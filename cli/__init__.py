@@ -1,0 +1,31 @@
+"""The `billing-sync` command: one sub-command per process role, plus operator tools.
+
+One module per command group: `roles` (the processes: `up`, `worker`, `bridge`, …), `jobs`
+(`reconcile`, `inbox`: a scheduler job run now), `dlq`, `status`, `catalog`, `db`, `account`,
+`bus`. Each module lists its commands in `COMMANDS` and imports nothing from this one; a new
+group is a new module added to `GROUPS` below. Each sub-command imports its role lazily, so
+`billing-sync emulator` does not pay for Dramatiq and `billing-sync db upgrade` does not pay for
+Starlette.
+"""
+from __future__ import annotations
+
+import click
+
+from ..config.logging import configure_logging
+from ..config.settings import get_settings
+from . import account, bus, catalog, db, dlq, jobs, roles, status
+from .errors import OneLineErrors
+
+GROUPS = (roles, jobs, dlq, status, catalog, db, account, bus)
+
+
+@click.group(cls=OneLineErrors)
+def main() -> None:
+    """Keep a SaaS product and Stripe in two-way sync; publish entitlements."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+for group in GROUPS:
+    for command in group.COMMANDS:
+        main.add_command(command)

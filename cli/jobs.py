@@ -1,0 +1,48 @@
+"""`reconcile` and `inbox repair`: a scheduler job run now, from the command line (`ops/jobs.py`)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import ConfigurationError
+
+
+def refuse_bad_tenant_id(tenant: str | None) -> None:
+    """A `--tenant` that breaks the tenant-id rule is a configuration error (one line, exit 2);
+    an empty one too, which would otherwise mean every tenant."""
+    from ..contract.ids import TENANT_ID_RULE, is_tenant_id
+
+    if tenant is not None and not is_tenant_id(tenant):
+        raise ConfigurationError(f"--tenant {tenant[:40]!r} refused: {TENANT_ID_RULE}")
+
+
+@click.command()
+@click.option("--tenant", default=None, help="Only this tenant; all of them by default.")
+@click.option("--dry-run", is_flag=True, help="Report drift, change nothing.")
+@click.option("--allow-mass-change", is_flag=True,
+              help="Apply even when more than BILLING_SWEEP_MAX_CHANGE_RATIO of the tenants would change.")
+def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool) -> None:
+    """Compare local state with Stripe and repair drift now."""
+    from ..ops.jobs import run_reconcile
+
+    refuse_bad_tenant_id(tenant)
+    sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run, allow_mass_change=allow_mass_change))
+
+
+@click.group()
+def inbox() -> None:
+    """Received product commands that have no outcome yet."""
+
+
+@inbox.command("repair")
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), default=None,
+              help="Seconds since a command was last sent (default BILLING_COMMAND_REPAIR_AFTER_S).")
+def inbox_repair(older_than: float | None) -> None:
+    """Send commands with no outcome to the workers again (what the scheduler does every 30 s)."""
+    from ..ops.jobs import run_inbox_repair
+
+    sys.exit(run_inbox_repair(older_than))
+
+
+COMMANDS = (reconcile, inbox)
