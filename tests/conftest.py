@@ -97,3 +97,21 @@ def make_settings(tmp_path):
         return Settings(**base)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """The Stripe emulator, one per test module, with the plan catalog in it (tests/emulator/ has
+    its own: a fresh, empty one per test)."""
+    from billing_sync.bms.catalog_sync import ensure_catalog
+    from billing_sync.bms.gateway import StripeGateway
+    from billing_sync.config.catalog import load_catalog
+    from billing_sync.config.settings import DEFAULT_CATALOG
+    from billing_sync_emulator.server import EmulatorServer
+
+    server = EmulatorServer().start()
+    try:
+        ensure_catalog(StripeGateway("sk_test_seed", api_base=server.url), load_catalog(DEFAULT_CATALOG))
+        yield server
+    finally:
+        server.stop()

@@ -13,9 +13,6 @@ from contextlib import ExitStack
 import psycopg
 import pytest
 
-from billing_sync_emulator.server import EmulatorServer
-from billing_sync.config.catalog import load_catalog
-from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.models.migrate import upgrade
 
 from fleet_processes import FleetProcesses, fleet_env, free_port
@@ -33,19 +30,6 @@ def chaos_db():
     yield url
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    from billing_sync.bms.catalog_sync import ensure_catalog
-    from billing_sync.bms.gateway import StripeGateway
-
-    server = EmulatorServer().start()
-    try:
-        ensure_catalog(StripeGateway("sk_test_seed", api_base=server.url), load_catalog(DEFAULT_CATALOG))
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

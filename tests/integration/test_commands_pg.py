@@ -11,24 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from billing_sync.bms.catalog_sync import ensure_catalog
-from billing_sync_emulator.server import EmulatorServer
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.client import command_envelope
-from billing_sync.config.catalog import load_catalog
-from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.errors import TransientError
 from billing_sync.handlers.command_dispatch import fail_command, handle_command
 from billing_sync.models import OutboxMessage, UsageCounter, utcnow
 from contexts import make_context
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    server = EmulatorServer().start()
-    ensure_catalog(StripeGateway("sk_test_seed", api_base=server.url), load_catalog(DEFAULT_CATALOG))
-    yield server
-    server.stop()
 
 
 @pytest.fixture
