@@ -20,7 +20,6 @@ from billing_sync.workers.context import set_context
 from billing_sync.workers.worker import InProcessWorkers
 from contexts import make_context, wait_until
 from test_bridge import Running, _delete_queue
-from test_commands_pg import emulator  # noqa: F401  (the module's emulator, with the catalog)
 
 PROVISION = {"name": "Acme", "email": "acme@example.test", "plan": "starter", "payment_method": "pm_card_visa"}
 
