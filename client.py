@@ -20,7 +20,7 @@ A deployment with its own `BILLING_QUEUE_PREFIX` has its own exchange: pass the 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kombu import Connection, Producer
 from kombu.common import maybe_declare
@@ -28,6 +28,7 @@ from kombu.common import maybe_declare
 from .config import bus
 from .errors import InvalidMessage
 from .handlers.command_schema import parse_command
+
 
 class Unroutable(Exception):
     """No queue is bound to the commands exchange: no bridge would ever see the command.
@@ -42,7 +43,7 @@ def command_envelope(type: str, tenant_id: str, data: dict, *, id: str | None = 
     """The CloudEvent for a command; `type` may leave out the `billing.` prefix."""
     type = type if type.startswith("billing.") else f"billing.{type}"
     return bus.cloudevent(type, tenant_id, {"tenant_id": tenant_id, **data}, id=id or str(uuid.uuid4()),
-                          time=time or datetime.now(timezone.utc), source=source)
+                          time=time or datetime.now(UTC), source=source)
 
 
 class CommandPublisher:
@@ -113,7 +114,7 @@ class CommandPublisher:
         if self._own:
             self.connection.release()
 
-    def __enter__(self) -> "CommandPublisher":
+    def __enter__(self) -> CommandPublisher:
         return self
 
     def __exit__(self, *exc) -> None:

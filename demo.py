@@ -7,12 +7,13 @@ directly on the Stripe API (the emulator's), as they would in the dashboard.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import stripe
@@ -41,12 +42,12 @@ class EventWatcher:
         self._thread.start()
 
     def _consume(self) -> None:
-        with self._conn.Consumer(self._queue, callbacks=[self._on_message], accept=["json", bus.CLOUDEVENTS_CONTENT_TYPE]):
+        accept = ["json", bus.CLOUDEVENTS_CONTENT_TYPE]
+        with self._conn.Consumer(self._queue, callbacks=[self._on_message], accept=accept):
             while not self._stop.is_set():
-                try:
+                # OSError: nothing within the timeout (TimeoutError and socket.timeout are OSErrors)
+                with contextlib.suppress(OSError):
                     self._conn.drain_events(timeout=0.2)
-                except OSError:  # nothing within the timeout (TimeoutError, socket.timeout are OSErrors)
-                    pass
 
     def _on_message(self, body, message) -> None:
         event = body if isinstance(body, dict) else json.loads(body)
@@ -75,10 +76,9 @@ class EventWatcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        try:  # kombu's Redis emulation keeps an auto_delete queue bound; drop it and its binding
+        # kombu's Redis emulation keeps an auto_delete queue bound; drop it and its binding
+        with contextlib.suppress(Exception):
             self._queue(self._conn.default_channel).delete()
-        except Exception:
-            pass
         self._conn.release()
 
 

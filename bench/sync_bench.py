@@ -44,11 +44,13 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
+from bench.relay_bench import temporary_database
+from tests.fleet_processes import FleetProcesses, fleet_env
 
 from billing_sync.bms.catalog_sync import ensure_catalog
 from billing_sync.bms.gateway import StripeGateway
@@ -56,9 +58,6 @@ from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG, Settings
 from billing_sync.demo import EventWatcher
 from billing_sync_emulator.server import EmulatorServer
-
-from bench.relay_bench import temporary_database
-from tests.fleet_processes import FleetProcesses, fleet_env
 
 PG_URL = os.environ.get("BILLING_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BILLING_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -293,7 +292,7 @@ def burst_phase(staff: Staff, watcher: StampedWatcher, fleet: FleetProcesses, co
     final_seen = {t.id: watcher.seen(t.id, t.plan, t.seats, timeout=90)["_seen"] for t in touched.values()}
     finished = max(final_seen.values())
     cpu_after, machine_after = cpu_seconds(fleet), machine_cpu()
-    busy, total = (after - before for after, before in zip(machine_after, machine_before))
+    busy, total = (after - before for after, before in zip(machine_after, machine_before, strict=True))
     quiesce(emulator, 2.0)   # late events of the burst (none expected after the final state) count too
     requests = counter.snapshot() - before
     events = watcher.changes_since(started, set(touched))
@@ -461,7 +460,7 @@ def main() -> int:
                        "client_threads": CLIENT_THREADS, "worker": f"1 process x {WORKER_THREADS} threads",
                        "stripe_rate_limit_per_s": STRIPE_RATE_LIMIT, "broker": "redis", "database": "postgresql",
                        "relay_poll_interval_s": float(env["BILLING_RELAY_POLL_INTERVAL_S"])},
-            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "target_p99_ms": TARGET_P99_S * 1000,
             "setup": setup, "latency": latency,

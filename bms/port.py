@@ -54,7 +54,7 @@ class SubscriptionView:
         """A cancellation is set for later (at the period's end or at a given time)."""
         return self.cancel_at_period_end or bool(self.cancel_at)
 
-    def decision_basis(self) -> tuple:
+    def decision_basis(self) -> tuple[object, ...]:
         """What the subscription commands decide on: when it differs between the read a write was
         decided on and a fresh read, the state moved meanwhile."""
         items = tuple((i.id, i.price_id, i.quantity) for i in self.items)

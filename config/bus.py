@@ -14,7 +14,7 @@ command to every deployment's bridge, which would apply it to its own Stripe acc
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kombu import Connection, Exchange, Queue
 
@@ -87,7 +87,7 @@ def cloudevent(type: str, subject: str | None, data: dict, *, id: str | None = N
         "id": id or str(uuid.uuid4()),
         "source": source,
         "type": type,
-        "time": (time or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
+        "time": (time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
         "data": data,
     }

@@ -52,7 +52,7 @@ class Catalog(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _known_plans(self) -> "Catalog":
+    def _known_plans(self) -> Catalog:
         for name in (self.free_plan, self.default_plan):
             if name not in self.plans:
                 raise ValueError(f"catalog names unknown plan {name!r}")

@@ -26,7 +26,7 @@ import logging
 import re
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 
@@ -106,7 +106,7 @@ class _JsonSafeHandler(logging.StreamHandler):
         error = sys.exc_info()[1]
         line = json.dumps({"event": "logging.format_failed", "level": "error", "logger": str(record.name),
                            "error": type(error).__name__ if error else None,
-                           "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")})
+                           "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")})
         try:
             self.stream.write(line + self.terminator)
             self.flush()

@@ -17,8 +17,7 @@ import hashlib
 import hmac
 import re
 import time
-from typing import Iterable
-
+from collections.abc import Iterable
 
 # Unix seconds as ASCII digits; 18 of them reach far past any real timestamp and keep int() cheap.
 _TIMESTAMP = re.compile(r"[0-9]{1,18}")

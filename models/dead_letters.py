@@ -1,10 +1,11 @@
 """Dead letters (`dead_letters`): messages that failed for good, kept for `billing-sync dlq`."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
+from typing import cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from .tables import DeadLetter
@@ -56,4 +57,4 @@ class DeadLetters:
         query = delete(DeadLetter)
         if ids is not None:
             query = query.where(DeadLetter.id.in_(list(ids)))
-        return self._session.execute(query).rowcount
+        return cast(CursorResult, self._session.execute(query)).rowcount  # a DELETE's result has a rowcount

@@ -4,8 +4,9 @@ rules built on it)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session, aliased
 
 from .tables import CommandInbox, utcnow
@@ -83,4 +84,5 @@ class Inbox:
 
     def prune_finished_before(self, at: datetime) -> int:
         """Delete the rows finished before `at`; returns how many went."""
-        return self._session.execute(delete(CommandInbox).where(CommandInbox.finished_at < at)).rowcount or 0
+        deleted = cast(CursorResult, self._session.execute(delete(CommandInbox).where(CommandInbox.finished_at < at)))
+        return deleted.rowcount or 0

@@ -1,7 +1,7 @@
 """The idempotency ledger (`processed_messages`): which Stripe events and commands are done."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

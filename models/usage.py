@@ -3,8 +3,8 @@ meter and second; which seconds make a billing period is the quota check's rule
 (`handlers/usage.py`)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from ..models import utcnow
 from ..workers.actors import ACTOR_NAMES

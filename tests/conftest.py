@@ -1,9 +1,9 @@
-"""Shared fixtures. Integration tests use the real PostgreSQL, Redis and RabbitMQ on this machine
-(addresses overridable with BILLING_TEST_* variables); each run gets its own database, Redis
-database and queue names, so runs do not see each other's messages."""
+"""Shared fixtures. Service-backed tests use the real PostgreSQL, Redis and RabbitMQ on this machine
+(tests/services.py: where, and the marker each service gives its tests); each run gets its own
+database, Redis database and queue names, so runs do not see each other's messages. tests/unit
+uses none of them (tests/unit/conftest.py refuses any connection)."""
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -14,11 +14,22 @@ from billing_sync.config.settings import Settings
 from billing_sync.models import Base, make_engine
 from billing_sync.models.migrate import upgrade
 
+from services import AMQP_URL, FIXTURE_MARKERS, PARAM_MARKERS, PG_ADMIN_URL, REDIS_URL, unreachable
+
 billing_logging.CACHE_LOGGERS = False  # see its comment: capture_logs must reach every logger
 
-PG_ADMIN_URL = os.environ.get("BILLING_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-AMQP_URL = os.environ.get("BILLING_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+def pytest_collection_modifyitems(items):
+    """Each test is marked with the services it needs: by the service fixtures it uses, and by
+    the broker it is parametrized with (see tests/services.py)."""
+    for item in items:
+        needed = {marker for fixture, marker in FIXTURE_MARKERS.items() if fixture in item.fixturenames}
+        params = getattr(item, "callspec", None)
+        if params is not None:
+            needed |= {PARAM_MARKERS[value] for value in params.params.values()
+                       if isinstance(value, str) and value in PARAM_MARKERS}
+        for marker in sorted(needed):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +39,11 @@ def pg_url():
 
     name = f"bs_test_{uuid.uuid4().hex[:8]}"
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(unreachable("postgres", admin, exc), pytrace=False)
+    with conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
@@ -66,8 +81,11 @@ def sqlite_engine(sqlite_url):
 def redis_url():
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()  # no flush: concurrent runs share this database, each under its own prefixes
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()  # no flush: concurrent runs share this database, each under its own prefixes
+    except redis.ConnectionError as exc:
+        pytest.fail(unreachable("redis", REDIS_URL, exc), pytrace=False)
     yield REDIS_URL
     client.close()
 
@@ -75,9 +93,13 @@ def redis_url():
 @pytest.fixture(scope="session")
 def amqp_url():
     from kombu import Connection
+    from kombu.exceptions import OperationalError
 
     with Connection(AMQP_URL, connect_timeout=5) as conn:
-        conn.ensure_connection(max_retries=1)
+        try:
+            conn.ensure_connection(max_retries=1)
+        except (OperationalError, *conn.connection_errors) as exc:
+            pytest.fail(unreachable("rabbitmq", AMQP_URL, exc), pytrace=False)
     return AMQP_URL
 
 

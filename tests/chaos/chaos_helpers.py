@@ -2,6 +2,7 @@
 database and on the roles' JSON logs."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import psycopg
 
 from billing_sync_emulator.webhooks import sign
+
 from contexts import wait_until  # noqa: F401  (the chaos tests import it from here)
 
 SECRET = "whsec_chaos_secret"
@@ -68,10 +70,8 @@ def log_records(path: Path) -> list[dict]:
     for line in Path(path).read_text(errors="replace").splitlines():
         line = line.strip()
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
-            except ValueError:
-                pass
     return records
 
 

@@ -7,6 +7,7 @@ loop, two pumps per connection.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -24,7 +25,7 @@ class TcpProxy:
 
     # -- control --------------------------------------------------------------------------------
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))
@@ -60,7 +61,7 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         return self.start() if self._listener is None else self
 
     def __exit__(self, *exc) -> None:
@@ -111,11 +112,7 @@ class TcpProxy:
 
 def _close(sock: socket.socket, shutdown: bool = False) -> None:
     if shutdown:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass

@@ -24,7 +24,7 @@ class OwnRedis:
         self.log_path = Path(log_path)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10) -> "OwnRedis":
+    def start(self, timeout: float = 10) -> OwnRedis:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -37,10 +37,10 @@ class OwnRedis:
                 try:
                     client.ping()
                     return self
-                except redis.ConnectionError:
+                except redis.ConnectionError as exc:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"redis-server on {self.port} did not start: "
-                                           + self.log_path.read_text(errors="replace")[-500:])
+                                           + self.log_path.read_text(errors="replace")[-500:]) from exc
                     time.sleep(0.05)
         finally:
             client.close()
@@ -52,7 +52,7 @@ class OwnRedis:
             self.proc.wait(10)
         self.proc = None
 
-    def restart(self) -> "OwnRedis":
+    def restart(self) -> OwnRedis:
         self.kill()
         return self.start()
 

@@ -70,7 +70,8 @@ def _drop_database(name: str) -> None:
 
 
 def _outcomes(watcher, ids: set[str]) -> list[dict]:
-    return [e for e in watcher.events if e["type"].startswith("billing.command.") and e["data"].get("command_id") in ids]
+    return [e for e in watcher.events
+            if e["type"].startswith("billing.command.") and e["data"].get("command_id") in ids]
 
 
 def test_two_deployments_on_one_broker_stay_isolated(deployments, shared_broker):
@@ -98,8 +99,8 @@ def test_two_deployments_on_one_broker_stay_isolated(deployments, shared_broker)
     for fleet, watcher, prefix, other in ((fleet_a, events_a, prefix_a, prefix_b),
                                          (fleet_b, events_b, prefix_b, prefix_a)):
         ids = set(sent[prefix])
-        watcher.wait_for(lambda e: len({o["data"]["command_id"] for o in _outcomes(watcher, ids)}) == len(ids),
-                         timeout=60)
+        watcher.wait_for(lambda e, watcher=watcher, ids=ids:
+                         len({o["data"]["command_id"] for o in _outcomes(watcher, ids)}) == len(ids), timeout=60)
         outcomes = list({o["id"]: o for o in _outcomes(watcher, ids)}.values())  # the relay is at-least-once
         assert len(outcomes) == COMMANDS_EACH, fleet.logs()  # exactly one outcome each
         assert {o["type"] for o in outcomes} == {"billing.command.completed"}, outcomes

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from billing_sync_emulator.server import EmulatorServer
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
+from billing_sync_emulator.server import EmulatorServer
 
 # The process-starting code is shared with the benchmarks (bench/sync_bench.py).
 from fleet_processes import FleetProcesses, fleet_env

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from billing_sync.client import publish_command
+
 from conftest import _fleet  # tests/e2e/conftest.py
 from contexts import wait_until
-
 
 
 @pytest.fixture(scope="module")

@@ -87,14 +87,16 @@ def catalog(client):
     """Two plans (prices by lookup key) whose products carry entitlement features."""
     features = {key: client.v1.entitlements.features.create(params={"name": key.title(), "lookup_key": key})
                 for key in ("dashboard", "exports", "sso")}
-    starter = client.v1.products.create(params={"id": "prod_starter", "name": "Starter", "metadata": {"plan": "starter"}})
+    starter = client.v1.products.create(params={"id": "prod_starter", "name": "Starter",
+                                                "metadata": {"plan": "starter"}})
     pro = client.v1.products.create(params={"id": "prod_pro", "name": "Pro", "metadata": {"plan": "pro"}})
     for product, keys in ((starter, ("dashboard", "exports")), (pro, ("dashboard", "exports", "sso"))):
         for key in keys:
             client.v1.products.features.create(product.id, params={"entitlement_feature": features[key].id})
     prices = {
         "starter": client.v1.prices.create(params={"product": starter.id, "unit_amount": 1900, "currency": "usd",
-                                                   "recurring": {"interval": "month"}, "lookup_key": "starter_monthly"}),
+                                                   "recurring": {"interval": "month"},
+                                                   "lookup_key": "starter_monthly"}),
         "pro": client.v1.prices.create(params={"product": pro.id, "unit_amount": 4900, "currency": "usd",
                                                "recurring": {"interval": "month"}, "lookup_key": "pro_monthly"}),
         "addon": client.v1.prices.create(params={"product_data": {"name": "Extra storage"}, "unit_amount": 500,

@@ -11,6 +11,7 @@ import pytest
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.bms.port import BillingGateway, CustomerView, SubscriptionView
 from billing_sync.errors import NotFound, PaymentFailed, PermanentError
+
 from fakes import FakeGateway
 
 

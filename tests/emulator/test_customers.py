@@ -108,7 +108,8 @@ def test_payment_method_token_attached_and_default(client, emulator):
     updated = client.v1.customers.update(other.id, params={"payment_method": "pm_card_mastercard",
                                                           "invoice_settings": {"default_payment_method":
                                                                                "pm_card_mastercard"}})
-    assert client.v1.payment_methods.retrieve(updated.invoice_settings.default_payment_method).card.brand == "mastercard"
+    default = updated.invoice_settings.default_payment_method
+    assert client.v1.payment_methods.retrieve(default).card.brand == "mastercard"
 
 
 def test_declined_card_fails_on_attach_as_in_stripe_test_mode(client):

@@ -66,9 +66,11 @@ def test_active_entitlements_follow_subscription_status(client, catalog, emulato
 
 def test_feature_attached_to_subscribed_product_updates_customers(client, catalog, emulator):
     customer = new_customer(client)
-    client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": catalog["prices"]["starter"].id}]})
+    client.v1.subscriptions.create(params={"customer": customer.id,
+                                           "items": [{"price": catalog["prices"]["starter"].id}]})
     before = len(emulator.events(SUMMARY))
-    pf = client.v1.products.features.create("prod_starter", params={"entitlement_feature": catalog["features"]["sso"].id})
+    pf = client.v1.products.features.create("prod_starter",
+                                            params={"entitlement_feature": catalog["features"]["sso"].id})
     assert keys(client, customer.id) == ["dashboard", "exports", "sso"]
     assert len(emulator.events(SUMMARY)) == before + 1
     client.v1.products.features.delete("prod_starter", pf.id)
@@ -97,5 +99,6 @@ def test_trialing_and_past_due_keep_entitlements_incomplete_does_not(client, cat
                                            "trial_period_days": 7})
     assert keys(client, trial.id) == ["dashboard", "exports"]
     failing = new_customer(client, pm="pm_card_chargeCustomerFail")
-    client.v1.subscriptions.create(params={"customer": failing.id, "items": [{"price": catalog["prices"]["starter"].id}]})
+    client.v1.subscriptions.create(params={"customer": failing.id,
+                                           "items": [{"price": catalog["prices"]["starter"].id}]})
     assert keys(client, failing.id) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing_sync.bootstrap import build_context
+
 from ingress_helpers import SECRETS, RabbitQueue, RedisQueue, closed_port
 
 

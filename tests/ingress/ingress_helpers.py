@@ -7,6 +7,7 @@ import socket
 from dramatiq.message import Message
 
 from billing_sync.ingress.signature import sign_header
+
 from hostile_events import valid_event
 
 SECRETS = ["whsec_previous", "whsec_current"]

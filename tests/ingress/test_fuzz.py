@@ -7,6 +7,7 @@ most examples are near-misses that reach deep into the checks rather than random
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import string
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from billing_sync.handlers.stripe_event import checked_event
 from billing_sync.ingress.app import create_app
 from billing_sync.ingress.read_api import routes
 from billing_sync.models import EntitlementSnapshot, Tenant, utcnow
+
 from contexts import make_context
 from fakes import FakeGateway
 from hostile_events import HOSTILE_EVENTS, patched, valid_event
@@ -64,10 +66,8 @@ def events(draw) -> object:
         event = patched(event, path, value)
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(PATHS))
-        try:
+        with contextlib.suppress(KeyError, TypeError, IndexError):  # a parent on the path was replaced already
             event = patched(event, path, draw(json_value))
-        except (KeyError, TypeError, IndexError):  # a parent on the path was replaced already
-            pass
     return event
 
 

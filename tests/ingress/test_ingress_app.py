@@ -7,6 +7,7 @@ import time
 import pytest
 
 from billing_sync.models import make_engine
+
 from ingress_helpers import SECRETS, body_of, closed_port, signed, stripe_event
 
 

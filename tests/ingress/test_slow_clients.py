@@ -14,6 +14,7 @@ import uvicorn
 from billing_sync.bootstrap import build_context
 from billing_sync.ingress.app import create_app
 from billing_sync.ingress.server import HttpLimits, uvicorn_config
+
 from ingress_helpers import SECRETS
 
 HEADER_TIMEOUT_S = 1.0
@@ -55,7 +56,7 @@ def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
         try:
             if sock.recv(65536) == b"":
                 return True
-        except socket.timeout:
+        except TimeoutError:
             continue
         except ConnectionResetError:
             return True
@@ -66,9 +67,10 @@ def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
 STALLED = {
     "nothing": b"",
     "half a request line": b"POST /webhooks/st",
-    "headers without the blank line": b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
-    "a body shorter than its Content-Length": (b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
-                                               b'{"id": "evt_1"'),
+    "headers without the blank line": (b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n"
+                                       b"Content-Type: application/json\r\n"),
+    "a body shorter than its Content-Length": (b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n"
+                                               b'Content-Length: 1000\r\n\r\n{"id": "evt_1"'),
     "a GET with a body it never sends": b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
 }
 

@@ -19,13 +19,12 @@ from sqlalchemy import select
 
 from billing_sync.client import CommandPublisher, publish_command
 from billing_sync.config import bus
-from billing_sync.models.text import db_text
-from billing_sync.models import DeadLetter, OutboxMessage, ProcessedMessage
 from billing_sync.handlers.command_schema import MAX_COMMAND_BYTES
+from billing_sync.models import DeadLetter, OutboxMessage, ProcessedMessage
+from billing_sync.models.text import db_text
 from billing_sync.workers.bridge import Bridge
+
 from contexts import Clock, make_context, wait_until
-
-
 
 
 @pytest.fixture(params=["redis", "rabbitmq", "memory"])
@@ -45,7 +44,7 @@ class Running:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.bridge.run, kwargs={"stop_event": self.stop_event}, daemon=True)
 
-    def __enter__(self) -> "Running":
+    def __enter__(self) -> Running:
         self.thread.start()
         assert self.bridge.ready.wait(10), "bridge never started consuming"
         return self
@@ -284,7 +283,8 @@ def test_a_valid_command_is_requeued_while_the_database_is_down(ctx, bus_url, ma
 
     outage = make_context(down, make_engine(down.database_url, connect_args={"connect_timeout": 1}), None, Clock())
     with Running(outage, bus_url) as running:
-        command_id = publish_command(bus_url, "billing.tenant.deleted", "t1", {}, queue_prefix=ctx.settings.queue_prefix)
+        command_id = publish_command(bus_url, "billing.tenant.deleted", "t1", {},
+                                     queue_prefix=ctx.settings.queue_prefix)
         wait_until(lambda: running.bridge.counts.get("requeued", 0) >= 2, timeout=15, what="requeues")
         assert running.sent == []  # never sent (nor acked) before it is recorded
     with Running(ctx, bus_url) as running:

@@ -4,6 +4,7 @@ own exchange; the default deployment keeps the documented exchange names; `billi
 makes commands published before any bridge ran routable; an unroutable command raises."""
 from __future__ import annotations
 
+import contextlib
 import queue as queue_module
 import threading
 import uuid
@@ -18,6 +19,7 @@ from billing_sync.config import bus
 from billing_sync.models import OutboxMessage, make_session_factory
 from billing_sync.workers.bridge import Bridge
 from billing_sync.workers.relay import Relay
+
 from contexts import Clock, make_context, wait_until
 
 
@@ -36,10 +38,8 @@ def deployments(bus_url):
         for prefix in prefixes:
             for entity in (bus.commands_queue(prefix), Queue(f"{prefix}.watch", bus.events_exchange(prefix)),
                            bus.commands_exchange(prefix), bus.events_exchange(prefix)):
-                try:
+                with contextlib.suppress(Exception):
                     entity(channel).delete()
-                except Exception:
-                    pass
 
 
 class RunningBridge:
@@ -120,9 +120,9 @@ def _drain(url: str, q: Queue, wait_s: float = 1.5) -> list[dict]:
 
 def test_an_unroutable_command_raises_and_bus_declare_makes_it_routable(bus_url, deployments, monkeypatch):
     prefix = deployments[0]
-    with CommandPublisher(bus_url, queue_prefix=prefix, declare_queue=False) as publisher:
-        with pytest.raises(Unroutable, match="bus declare"):
-            publisher.publish("tenant.deleted", "t1", {})
+    with (CommandPublisher(bus_url, queue_prefix=prefix, declare_queue=False) as publisher,
+          pytest.raises(Unroutable, match="bus declare")):
+        publisher.publish("tenant.deleted", "t1", {})
 
     monkeypatch.setenv("BILLING_BROKER_URL", bus_url)
     monkeypatch.setenv("BILLING_QUEUE_PREFIX", prefix)

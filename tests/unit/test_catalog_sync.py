@@ -4,6 +4,7 @@ from __future__ import annotations
 from billing_sync.bms.catalog_sync import ensure_catalog
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
+
 from fakes import FakeGateway
 
 

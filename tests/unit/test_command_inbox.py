@@ -14,6 +14,7 @@ from billing_sync.handlers import command_inbox
 from billing_sync.handlers.command_dispatch import handle_command
 from billing_sync.handlers.command_schema import parse_command
 from billing_sync.models import CommandInbox, DeadLetter, OutboxMessage
+
 from fakes import FakeWorld
 
 

@@ -3,13 +3,14 @@ repeats its request under the same idempotency key, so a refactoring must not ch
 or a key (Stripe would answer an idempotency error, or make a second object for a new key)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from billing_sync.client import command_envelope
 from billing_sync.handlers.command_dispatch import handle_command
+
 from fakes import FakeWorld
 
-AT = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 READS = ("retrieve_", "find_", "list_")
 
 

@@ -2,15 +2,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from billing_sync.client import command_envelope
 from billing_sync.errors import InvalidMessage
-from billing_sync.handlers.command_schema import (COMMAND_TYPES, MAX_COMMAND_BYTES, MAX_QUANTITY, SubscriptionCancel,
-                                                  TenantProvisioned, UsageRecorded, decode_envelope, parse_command,
-                                                  readable_ids)
+from billing_sync.handlers.command_schema import (
+    COMMAND_TYPES,
+    MAX_COMMAND_BYTES,
+    MAX_QUANTITY,
+    SubscriptionCancel,
+    TenantProvisioned,
+    UsageRecorded,
+    decode_envelope,
+    parse_command,
+    readable_ids,
+)
 from billing_sync.handlers.registry import COMMAND_HANDLERS
 
 
@@ -34,7 +42,7 @@ def test_a_valid_command():
     assert (cmd.id, cmd.type, cmd.tenant_id, cmd.short_type) == ("cmd-1", "billing.subscription.change", "t1",
                                                                  "subscription.change")
     assert cmd.data.seats == 2 and cmd.data.plan is None
-    assert cmd.time == datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+    assert cmd.time == datetime(2026, 11, 2, 12, tzinfo=UTC)
 
 
 def test_the_client_builds_valid_commands_for_every_type():

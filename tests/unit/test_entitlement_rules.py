@@ -2,7 +2,7 @@
 plus enrichment and the choice among several subscriptions. No database here."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.handlers.entitlement_rules import ItemState, ProductInfo, SubscriptionState, derive
 
 CATALOG = load_catalog(DEFAULT_CATALOG)
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 PERIOD_END = NOW + timedelta(days=20)
 GRACE = timedelta(days=CATALOG.past_due_grace_days)
 

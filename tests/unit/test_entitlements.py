@@ -2,7 +2,7 @@
 bumped only on a real change, and billing.entitlements.changed queued with it."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
@@ -10,7 +10,7 @@ from billing_sync.handlers.entitlements import refresh_entitlements
 from billing_sync.models import EntitlementSnapshot, OutboxMessage, Subscription, SubscriptionItem
 
 CATALOG = load_catalog(DEFAULT_CATALOG)
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 PERIOD_END = NOW + timedelta(days=20)
 PRO = ["audit_log", "dashboard", "exports", "sso"]
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing_sync.bms.rate_limit import (LocalRateLimiter, RedisRateLimiter, default_burst,
-                                         make_rate_limiter)
+from billing_sync.bms.rate_limit import LocalRateLimiter, RedisRateLimiter, default_burst, make_rate_limiter
 
 
 class FakeClock:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from billing_sync.contract.stripe_event import MAX_DEPTH, NotJSON, event_problem, loads
+
 from hostile_events import HOSTILE_EVENTS, deep, hostile_event, valid_event
 
 # Stripe's published example objects, as the emulator ships them.

@@ -7,8 +7,9 @@ import dataclasses
 
 import pytest
 
-from billing_sync.handlers.reconcile import MASS_CHANGE_FLOOR, MassChangeRefused, sweep
 from billing_sync.errors import SafetyRefusal
+from billing_sync.handlers.reconcile import MASS_CHANGE_FLOOR, MassChangeRefused, sweep
+
 from fakes import FakeGateway
 from test_event_handlers import World
 

@@ -1,13 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 19:54:22.256115
 """
-from alembic import op
 import sqlalchemy as sa
-import billing_sync.models.tables
+from alembic import op
 
+import billing_sync.models.tables
 
 revision = '0001'
 down_revision = None

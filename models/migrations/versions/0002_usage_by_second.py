@@ -9,7 +9,6 @@ in the same period, so every quota check still counts it where it counted before
 """
 from alembic import op
 
-
 revision = '0002'
 down_revision = '0001'
 branch_labels = None

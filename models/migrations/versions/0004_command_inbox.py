@@ -4,10 +4,10 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01 10:58:43.898031
 """
-from alembic import op
 import sqlalchemy as sa
-import billing_sync.models.tables
+from alembic import op
 
+import billing_sync.models.tables
 
 revision = '0004'
 down_revision = '0003'
