@@ -49,13 +49,6 @@ def customer_id_of(obj: dict) -> str | None:
     return id_of(obj.get("customer"))
 
 
-def subscription_id_of_invoice(invoice: dict) -> str | None:
-    """The invoice's subscription: `parent.subscription_details.subscription` in API 2026-10-28,
-    top-level `subscription` in older versions."""
-    details = ((invoice.get("parent") or {}).get("subscription_details") or {})
-    return id_of(details.get("subscription") or invoice.get("subscription")) or None
-
-
 # -- customers --------------------------------------------------------------------------------
 
 
