@@ -9,7 +9,8 @@ from __future__ import annotations
 from ..models import Tenant, UnitOfWork
 from .stripe_event import StripeEvent
 from .stripe_family import TenantFamily
-from .stripe_state import apply_active_entitlements, refresh_products, tenant_product_ids
+from .mirror import apply_active_entitlements
+from .products import refresh_products
 
 
 def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent | None) -> list[str]:
@@ -19,7 +20,7 @@ def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, event: Stripe
     if event is not None and event.fresh(tenant.entitlements_synced_at):
         return []
     read_at = ctx.now()  # before the read (see StripeEvent.fresh)
-    keys = ctx.bms.list_active_entitlement_keys(tenant.stripe_customer_id)
+    keys = ctx.bms.active_entitlement_keys(tenant.stripe_customer_id)
     return apply_active_entitlements(tenant, keys, read_at)
 
 
@@ -28,7 +29,7 @@ def _resync(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent) -> None:
     # Stripe has no event for a feature attached to or detached from a product: it sends this
     # summary to every customer of the product instead. So the tenant's products are refreshed
     # too (once for all the summaries of one change; see refresh_products).
-    refresh_products(uow.session, ctx, tenant_product_ids(uow.session, tenant.id), event.fresh_after)
+    refresh_products(uow, ctx, uow.subscriptions.product_ids_of_tenant(tenant.id), event.fresh_after)
 
 
 SUMMARY_EVENTS = TenantFamily(resync=_resync)

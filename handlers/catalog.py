@@ -7,12 +7,10 @@ items that use it. Then every tenant with an item on that product or price is re
 """
 from __future__ import annotations
 
-from sqlalchemy import or_, select
-
-from ..models import Subscription, SubscriptionItem, Tenant, UnitOfWork
+from ..models import Tenant, UnitOfWork
+from .products import refresh_products
 from .stripe_event import StripeEvent
 from .stripe_family import CatalogChange, CatalogFamily
-from .stripe_state import refresh_products
 
 
 def _change_of(event: StripeEvent) -> CatalogChange | None:
@@ -28,33 +26,21 @@ def _reread(uow: UnitOfWork, ctx, event: StripeEvent, change: CatalogChange) -> 
     """Refresh the product (one new to us too); the price's lookup_key now, for a price event."""
     lookup_key = None
     if change.price_id:
-        price = ctx.bms.retrieve_price(change.price_id)
-        lookup_key = price.get("lookup_key") if price else None
-    refresh_products(uow.session, ctx, {change.product_id}, event.fresh_after)
+        price = ctx.bms.price(change.price_id)
+        lookup_key = price.lookup_key if price else None
+    refresh_products(uow, ctx, {change.product_id}, event.fresh_after)
     return lookup_key
 
 
 def _apply(uow: UnitOfWork, tenant: Tenant, change: CatalogChange, lookup_key: str | None) -> None:
     """A lookup_key moved to or from the price: the tenant's items on that price follow it."""
-    if not change.price_id:
-        return
-    items = uow.session.execute(
-        select(SubscriptionItem).join(Subscription)
-        .where(Subscription.tenant_id == tenant.id, SubscriptionItem.price_id == change.price_id)
-    ).scalars()
-    for item in items:
-        item.price_lookup_key = lookup_key
-
-
-def affected_tenants(uow: UnitOfWork, change: CatalogChange) -> list[str]:
-    """Tenants with a subscription item on the product (or the price)."""
-    condition = SubscriptionItem.product_id == change.product_id
     if change.price_id:
-        condition = or_(condition, SubscriptionItem.price_id == change.price_id)
-    rows = uow.session.execute(
-        select(Subscription.tenant_id).join(SubscriptionItem).where(condition).distinct()
-    ).scalars()
-    return sorted(set(rows))
+        for item in uow.subscriptions.items_on_price(tenant.id, change.price_id):
+            item.price_lookup_key = lookup_key
 
 
-CATALOG_EVENTS = CatalogFamily(change_of=_change_of, reread=_reread, tenants=affected_tenants, apply=_apply)
+def _tenants(uow: UnitOfWork, change: CatalogChange) -> list[str]:
+    return uow.subscriptions.tenants_on(change.product_id, change.price_id)
+
+
+CATALOG_EVENTS = CatalogFamily(change_of=_change_of, reread=_reread, tenants=_tenants, apply=_apply)

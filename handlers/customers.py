@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..models import Tenant, UnitOfWork
 from .stripe_event import StripeEvent
 from .stripe_family import TenantFamily
-from .stripe_state import apply_customer
+from .mirror import apply_customer
 
 
 def sync_customer(uow: UnitOfWork, tenant: Tenant, ctx, customer_id: str, event: StripeEvent | None) -> list[str]:
@@ -16,8 +16,8 @@ def sync_customer(uow: UnitOfWork, tenant: Tenant, ctx, customer_id: str, event:
     if event is not None and tenant.stripe_customer_id == customer_id and event.fresh(tenant.customer_synced_at):
         return []
     read_at = ctx.now()  # before the read (see StripeEvent.fresh)
-    customer = ctx.bms.retrieve_customer(customer_id)
-    return apply_customer(uow.session, tenant, customer_id, customer, read_at)
+    customer = ctx.bms.customer(customer_id)
+    return apply_customer(uow, tenant, customer_id, customer, read_at)
 
 
 def _resync(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent) -> None:

@@ -23,7 +23,8 @@ from ..models import UnitOfWork, database_errors_are_transient
 from .entitlements import refresh_entitlements
 from .stripe_event import StripeEvent
 from .stripe_family import CatalogFamily, StripeFamily, TenantFamily
-from .stripe_state import apply_customer, tenant_id_of
+from ..bms.port import CustomerView
+from .mirror import apply_customer
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +72,7 @@ class _Resolved:
     tenant_id: str | None
     # The customer, when resolving had to read it from Stripe. Never None once a tenant was
     # found that way: the tenant id came from this very customer's metadata.
-    customer: dict | None = None
+    customer: CustomerView | None = None
     read_at: datetime | None = None  # when `customer` was read (stamped before the read)
 
 
@@ -84,8 +85,8 @@ def _resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: str | None) ->
     if hint is not None:  # the parsed event's metadata tenant id follows the rule
         return _Resolved(hint)
     read_at = ctx.now()
-    customer = ctx.bms.retrieve_customer(customer_id)
-    return _Resolved(tenant_id_of(customer), customer, read_at)
+    customer = ctx.bms.customer(customer_id)
+    return _Resolved(customer.tenant_id if customer else None, customer, read_at)
 
 
 def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
@@ -113,11 +114,11 @@ def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
             customer, read_at = resolved.customer, resolved.read_at
             if customer is None:
                 read_at = ctx.now()  # stamped before the read (see StripeEvent.fresh)
-                customer = ctx.bms.retrieve_customer(customer_id)
+                customer = ctx.bms.customer(customer_id)
             if customer is None:
                 uow.rollback()
                 return record_ignored(ctx, event, "customer_gone", resolved.tenant_id)
-            apply_customer(uow.session, tenant, customer_id, customer, read_at)
+            apply_customer(uow, tenant, customer_id, customer, read_at)
         elif tenant.stripe_customer_id != customer_id:
             log.warning("stripe_event.other_customer", event_id=event.id, tenant_id=tenant.id,
                         customer=customer_id, tenant_customer=tenant.stripe_customer_id)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..models import Subscription, Tenant, UnitOfWork
+from ..models import Tenant, UnitOfWork
 from .active_entitlements import sync_active_entitlements
 from .stripe_event import StripeEvent
 from .stripe_family import TenantFamily, no_tenant_hint
-from .stripe_state import apply_subscription, ensure_products, product_ids_of
+from .mirror import apply_subscription, product_ids_of
+from .products import ensure_products
 
 
 def sync_subscription(uow: UnitOfWork, tenant: Tenant, ctx, subscription_id: str,
@@ -23,13 +24,13 @@ def sync_subscription(uow: UnitOfWork, tenant: Tenant, ctx, subscription_id: str
     When it really changed, the customer's Stripe active entitlements are re-read too: a plan
     change usually changes them, and Stripe's own summary event may come later or not at all.
     """
-    row = uow.session.get(Subscription, subscription_id)
+    row = uow.subscriptions.get(subscription_id)
     if row is not None and event is not None and event.fresh(row.synced_at):
         return []
     read_at = ctx.now()  # before the read: an event received during it is not "already reflected"
-    sub = ctx.bms.retrieve_subscription(subscription_id)
-    changes = apply_subscription(uow.session, tenant, subscription_id, sub, read_at)
-    ensure_products(uow.session, ctx, product_ids_of(sub))
+    sub = ctx.bms.subscription(subscription_id)
+    changes = apply_subscription(uow, tenant, subscription_id, sub, read_at)
+    ensure_products(uow, ctx, product_ids_of(sub))
     if changes:
         changes += sync_active_entitlements(uow, tenant, ctx, event)
     return changes

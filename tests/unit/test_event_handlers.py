@@ -437,7 +437,7 @@ def test_a_worker_clock_slightly_ahead_of_the_ingress_does_not_skip_an_event(wor
 def test_an_event_received_after_the_sweep_listed_stripe_is_read_again(world):
     """The sweep lists everything first and applies it later: the copies are stamped with the
     time of the listing, not of the apply, so a change made in between is not skipped."""
-    from billing_sync.handlers.reconcile import sweep
+    from billing_sync.handlers.sweep import sweep
 
     _, sub = world.tenant_on("t1", "pro", quantity=2)
     world.deliver(world.gw.add_event("customer.subscription.created", sub))

@@ -5,15 +5,10 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync.errors import TransientError
-from billing_sync.handlers.reconcile import (
-    CATCH_UP_OVERLAP_S,
-    EVENTS_CURSOR,
-    SWEEP_CURSOR,
-    catch_up,
-    reconcile_tenant,
-    sweep,
-)
+from billing_sync.handlers.catch_up import CATCH_UP_OVERLAP_S, EVENTS_CURSOR, catch_up
 from billing_sync.handlers.event_dispatch import handle_stripe_event
+from billing_sync.handlers.reconcile import reconcile_tenant
+from billing_sync.handlers.sweep import SWEEP_CURSOR, sweep
 from billing_sync.models import OutboxMessage, SyncCursor, Tenant
 from test_event_handlers import World
 
@@ -163,7 +158,7 @@ def test_reconcile_cause_is_recorded(world):
 
 
 def test_refresh_due_applies_time_rules_without_stripe(world):
-    from billing_sync.handlers.reconcile import refresh_due
+    from billing_sync.handlers.lapses import refresh_due
 
     _, lapsing = world.tenant_on("grace", "pro")
     _, ending = world.tenant_on("ending", "pro", period_end=world.gw.now_ts() + 3600)
