@@ -69,7 +69,7 @@ def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, cause: str | None
     snapshot.period_end = ent.period_end
     snapshot.cause = (cause or "")[:128] or None
     snapshot.updated_at = ctx.now()
-    uow.add_event("billing.entitlements.changed", tenant.id,
+    uow.outbox.add("billing.entitlements.changed", tenant.id,
                   {"tenant_id": tenant.id, "version": version, **ent.as_data(), "cause": cause})
     log.info("entitlements.changed", tenant_id=tenant.id, version=version, plan=ent.plan,
              status=ent.status, cause=cause)

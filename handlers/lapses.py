@@ -23,7 +23,7 @@ def refresh_due(ctx, cause: str = "schedule") -> int:
     changed = 0
     for tenant_id in tenant_ids:
         with ctx.uow() as uow:
-            tenant = uow.lock_tenant(tenant_id)
+            tenant = uow.tenants.lock(tenant_id)
             changed += refresh_entitlements(uow, tenant, ctx, cause=cause)
             uow.commit()
     if changed:

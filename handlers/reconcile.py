@@ -32,7 +32,7 @@ def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: boo
     """
     with ctx.uow() as uow:
         known = uow.tenants.get(tenant_id) is not None
-        tenant = uow.lock_tenant(tenant_id)
+        tenant = uow.tenants.lock(tenant_id)
         now = listed_at or ctx.now()  # before any read of what is applied with it
         customer_id = tenant.stripe_customer_id
         if customer is UNREAD:

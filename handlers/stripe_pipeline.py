@@ -44,9 +44,9 @@ def run(event: StripeEvent, family: StripeFamily | None, ctx) -> str:
 def record_ignored(ctx, event: StripeEvent, reason: str, tenant_id: str | None = None) -> str:
     """Ledger an event we do not act on, so a redelivery is a visible duplicate, not new work."""
     with ctx.uow() as uow:
-        if uow.already_processed(event.id):
+        if uow.ledger.contains(event.id):
             return "duplicate"
-        uow.record_processed(event.id, kind=KIND, type=event.type, tenant_id=tenant_id, outcome="ignored",
+        uow.ledger.record(event.id, kind=KIND, type=event.type, tenant_id=tenant_id, outcome="ignored",
                              reason=reason)
         if not _commit_ledger(uow):
             return "duplicate"
@@ -79,7 +79,7 @@ class _Resolved:
 def _resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: str | None) -> _Resolved:
     """Which tenant a customer belongs to: our mapping, else the payload's metadata `tenant_id`
     (an identity we wrote; it does not go stale), else the customer read from Stripe."""
-    tenant = uow.tenant_by_customer(customer_id)
+    tenant = uow.tenants.by_customer(customer_id)
     if tenant is not None:
         return _Resolved(tenant.id)
     if hint is not None:  # the parsed event's metadata tenant id follows the rule
@@ -99,14 +99,14 @@ def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
     if not customer_id:
         return record_ignored(ctx, event, "no_customer")
     with database_errors_are_transient(), ctx.uow() as uow:
-        if uow.already_processed(event.id):  # cheap early exit; checked again under the lock
+        if uow.ledger.contains(event.id):  # cheap early exit; checked again under the lock
             return "duplicate"
         resolved = _resolve_tenant(uow, ctx, customer_id, family.tenant_hint(event))
         if resolved.tenant_id is None:
             uow.rollback()
             return record_ignored(ctx, event, "no_tenant")
-        tenant = uow.lock_tenant(resolved.tenant_id)
-        if uow.already_processed(event.id):
+        tenant = uow.tenants.lock(resolved.tenant_id)
+        if uow.ledger.contains(event.id):
             return "duplicate"
         if tenant.stripe_customer_id is None:
             # First sight of this customer for the tenant (made in the dashboard, or the
@@ -126,7 +126,7 @@ def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
             return record_ignored(ctx, event, "not_tenant_customer", resolved.tenant_id)
         family.resync(uow, tenant, ctx, event)
         changed = refresh_entitlements(uow, tenant, ctx, cause=event.id)
-        uow.record_processed(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome="applied")
+        uow.ledger.record(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome="applied")
         if not _commit_ledger(uow):
             return "duplicate"
     log.info("stripe_event.processed", event_id=event.id, type=event.type, tenant_id=resolved.tenant_id,
@@ -143,7 +143,7 @@ def _for_catalog(ctx, event: StripeEvent, family: CatalogFamily) -> str:
         return record_ignored(ctx, event, "no_product")
 
     with ctx.uow() as uow:
-        if uow.already_processed(event.id):
+        if uow.ledger.contains(event.id):
             return "duplicate"
         read = family.reread(uow, ctx, event, change)
         uow.commit()
@@ -153,15 +153,15 @@ def _for_catalog(ctx, event: StripeEvent, family: CatalogFamily) -> str:
     changed = 0
     for tenant_id in tenants:
         with ctx.uow() as uow:
-            tenant = uow.lock_tenant(tenant_id)
+            tenant = uow.tenants.lock(tenant_id)
             family.apply(uow, tenant, change, read)  # tenant rows change only under its lock
             changed += refresh_entitlements(uow, tenant, ctx, cause=event.id)
             uow.commit()
 
     with ctx.uow() as uow:
-        if uow.already_processed(event.id):
+        if uow.ledger.contains(event.id):
             return "duplicate"
-        uow.record_processed(event.id, kind=KIND, type=event.type, outcome="applied")
+        uow.ledger.record(event.id, kind=KIND, type=event.type, outcome="applied")
         if not _commit_ledger(uow):
             return "duplicate"
     log.info("stripe_event.catalog", event_id=event.id, type=event.type, product=change.product_id,
