@@ -9,8 +9,9 @@ nothing from Stripe, so handlers may import it; they never import the adapter.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 # A subscription in one of these states is over; anything else is the tenant's live subscription.
 ENDED_STATUSES = ("canceled", "incomplete_expired")

@@ -3,8 +3,8 @@ Stripe-event handlers and the reconciler keep equal to what Stripe last said, an
 entitlement rules are derived from."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session

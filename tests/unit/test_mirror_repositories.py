@@ -2,11 +2,11 @@
 reaches, whose entitlements may have lapsed with time, and a product row created once."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from billing_sync.models import EntitlementSnapshot, Subscription, SubscriptionItem, UnitOfWork, make_session_factory
 
-T0 = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def _uow(engine) -> UnitOfWork:
