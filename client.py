@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from kombu import Connection, Producer
+from kombu import Connection, Exchange, Producer, Queue
 from kombu.common import maybe_declare
 
 from .config import bus
@@ -59,11 +59,11 @@ class CommandPublisher:
     def __init__(self, url_or_connection: str | Connection, *, source: str = "product",
                  queue_prefix: str | None = None, validate: bool = True, declare_queue: bool = True):
         self._own = isinstance(url_or_connection, str)
-        self.connection = bus.connect(url_or_connection) if self._own else url_or_connection
+        self.connection = bus.connect(url_or_connection) if isinstance(url_or_connection, str) else url_or_connection
         self.source = source
         self.validate = validate
         self.exchange = bus.commands_exchange(queue_prefix)
-        self._declare = [self.exchange]
+        self._declare: list[Exchange | Queue] = [self.exchange]
         if queue_prefix and declare_queue:
             self._declare.append(bus.commands_queue(queue_prefix))
         self._producer: Producer | None = None

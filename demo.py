@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import httpx
 import stripe
@@ -126,12 +127,15 @@ def run_demo(host: str = "127.0.0.1", port: int = 0) -> int:
 
 def _play(fleet: Fleet, watcher: EventWatcher) -> int:
     s = fleet.settings
-    dashboard = stripe.StripeClient("sk_test_support_staff", base_addresses={"api": fleet.emulator.url})
+    if fleet.emulator is None:
+        raise RuntimeError("the demo plays against the bundled Stripe emulator")
+    emulator = fleet.emulator
+    dashboard = stripe.StripeClient("sk_test_support_staff", base_addresses={"api": emulator.url})
     api = httpx.Client(base_url=fleet.ingress_url,
                        headers={"Authorization": f"Bearer {s.api_tokens[0].get_secret_value()}"})
     timeline = Timeline()
     tenant = f"acme-{uuid.uuid4().hex[:4]}"
-    print(f"billing-sync demo: fleet on {fleet.ingress_url}, Stripe emulator on {fleet.emulator.url}")
+    print(f"billing-sync demo: fleet on {fleet.ingress_url}, Stripe emulator on {emulator.url}")
 
     def command(type: str, data: dict) -> str:
         return publish_command(s.event_bus_url, type, data["tenant_id"], data, queue_prefix=s.queue_prefix)
@@ -144,7 +148,7 @@ def _play(fleet: Fleet, watcher: EventWatcher) -> int:
         return watcher.wait_for(lambda e: _is(e, "billing.entitlements.changed", tenant_id=tenant, **data),
                                 since=since)
 
-    def subscription() -> dict:
+    def subscription() -> stripe.Subscription:
         customer = dashboard.v1.customers.search(params={"query": f"metadata['tenant_id']:'{tenant}'"}).data[0]
         return dashboard.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data[0]
 
@@ -210,9 +214,10 @@ def _play(fleet: Fleet, watcher: EventWatcher) -> int:
     def period_ends() -> str:
         mark = watcher.mark()
         sub = subscription()
-        customer = dashboard.v1.customers.retrieve(sub.customer)
+        customer = dashboard.v1.customers.retrieve(cast(str, sub.customer))  # not expanded: an id
         period_end = sub["items"].data[0].current_period_end
-        dashboard.v1.test_helpers.test_clocks.advance(customer.test_clock, params={"frozen_time": period_end + 3600})
+        dashboard.v1.test_helpers.test_clocks.advance(cast(str, customer.test_clock),
+                                                      params={"frozen_time": period_end + 3600})
         ent = entitlements(mark, plan="free")
         return f"test clock passed the period end; entitlements v{ent['data']['version']} plan=free"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -18,6 +19,9 @@ import uvicorn
 from .bootstrap import Context, build_context
 from .config.settings import Settings, get_settings
 from .models.migrate import upgrade
+
+if TYPE_CHECKING:  # imported when the settings ask for the emulator
+    from billing_sync_emulator.server import EmulatorServer
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +35,7 @@ class Fleet:
     port: int = 0
     threads: int = 4
     ctx: Context | None = None
-    emulator: object | None = None
+    emulator: EmulatorServer | None = None
     ingress_url: str = ""
     _stoppers: list = field(default_factory=list)
 

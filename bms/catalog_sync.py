@@ -28,7 +28,7 @@ def ensure_catalog(gateway, catalog: Catalog) -> dict[str, dict]:
     prices: dict[str, dict] = {}
     products = None  # listed lazily, only when a price is missing
     for plan in catalog.paid_plans:
-        price = gateway.find_price_by_lookup_key(plan.price.lookup_key)
+        price = gateway.find_price_by_lookup_key(plan.paid_price.lookup_key)
         if price is not None and _matches(price, plan):
             prices[plan.key] = price
             continue
@@ -39,10 +39,10 @@ def ensure_catalog(gateway, catalog: Catalog) -> dict[str, dict]:
             product_id = product_id["id"]
         params = {
             "product": product_id,
-            "lookup_key": plan.price.lookup_key,
-            "unit_amount": plan.price.unit_amount,
-            "currency": plan.price.currency,
-            "recurring": {"interval": plan.price.interval},
+            "lookup_key": plan.paid_price.lookup_key,
+            "unit_amount": plan.paid_price.unit_amount,
+            "currency": plan.paid_price.currency,
+            "recurring": {"interval": plan.paid_price.interval},
             "metadata": {"plan": plan.key},
         }
         if price is not None:
@@ -55,9 +55,9 @@ def ensure_catalog(gateway, catalog: Catalog) -> dict[str, dict]:
 
 def _matches(price: dict, plan: Plan) -> bool:
     recurring = price.get("recurring") or {}
-    return (price.get("unit_amount") == plan.price.unit_amount
-            and price.get("currency") == plan.price.currency
-            and recurring.get("interval") == plan.price.interval)
+    return (price.get("unit_amount") == plan.paid_price.unit_amount
+            and price.get("currency") == plan.paid_price.currency
+            and recurring.get("interval") == plan.paid_price.interval)
 
 
 def _product_for(gateway, plan: Plan, products: list[dict]) -> str:

@@ -30,6 +30,13 @@ class Plan(BaseModel):
     limits: dict[str, int] = Field(default_factory=dict)
     per_seat: dict[str, int] = Field(default_factory=dict)
 
+    @property
+    def paid_price(self) -> CatalogPrice:
+        """The price of a paid plan (`Catalog.paid_plans`); a free plan has none."""
+        if self.price is None:
+            raise ValueError(f"plan {self.key!r} is free: it has no price")
+        return self.price
+
 
 class Meter(BaseModel):
     key: str

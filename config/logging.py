@@ -26,9 +26,12 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
+from structlog.typing import Processor
 
 OUR_LOGGERS = ("billing_sync", "billing_sync_emulator")
 
@@ -87,15 +90,19 @@ def _scrub(value: object) -> object:
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, dict):
-        return {key: REDACTED if isinstance(key, str) and _SECRET_KEYS.search(key) else _scrub(item)
-                for key, item in value.items()}
+        return _scrub_mapping(value)
     if isinstance(value, (list, tuple)):
         return [_scrub(item) for item in value]
     return value
 
 
-def scrub_secrets(_logger, _name, event_dict: dict) -> dict:
-    return _scrub(event_dict)
+def _scrub_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {key: REDACTED if isinstance(key, str) and _SECRET_KEYS.search(key) else _scrub(item)
+            for key, item in value.items()}
+
+
+def scrub_secrets(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    return _scrub_mapping(event_dict)
 
 
 class _JsonSafeHandler(logging.StreamHandler):
@@ -135,7 +142,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> No
     if not isinstance(numeric_level, int):
         numeric_level = logging.INFO
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

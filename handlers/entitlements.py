@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
+from sqlalchemy import select
+
 from ..config.catalog import Catalog
-from ..models import EntitlementSnapshot, Subscription, Tenant, UnitOfWork
+from ..models import EntitlementSnapshot, Product, Subscription, Tenant
 from .entitlement_rules import Entitlements, ItemState, ProductInfo, SubscriptionState, derive
 
 log = structlog.get_logger(__name__)
@@ -30,13 +32,16 @@ def subscription_state(row: Subscription) -> SubscriptionState:
     )
 
 
-def current_entitlements(uow: UnitOfWork, tenant: Tenant, catalog: Catalog, now: datetime) -> Entitlements:
+def current_entitlements(session, tenant: Tenant, catalog: Catalog, now: datetime) -> Entitlements:
     """Derive from the local mirror rows of one tenant."""
-    rows = uow.subscriptions.of_tenant(tenant.id)
+    rows = session.execute(select(Subscription).where(Subscription.tenant_id == tenant.id)).scalars().all()
     states = [subscription_state(row) for row in rows]
     product_ids = {item.product_id for row in rows for item in row.items if item.product_id}
-    products = {product.id: ProductInfo(metadata=dict(product.metadata_ or {}), features=tuple(product.features or ()))
-                for product in uow.products.among(product_ids)}
+    products = {}
+    if product_ids:
+        for product in session.execute(select(Product).where(Product.id.in_(product_ids))).scalars():
+            products[product.id] = ProductInfo(metadata=dict(product.metadata_ or {}),
+                                               features=tuple(product.features or ()))
     return derive(catalog, states, tenant.stripe_features or (), products, now)
 
 
@@ -50,12 +55,13 @@ def _same(snapshot: EntitlementSnapshot, ent: Entitlements) -> bool:
     )
 
 
-def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, cause: str | None) -> bool:
+def refresh_entitlements(uow, tenant: Tenant, ctx, cause: str | None) -> bool:
     """Re-derive the tenant's entitlements; on a real change (or a first snapshot) bump the
     version and queue billing.entitlements.changed. The caller holds the tenant lock, so the
     version read here is the latest and the bump cannot race. Returns whether it changed."""
-    uow.flush()  # the handler's row changes must be visible to the queries below
-    ent = current_entitlements(uow, tenant, ctx.catalog, ctx.now())
+    session = uow.session
+    session.flush()  # the handler's row changes must be visible to the query below
+    ent = current_entitlements(session, tenant, ctx.catalog, ctx.now())
     current = uow.snapshots.get(tenant.id)
     if current is not None and _same(current, ent):
         return False
@@ -69,7 +75,7 @@ def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, cause: str | None
     snapshot.period_end = ent.period_end
     snapshot.cause = (cause or "")[:128] or None
     snapshot.updated_at = ctx.now()
-    uow.outbox.add("billing.entitlements.changed", tenant.id,
+    uow.add_event("billing.entitlements.changed", tenant.id,
                   {"tenant_id": tenant.id, "version": version, **ent.as_data(), "cause": cause})
     log.info("entitlements.changed", tenant_id=tenant.id, version=version, plan=ent.plan,
              status=ent.status, cause=cause)

@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 PG_CONNECT_TIMEOUT_S = 10
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str | URL, **kwargs) -> Engine:
     """An engine for `url`. SQL parameters (e-mail addresses, names, webhook payloads) never
     appear in an error message or a log line: `hide_parameters=True`."""
     kwargs.setdefault("hide_parameters", True)

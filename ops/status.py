@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import Callable, TextIO, cast
 
 from sqlalchemy import text
 
@@ -105,9 +105,11 @@ def _redis_queue_depths(client, namespace: str) -> list[Check]:
 def _rabbitmq_queue_depths(settings) -> list[Check]:
     """RabbitMQ queue names come from our actors' declarations; a declare reads each depth."""
     try:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
         from ..workers.broker import make_broker
 
-        broker = make_broker(settings, make_current=False)
+        broker = cast(RabbitmqBroker, make_broker(settings, make_current=False))  # the settings name RabbitMQ
     except Exception as exc:
         return [Check("  queues", INFO, f"depths unavailable ({type(exc).__name__})")]
     checks = []

@@ -17,7 +17,10 @@ def run(connection) -> None:
 if connection is not None:
     run(connection)
 else:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: no sqlalchemy.url (billing-sync db upgrade passes it)")
+    engine = make_engine(url)
     with engine.connect() as conn:
         run(conn)
     engine.dispose()
