@@ -1,13 +1,15 @@
-"""What the command handlers need from Stripe, in their own words: the `BillingGateway` port and
-the typed views it answers with.
+"""What the handlers need from Stripe, in their own words: the `BillingGateway` port and the typed
+views it answers with.
 
 Handlers decide on these views and ask for intents (start a subscription, schedule its
-cancellation); how each intent becomes a Stripe request (`proration_behavior`, `cancel_at: ""`,
-search syntax) is the adapter's business (bms/requests.py, sent by bms/gateway.py). This module
-imports nothing from Stripe, so handlers may import it; they never import the adapter.
+cancellation) or reads (a subscription, every customer); how each becomes a Stripe request
+(`proration_behavior`, `cancel_at: ""`, search syntax, pagination) and how Stripe's objects become
+views is the adapter's business (bms/requests.py, sent by bms/gateway.py). This module imports
+nothing from Stripe, so handlers may import it; they never import the adapter.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +24,8 @@ class CustomerView:
     tenant_id: str | None
     test_clock: str | None
     has_payment_method: bool  # a default payment method or source: a first payment can be charged
+    name: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class ItemView:
     metered: bool  # billed by usage, so it carries no seats
     current_period_start: int | None
     current_period_end: int | None
+    product_id: str | None = None  # the price's product
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class SubscriptionView:
     cancel_at_period_end: bool
     cancel_at: int | None
     items: tuple[ItemView, ...]
+    trial_end: int | None = None
+    # The billing period: the span of the items' periods (API 2026-10-28 keeps it on each item),
+    # else the subscription's own (older API versions).
+    period_start: int | None = None
+    period_end: int | None = None
 
     @property
     def ended(self) -> bool:
@@ -61,8 +71,24 @@ class SubscriptionView:
         return (self.status, self.cancel_at_period_end, self.cancel_at, items)
 
 
+@dataclass(frozen=True)
+class ProductView:
+    id: str
+    name: str | None
+    active: bool
+    metadata: dict[str, str]  # plan, features, limit_<name>: read by the entitlement rules
+
+
+@dataclass(frozen=True)
+class PriceView:
+    id: str
+    product_id: str | None
+    lookup_key: str | None
+    active: bool
+
+
 class BillingGateway(Protocol):
-    """Intent-level Stripe for the command handlers. Every write takes an idempotency key; a
+    """Intent-level Stripe for the handlers. Every write takes an idempotency key; a
     repeated key with the same intent replays Stripe's first answer. Reads of something that does
     not exist answer None; a write to something gone raises `errors.NotFound`."""
 
@@ -88,6 +114,9 @@ class BillingGateway(Protocol):
                                 address: dict[str, Any] | None = None, idempotency_key: str) -> None:
         """Set the fields given (not None); raises NotFound when the customer is gone."""
 
+    def all_customers(self) -> Iterator[CustomerView]:
+        """Every live customer (every page), for the sweep."""
+
     def start_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> str:
         """A new test clock frozen at `frozen_time`; its id."""
 
@@ -99,6 +128,9 @@ class BillingGateway(Protocol):
 
     def live_subscriptions(self, customer_id: str) -> list[SubscriptionView]:
         """The customer's subscriptions that have not ended, newest first."""
+
+    def all_subscriptions(self) -> Iterator[SubscriptionView]:
+        """Every subscription of every customer, ended ones included (every page), for the sweep."""
 
     def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
                            trial_days: int | None, fail_if_payment_fails: bool,
@@ -121,9 +153,28 @@ class BillingGateway(Protocol):
     def cancel_now(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
         """End the subscription now; raises NotFound when it has already ended."""
 
-    # -- catalog and usage
+    # -- catalog, entitlements and usage
+    def product(self, product_id: str) -> ProductView | None: ...
+
+    def all_products(self) -> Iterator[ProductView]:
+        """Every product (every page), for the sweep."""
+
+    def product_feature_keys(self, product_id: str) -> list[str]:
+        """The lookup_keys of the Entitlements features attached to the product (every page)."""
+
+    def price(self, price_id: str) -> PriceView | None: ...
+
+    def active_entitlement_keys(self, customer_id: str) -> list[str]:
+        """The lookup_keys of the customer's active entitlements, sorted (every page: a summary
+        event's list may be cut at its first page)."""
+
     def price_id_for_lookup_key(self, lookup_key: str) -> str | None:
         """The active price with this lookup_key."""
+
+    # -- events
+    def events_since(self, created: int) -> Iterator[dict[str, Any]]:
+        """Stripe's events created at or after `created` (every page), as Stripe sends them: the
+        catch-up hands them to the workers the way the ingress hands a webhook."""
 
     def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
                            timestamp: int, idempotency_key: str) -> None:

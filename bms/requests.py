@@ -1,5 +1,5 @@
 """The `BillingGateway` intents as Stripe requests: every wire parameter the commands send is built
-here, and Stripe's objects become the port's typed views here.
+here (Stripe's objects become the port's typed views in bms/views.py).
 
 `StripeIntents` is a mixin over the wire-level methods of a Stripe client (`create_subscription(
 params, idempotency_key=…)`, `list_subscriptions(customer=…)`, …): `StripeGateway` (the SDK) and the
@@ -13,52 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
-from .port import CustomerView, ItemView, SubscriptionView
-
-
-def customer_view(customer: dict) -> CustomerView:
-    invoice_settings = customer.get("invoice_settings") or {}
-    return CustomerView(
-        id=customer["id"],
-        created=customer.get("created") or 0,
-        tenant_id=(customer.get("metadata") or {}).get("tenant_id"),
-        test_clock=_id_of(customer.get("test_clock")),
-        has_payment_method=bool(invoice_settings.get("default_payment_method") or customer.get("default_source")),
-    )
-
-
-def subscription_view(sub: dict) -> SubscriptionView:
-    return SubscriptionView(
-        id=sub["id"],
-        customer=_id_of(sub.get("customer")) or "",
-        status=sub["status"],
-        created=sub.get("created") or 0,
-        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
-        cancel_at=sub.get("cancel_at"),
-        items=tuple(_item_view(item) for item in sub["items"]["data"]),
-    )
-
-
-def _item_view(item: dict) -> ItemView:
-    price = item["price"]
-    return ItemView(
-        id=item["id"],
-        price_id=price["id"],
-        lookup_key=price.get("lookup_key"),
-        quantity=item.get("quantity"),
-        metered=(price.get("recurring") or {}).get("usage_type") == "metered",
-        current_period_start=item.get("current_period_start"),
-        current_period_end=item.get("current_period_end"),
-    )
-
-
-def _id_of(ref: object) -> str | None:
-    """An expandable field: an id, or the expanded object."""
-    if isinstance(ref, dict):
-        return ref.get("id")
-    return ref if isinstance(ref, str) else None
+from .port import CustomerView, ItemView, PriceView, ProductView, SubscriptionView
+from .views import customer_view, price_view, product_view, subscription_view
 
 
 def request_key(idempotency_key: str, params: dict) -> str:
@@ -84,6 +42,13 @@ class StripeWire(Protocol):
     def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict: ...
     def find_price_by_lookup_key(self, lookup_key: str) -> dict | None: ...
     def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict: ...
+    def list_customers(self) -> Iterable[dict]: ...
+    def retrieve_product(self, product_id: str) -> dict | None: ...
+    def list_products(self) -> Iterable[dict]: ...
+    def list_product_feature_keys(self, product_id: str) -> list[str]: ...
+    def retrieve_price(self, price_id: str) -> dict | None: ...
+    def list_active_entitlement_keys(self, customer_id: str) -> list[str]: ...
+    def list_events(self, *, created_gte: int | None = None, types: list[str] | None = None) -> Iterable[dict]: ...
 
 
 class StripeIntents:
@@ -133,6 +98,9 @@ class StripeIntents:
         if params:
             self._wire.update_customer(customer_id, params, idempotency_key=idempotency_key)
 
+    def all_customers(self) -> Iterator[CustomerView]:
+        return (customer_view(c) for c in self._wire.list_customers())
+
     def start_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> str:
         return self._wire.create_test_clock(frozen_time, name, idempotency_key=idempotency_key)["id"]
 
@@ -148,6 +116,9 @@ class StripeIntents:
 
     def live_subscriptions(self, customer_id: str) -> list[SubscriptionView]:
         return [s for s in self.subscriptions_newest_first(customer_id) if not s.ended]
+
+    def all_subscriptions(self) -> Iterator[SubscriptionView]:
+        return (subscription_view(s) for s in self._wire.list_subscriptions(status="all"))
 
     def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
                            trial_days: int | None, fail_if_payment_fails: bool,
@@ -191,7 +162,24 @@ class StripeIntents:
         updated = self._wire.update_subscription(sub.id, params, idempotency_key=idempotency_key)
         return subscription_view(updated)
 
-    # -- catalog and usage --------------------------------------------------------------------
+    # -- catalog, entitlements and usage ------------------------------------------------------
+
+    def product(self, product_id: str) -> ProductView | None:
+        product = self._wire.retrieve_product(product_id)
+        return product_view(product) if product is not None else None
+
+    def all_products(self) -> Iterator[ProductView]:
+        return (product_view(p) for p in self._wire.list_products())
+
+    def product_feature_keys(self, product_id: str) -> list[str]:
+        return self._wire.list_product_feature_keys(product_id)
+
+    def price(self, price_id: str) -> PriceView | None:
+        price = self._wire.retrieve_price(price_id)
+        return price_view(price) if price is not None else None
+
+    def active_entitlement_keys(self, customer_id: str) -> list[str]:
+        return sorted(self._wire.list_active_entitlement_keys(customer_id))
 
     def price_id_for_lookup_key(self, lookup_key: str) -> str | None:
         price = self._wire.find_price_by_lookup_key(lookup_key)
@@ -205,6 +193,12 @@ class StripeIntents:
             "identifier": identifier,
             "timestamp": timestamp,
         }, idempotency_key=idempotency_key)
+
+
+    # -- events -------------------------------------------------------------------------------
+
+    def events_since(self, created: int) -> Iterator[dict[str, Any]]:
+        return iter(self._wire.list_events(created_gte=created))
 
 
 def _unschedule_cancel_params(sub: SubscriptionView) -> dict:

@@ -21,11 +21,13 @@ Caveat: Stripe documents ids of up to 255 characters; ours are stored in 64-char
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from . import strict_json
+from .ids import is_tenant_id
 
 STRIPE_ID_MAX_LENGTH = 64  # the width of the columns that hold Stripe ids
 EVENT_TYPE_MAX_LENGTH = 128  # processed_messages.type
@@ -96,22 +98,70 @@ def _depth_exceeds(value: object, limit: int) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class StripeEventFacts:
+    """What the handlers use of a usable Stripe event: its identity and the references of its
+    `data.object`, read once from the checked shape (nobody indexes the payload after this)."""
+
+    id: str
+    type: str
+    created: int | None
+    object_type: str | None  # `data.object.object`: customer, subscription, invoice, price, …
+    object_id: str | None
+    customer_id: str | None  # the object itself for a customer, else its `customer` reference
+    subscription_id: str | None  # `parent.subscription_details.subscription`, else `subscription`
+    product_id: str | None  # the object's `product` reference (a price's product)
+    # The metadata `tenant_id`, when it follows the tenant-id rule (contract/ids.py): anyone with
+    # dashboard access can write metadata, and a value that breaks the rule was not written by us.
+    metadata_tenant_id: str | None
+
+
+class EventProblem(ValueError):
+    """The event is not one the handlers can use; the message names the field, never its value."""
+
+
+def read_event(event: object) -> StripeEventFacts:
+    """The facts of a usable Stripe event; raises `EventProblem` otherwise (see `event_problem`)."""
+    if not isinstance(event, dict):
+        raise EventProblem("not a JSON object")
+    if _depth_exceeds(event, MAX_DEPTH):
+        raise EventProblem(f"nested more than {MAX_DEPTH} deep")
+    try:
+        checked = _Event.model_validate(event)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        message = first["msg"].split(" or instance of ")[0]  # not our private class names
+        raise EventProblem(f"{_field_path(event, first) or 'event'}: {message}") from None
+    obj = checked.data.object
+    details = obj.parent.subscription_details if obj.parent else None
+    tenant_id = (obj.metadata or {}).get("tenant_id")
+    return StripeEventFacts(
+        id=checked.id,
+        type=checked.type,
+        created=checked.created,
+        object_type=obj.object,
+        object_id=obj.id,
+        customer_id=obj.id if obj.object == "customer" else _id_of(obj.customer),
+        subscription_id=(_id_of(details.subscription) if details else None) or _id_of(obj.subscription),
+        product_id=_id_of(obj.product),
+        metadata_tenant_id=tenant_id if is_tenant_id(tenant_id) else None,
+    )
+
+
 def event_problem(event: object) -> str | None:
     """Why `event` is not a Stripe event the handlers can use, or None when it is.
 
     The answer names the field and the rule, never the value (it goes to logs and responses).
     """
-    if not isinstance(event, dict):
-        return "not a JSON object"
-    if _depth_exceeds(event, MAX_DEPTH):
-        return f"nested more than {MAX_DEPTH} deep"
     try:
-        _Event.model_validate(event)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        message = first["msg"].split(" or instance of ")[0]  # not our private class names
-        return f"{_field_path(event, first) or 'event'}: {message}"
+        read_event(event)
+    except EventProblem as exc:
+        return str(exc)
     return None
+
+
+def _id_of(ref: Reference) -> str | None:
+    return ref.id if isinstance(ref, _Expanded) else ref
 
 
 def _field_path(event: dict, error: dict) -> str:

@@ -1,14 +1,16 @@
 """entitlements.active_entitlement_summary.* : the customer's Stripe Entitlements changed.
 
-The summary in the payload may be cut at its first page and may be stale, so the handler
-re-reads every active entitlement of the customer (all pages) instead, and the products the
-tenant subscribes to (their attached features are what changed, often).
+The summary in the payload may be cut at its first page and may be stale, so every active
+entitlement of the customer is re-read instead (all pages), and the products the tenant
+subscribes to (their attached features are what changed, often).
 """
 from __future__ import annotations
 
 from ..models import Tenant, UnitOfWork
-from .stripe_event import StripeEvent, handle_for_customer, parse
-from .stripe_state import apply_active_entitlements, customer_id_of, refresh_products, tenant_product_ids
+from .stripe_event import StripeEvent
+from .stripe_family import TenantFamily
+from .mirror import apply_active_entitlements
+from .products import refresh_products
 
 
 def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent | None) -> list[str]:
@@ -18,18 +20,16 @@ def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, event: Stripe
     if event is not None and event.fresh(tenant.entitlements_synced_at):
         return []
     read_at = ctx.now()  # before the read (see StripeEvent.fresh)
-    keys = ctx.bms.list_active_entitlement_keys(tenant.stripe_customer_id)
+    keys = ctx.bms.active_entitlement_keys(tenant.stripe_customer_id)
     return apply_active_entitlements(tenant, keys, read_at)
 
 
-def on_summary_event(message: dict, ctx) -> str:
-    event = parse(message, ctx)
+def _resync(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent) -> None:
+    sync_active_entitlements(uow, tenant, ctx, event)
+    # Stripe has no event for a feature attached to or detached from a product: it sends this
+    # summary to every customer of the product instead. So the tenant's products are refreshed
+    # too (once for all the summaries of one change; see refresh_products).
+    refresh_products(uow, ctx, uow.subscriptions.product_ids_of_tenant(tenant.id), event.fresh_after)
 
-    def sync(uow: UnitOfWork, tenant: Tenant) -> None:
-        sync_active_entitlements(uow, tenant, ctx, event)
-        # Stripe has no event for a feature attached to or detached from a product: it sends
-        # this summary to every customer of the product instead. So the tenant's products are
-        # refreshed too (once for all the summaries of one change; see refresh_products).
-        refresh_products(uow.session, ctx, tenant_product_ids(uow.session, tenant.id), event.fresh_after)
 
-    return handle_for_customer(ctx, event, customer_id_of(event.object), sync)
+SUMMARY_EVENTS = TenantFamily(resync=_resync)

@@ -1,4 +1,4 @@
-"""customer.* events (customer.subscription.* go to subscriptions.py): re-read the customer.
+"""customer.* events (customer.subscription.* are subscriptions.py's): re-read the customer.
 
 Also serves the customer's sub-objects (customer.discount.*, customer.tax_id.*, …), whose
 `customer` field names the customer: whatever changed, the customer is read again.
@@ -6,8 +6,9 @@ Also serves the customer's sub-objects (customer.discount.*, customer.tax_id.*, 
 from __future__ import annotations
 
 from ..models import Tenant, UnitOfWork
-from .stripe_event import StripeEvent, handle_for_customer, parse
-from .stripe_state import apply_customer, customer_id_of
+from .stripe_event import StripeEvent
+from .stripe_family import TenantFamily
+from .mirror import apply_customer
 
 
 def sync_customer(uow: UnitOfWork, tenant: Tenant, ctx, customer_id: str, event: StripeEvent | None) -> list[str]:
@@ -15,16 +16,17 @@ def sync_customer(uow: UnitOfWork, tenant: Tenant, ctx, customer_id: str, event:
     if event is not None and tenant.stripe_customer_id == customer_id and event.fresh(tenant.customer_synced_at):
         return []
     read_at = ctx.now()  # before the read (see StripeEvent.fresh)
-    customer = ctx.bms.retrieve_customer(customer_id)
-    return apply_customer(uow.session, tenant, customer_id, customer, read_at)
+    customer = ctx.bms.customer(customer_id)
+    return apply_customer(uow, tenant, customer_id, customer, read_at)
 
 
-def on_customer_event(message: dict, ctx) -> str:
-    event = parse(message, ctx)
-    customer_id = customer_id_of(event.object)
-    hint = event.object if event.object.get("object") == "customer" else None
+def _resync(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent) -> None:
+    assert event.customer_id is not None  # the pipeline ignores an event without one
+    sync_customer(uow, tenant, ctx, event.customer_id, event)
 
-    def sync(uow: UnitOfWork, tenant: Tenant) -> None:
-        sync_customer(uow, tenant, ctx, customer_id, event)
 
-    return handle_for_customer(ctx, event, customer_id, sync, hint=hint)
+CUSTOMER_EVENTS = TenantFamily(
+    resync=_resync,
+    # The customer's own metadata names its tenant; a sub-object's says nothing about it.
+    tenant_hint=lambda event: event.metadata_tenant_id if event.object_type == "customer" else None,
+)

@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
-
 from ..config.catalog import Catalog
-from ..models import EntitlementSnapshot, Product, Subscription, Tenant
+from ..models import EntitlementSnapshot, Subscription, Tenant, UnitOfWork
 from .entitlement_rules import Entitlements, ItemState, ProductInfo, SubscriptionState, derive
 
 log = structlog.get_logger(__name__)
@@ -32,16 +30,13 @@ def subscription_state(row: Subscription) -> SubscriptionState:
     )
 
 
-def current_entitlements(session, tenant: Tenant, catalog: Catalog, now: datetime) -> Entitlements:
+def current_entitlements(uow: UnitOfWork, tenant: Tenant, catalog: Catalog, now: datetime) -> Entitlements:
     """Derive from the local mirror rows of one tenant."""
-    rows = session.execute(select(Subscription).where(Subscription.tenant_id == tenant.id)).scalars().all()
+    rows = uow.subscriptions.of_tenant(tenant.id)
     states = [subscription_state(row) for row in rows]
     product_ids = {item.product_id for row in rows for item in row.items if item.product_id}
-    products = {}
-    if product_ids:
-        for product in session.execute(select(Product).where(Product.id.in_(product_ids))).scalars():
-            products[product.id] = ProductInfo(metadata=dict(product.metadata_ or {}),
-                                               features=tuple(product.features or ()))
+    products = {product.id: ProductInfo(metadata=dict(product.metadata_ or {}), features=tuple(product.features or ()))
+                for product in uow.products.among(product_ids)}
     return derive(catalog, states, tenant.stripe_features or (), products, now)
 
 
@@ -55,13 +50,12 @@ def _same(snapshot: EntitlementSnapshot, ent: Entitlements) -> bool:
     )
 
 
-def refresh_entitlements(uow, tenant: Tenant, ctx, cause: str | None) -> bool:
+def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, cause: str | None) -> bool:
     """Re-derive the tenant's entitlements; on a real change (or a first snapshot) bump the
     version and queue billing.entitlements.changed. The caller holds the tenant lock, so the
     version read here is the latest and the bump cannot race. Returns whether it changed."""
-    session = uow.session
-    session.flush()  # the handler's row changes must be visible to the query below
-    ent = current_entitlements(session, tenant, ctx.catalog, ctx.now())
+    uow.flush()  # the handler's row changes must be visible to the queries below
+    ent = current_entitlements(uow, tenant, ctx.catalog, ctx.now())
     current = uow.snapshots.get(tenant.id)
     if current is not None and _same(current, ent):
         return False
@@ -75,7 +69,7 @@ def refresh_entitlements(uow, tenant: Tenant, ctx, cause: str | None) -> bool:
     snapshot.period_end = ent.period_end
     snapshot.cause = (cause or "")[:128] or None
     snapshot.updated_at = ctx.now()
-    uow.add_event("billing.entitlements.changed", tenant.id,
+    uow.outbox.add("billing.entitlements.changed", tenant.id,
                   {"tenant_id": tenant.id, "version": version, **ent.as_data(), "cause": cause})
     log.info("entitlements.changed", tenant_id=tenant.id, version=version, plan=ent.plan,
              status=ent.status, cause=cause)

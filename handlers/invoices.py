@@ -6,19 +6,8 @@ read from Stripe and applied like a subscription event. One-off invoices are ign
 """
 from __future__ import annotations
 
-from ..models import Tenant, UnitOfWork
-from .stripe_event import handle_for_customer, parse, record_ignored
-from .stripe_state import customer_id_of, subscription_id_of_invoice
-from .subscriptions import sync_subscription
+from .subscriptions import family_naming_a_subscription
 
-
-def on_invoice_event(message: dict, ctx) -> str:
-    event = parse(message, ctx)
-    subscription_id = subscription_id_of_invoice(event.object)
-    if not subscription_id:
-        return record_ignored(ctx, event, "no_subscription")
-
-    def sync(uow: UnitOfWork, tenant: Tenant) -> None:
-        sync_subscription(uow, tenant, ctx, subscription_id, event)
-
-    return handle_for_customer(ctx, event, customer_id_of(event.object), sync)
+# The invoice's subscription: `parent.subscription_details.subscription` (API 2026-10-28), else
+# the top-level `subscription` of older versions (contract/stripe_event.py reads both).
+INVOICE_EVENTS = family_naming_a_subscription(lambda event: event.subscription_id)

@@ -1,26 +1,24 @@
 """Which handler serves which message: the one table to read to follow a message's path.
 
-Stripe events are routed by family (a handler re-reads the object, so every event of a family
-is handled the same way); commands by their CloudEvents type. Handlers are plain functions
+Stripe events are routed by family: every event of a family goes through the one pipeline
+(stripe_pipeline.py) with the family's strategy (stripe_family.py), since the object is re-read
+whatever the event says. Commands are routed by their CloudEvents type to plain functions
 `handler(message, ctx) -> str` returning the outcome ("applied", "duplicate", "ignored", …); they
 get everything else from the Context.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from . import active_entitlements, catalog, commands, customers, invoices, subscriptions
-
-StripeEventHandler = Callable[[dict, Any], str]
+from .stripe_family import StripeFamily
 
 # Longest matching prefix wins; an event type matching none is recorded and ignored.
-STRIPE_EVENT_HANDLERS: dict[str, StripeEventHandler] = {
-    "customer.subscription.": subscriptions.on_subscription_event,
-    "customer.": customers.on_customer_event,
-    "invoice.": invoices.on_invoice_event,
-    "entitlements.active_entitlement_summary.": active_entitlements.on_summary_event,
-    "product.": catalog.on_catalog_event,
-    "price.": catalog.on_catalog_event,
+STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
+    "customer.subscription.": subscriptions.SUBSCRIPTION_EVENTS,
+    "customer.": customers.CUSTOMER_EVENTS,
+    "invoice.": invoices.INVOICE_EVENTS,
+    "entitlements.active_entitlement_summary.": active_entitlements.SUMMARY_EVENTS,
+    "product.": catalog.CATALOG_EVENTS,
+    "price.": catalog.CATALOG_EVENTS,
 }
 
 COMMAND_HANDLERS = {
@@ -34,6 +32,6 @@ COMMAND_HANDLERS = {
 }
 
 
-def stripe_handler_for(event_type: str) -> StripeEventHandler | None:
-    matches = [prefix for prefix in STRIPE_EVENT_HANDLERS if event_type.startswith(prefix)]
-    return STRIPE_EVENT_HANDLERS[max(matches, key=len)] if matches else None
+def stripe_family_for(event_type: str) -> StripeFamily | None:
+    matches = [prefix for prefix in STRIPE_EVENT_FAMILIES if event_type.startswith(prefix)]
+    return STRIPE_EVENT_FAMILIES[max(matches, key=len)] if matches else None

@@ -35,4 +35,5 @@ class Tenants:
 
     def customer_ids(self) -> dict[str, str | None]:
         """Every tenant id with the Stripe customer it is mapped to (None when none)."""
-        return dict(self._session.execute(select(Tenant.id, Tenant.stripe_customer_id)).tuples().all())
+        rows = self._session.execute(select(Tenant.id, Tenant.stripe_customer_id)).all()
+        return {tenant_id: customer_id for tenant_id, customer_id in rows}

@@ -15,6 +15,7 @@ from .db import make_session_factory
 from .dead_letters import DeadLetters
 from .inbox import Inbox
 from .ledger import Ledger
+from .mirror import Products, Subscriptions
 from .outbox import Outbox
 from .snapshots import Snapshots
 from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant
@@ -44,8 +45,9 @@ def unit_of_work_factory(engine: Engine) -> Callable[[], "UnitOfWork"]:
 class UnitOfWork:
     """The one way to open a session: `with ctx.uow() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
-    `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`)
-    work in its transaction; `uow.session` is still there for the modules not yet moved onto them."""
+    `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
+    `uow.subscriptions`, `uow.products`) work in its transaction; `uow.session` is still there for
+    the modules not yet moved onto them."""
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -58,6 +60,8 @@ class UnitOfWork:
         self.outbox: Outbox
         self.snapshots: Snapshots
         self.usage: Usage
+        self.subscriptions: Subscriptions
+        self.products: Products
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -70,6 +74,8 @@ class UnitOfWork:
         self.outbox = Outbox(self.session)
         self.snapshots = Snapshots(self.session)
         self.usage = Usage(self.session)
+        self.subscriptions = Subscriptions(self.session)
+        self.products = Products(self.session)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -81,6 +87,10 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+    def flush(self) -> None:
+        """Send the pending row changes, so that the repositories' queries see them."""
+        self.session.flush()
 
     def checkpoint(self, tenant_id: str) -> Tenant:
         """Commit what is written so far and take the tenant's lock again, for a record that

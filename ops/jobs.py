@@ -9,7 +9,7 @@ import sys
 from typing import TextIO
 
 from ..errors import BillingSyncError
-from ..handlers import command_inbox, reconcile
+from ..handlers import command_inbox, reconcile, sweep
 
 
 def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_command=None,
@@ -61,7 +61,7 @@ def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, allow_mas
         if tenant:
             report = reconcile.reconcile_tenant(tenant, ctx, cause="reconcile", dry_run=dry_run)
         else:
-            report = reconcile.sweep(ctx, dry_run=dry_run, allow_mass_change=allow_mass_change)
+            report = sweep.sweep(ctx, dry_run=dry_run, allow_mass_change=allow_mass_change)
     except BillingSyncError as exc:
         print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
         return 1

@@ -2,15 +2,15 @@
 
 - **catch-up** (every `catch_up_interval_s`): lists the Stripe events created since the newest one
   seen and enqueues those not in the ledger to `process_stripe_event`, for webhooks that never
-  arrived (`handlers.reconcile.catch_up`).
+  arrived (`handlers.catch_up`).
 - **sweep** (every `sweep_interval_s`): lists every Stripe customer and subscription, page by page,
-  and reconciles each tenant, repairing any drift (`handlers.reconcile.sweep`).
+  and reconciles each tenant, repairing any drift (`handlers.sweep`).
 - **repair-commands** (every `command_repair_after_s / 2`, at most 30 s; database and broker):
   sends each tenant's first command that has no outcome yet again once it was last sent longer
   than `command_repair_after_s` ago (the Dramatiq broker lost it), or at once if it waits for a
   turn that nobody gave it (`handlers.command_inbox.repair`; `billing-sync inbox repair` on demand).
 - **refresh-due** (every minute, database only): re-derives tenants whose past_due grace period
-  or cancellation date has passed, which no Stripe event announces (`handlers.reconcile.refresh_due`).
+  or cancellation date has passed, which no Stripe event announces (`handlers.lapses`).
 
 Only one scheduler acts at a time across the fleet, so operators may run two for availability:
 the leader holds a PostgreSQL advisory lock (`workers/leader.py`); if it dies, the standby takes
@@ -37,7 +37,7 @@ from typing import Callable
 import structlog
 
 from ..errors import SafetyRefusal
-from ..handlers import command_inbox, reconcile
+from ..handlers import catch_up, command_inbox, lapses, sweep
 from ..models import utcnow
 from .leader import make_lock
 from .middleware import failure_detail, failure_reason, is_transient
@@ -80,7 +80,7 @@ def _catch_up(ctx, enqueue: Callable[[dict], None] | None) -> int:
         from .broker import current_broker
 
         enqueue = current_broker().billing_actors.process_stripe_event.send
-    return reconcile.catch_up(ctx, enqueue)
+    return catch_up.catch_up(ctx, enqueue)
 
 
 class Scheduler:
@@ -97,11 +97,11 @@ class Scheduler:
         self.lock = lock or make_lock(ctx.engine, ctx.settings.queue_prefix)
         self.jobs = [
             Job("catch_up", ctx.settings.catch_up_interval_s, lambda: _catch_up(ctx, enqueue), True),
-            Job("sweep", ctx.settings.sweep_interval_s, lambda: reconcile.sweep(ctx), False),
+            Job("sweep", ctx.settings.sweep_interval_s, lambda: sweep.sweep(ctx), False),
             # Commands the broker lost, or parked ones whose turn came while nobody was told.
             Job("repair_commands", repair_interval_s(ctx.settings), lambda: _repair_commands(ctx, send_command), True),
             # Grace periods and cancellation dates lapse with no Stripe event to announce them.
-            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: reconcile.refresh_due(ctx), True),
+            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: lapses.refresh_due(ctx), True),
         ]
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()

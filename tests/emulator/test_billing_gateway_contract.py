@@ -168,3 +168,66 @@ def test_prices_by_lookup_key_meter_events_and_test_clocks(gateway, prices):
         gateway.record_meter_event(event_name="api_calls", customer_id=customer.id, value=3, identifier="cmd-1",
                                    timestamp=customer.created, idempotency_key="cmd-1:meter_event")
     assert gateway.start_test_clock(1_767_225_600, "tenant t-usage", idempotency_key="c:clock").startswith("clock_")
+
+
+# -- the reads the Stripe-event handlers and the reconciler make ----------------------------------
+
+
+def attach_feature(gateway, product_id: str, lookup_key: str) -> None:
+    """Arrange: an Entitlements feature attached to the product (the fake keeps lookup_keys)."""
+    if isinstance(gateway, FakeGateway):
+        gateway.product_features.setdefault(product_id, []).append(lookup_key)
+        return
+    feature = gateway.client.v1.entitlements.features.create(params={"name": lookup_key, "lookup_key": lookup_key})
+    gateway.client.v1.products.features.create(product_id, params={"entitlement_feature": feature.id})
+
+
+def test_a_customer_reads_with_its_details_and_an_id_that_breaks_the_rule_names_no_tenant(gateway):
+    customer = new_customer(gateway, "t-details")
+    assert (customer.name, customer.email) == ("Tenant t-details", None)
+    gateway.update_customer_details(customer.id, email="billing@t-details.test", idempotency_key="t-details:e")
+    assert gateway.customer(customer.id).email == "billing@t-details.test"
+    foreign = gateway.create_customer({"name": "staff", "metadata": {"tenant_id": "not a tenant/id"}},
+                                      idempotency_key="c:foreign")
+    assert gateway.customer(foreign["id"]).tenant_id is None
+    listed = {c.id: c for c in gateway.all_customers()}
+    assert listed[customer.id] == gateway.customer(customer.id) and listed[foreign["id"]].tenant_id is None
+
+
+def test_a_subscription_view_carries_products_periods_and_trial_end(gateway, prices):
+    sub = subscribed(gateway, prices)
+    (item,) = sub.items
+    assert item.product_id == gateway.price(prices["pro_monthly"]).product_id and item.product_id
+    assert (sub.period_start, sub.period_end) == (item.current_period_start, item.current_period_end)
+    assert sub.trial_end is None
+    customer = new_customer(gateway, "t-trial-end", payment_method=None)
+    trial = gateway.start_subscription(customer.id, tenant_id="t-trial-end", price_id=prices["pro_monthly"],
+                                       quantity=1, trial_days=14, fail_if_payment_fails=False,
+                                       idempotency_key="t-trial-end:sub")
+    assert trial.trial_end is not None and trial.trial_end > trial.created
+    gateway.cancel_now(sub, idempotency_key="c:cancel-listed")
+    listed = {s.id: s for s in gateway.all_subscriptions()}
+    assert listed[sub.id].ended and listed[trial.id] == gateway.subscription(trial.id)
+
+
+def test_products_prices_and_features_read_back(gateway, prices):
+    price = gateway.price(prices["team_monthly"])
+    assert (price.id, price.lookup_key, price.active) == (prices["team_monthly"], "team_monthly", True)
+    product = gateway.product(price.product_id)
+    assert (product.name, product.active, product.metadata) == ("Pro", True, {"plan": "pro"})
+    assert gateway.product("prod_missing000000") is None and gateway.price("price_missing000000") is None
+    assert [p.id for p in gateway.all_products()] == [product.id]
+    assert gateway.product_feature_keys(product.id) == []
+    attach_feature(gateway, product.id, "sso")
+    assert gateway.product_feature_keys(product.id) == ["sso"]
+
+
+def test_active_entitlements_of_a_subscribed_customer(gateway, prices):
+    product_id = gateway.price(prices["pro_monthly"]).product_id
+    attach_feature(gateway, product_id, "sso")
+    attach_feature(gateway, product_id, "audit_log")
+    sub = subscribed(gateway, prices, tenant_id="t-ent")
+    if isinstance(gateway, FakeGateway):  # the fake keeps them as arranged; Stripe derives them
+        gateway.set_active_entitlements(sub.customer, ["sso", "audit_log"])
+    assert gateway.active_entitlement_keys(sub.customer) == ["audit_log", "sso"]
+    assert gateway.active_entitlement_keys(new_customer(gateway, "t-none").id) == []

@@ -11,10 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from billing_sync.handlers.catalog import on_catalog_event
+from billing_sync.handlers.event_dispatch import handle_stripe_event
 from billing_sync.handlers.entitlements import refresh_entitlements
-from billing_sync.handlers.invoices import on_invoice_event
-from billing_sync.handlers.subscriptions import on_subscription_event
 from billing_sync.models import (
     EntitlementSnapshot,
     OutboxMessage,
@@ -54,8 +52,8 @@ def test_subscription_event_and_duplicate_on_postgres(pg_engine, make_settings):
     sub = gw.add_subscription(customer["id"], prices["pro"]["id"], quantity=2)
     event = gw.add_event("customer.subscription.created", sub)
 
-    assert on_subscription_event(message(event, clock.advance(seconds=1)), ctx) == "applied"
-    assert on_subscription_event(message(event, clock.advance(seconds=1)), ctx) == "duplicate"
+    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "applied"
+    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "duplicate"
     assert _count(ctx, OutboxMessage) == 1
     assert _count(ctx, ProcessedMessage) == 1
     with ctx.uow() as uow:
@@ -92,7 +90,7 @@ def test_concurrent_events_for_one_tenant_keep_versions_increasing(pg_engine, ma
             if done < len(events):
                 event = events[done]
                 # Both workers get every event: the second delivery must be a no-op.
-                outcomes.append(on_subscription_event(message(event, utcnow()), ctx))
+                outcomes.append(handle_stripe_event(message(event, utcnow()), ctx))
                 done += 1
             else:
                 time.sleep(0.001)
@@ -133,7 +131,7 @@ def test_first_sight_of_a_tenant_from_two_workers_at_once(pg_engine, make_settin
         return handler(message(event, utcnow()), ctx)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = [pool.submit(run, on_subscription_event, sub_event), pool.submit(run, on_invoice_event, invoice_event)]
+        results = [pool.submit(run, handle_stripe_event, sub_event), pool.submit(run, handle_stripe_event, invoice_event)]
         assert sorted(f.result(timeout=30) for f in results) == ["applied", "applied"]
     assert _count(ctx, Tenant) == 1 and _count(ctx, Subscription) == 1
     with ctx.uow() as uow:
@@ -179,12 +177,12 @@ def test_product_change_reaches_every_tenant_on_postgres(pg_engine, make_setting
     for tenant_id in tenants:
         customer = gw.add_customer(tenant_id)
         sub = gw.add_subscription(customer["id"], prices["enterprise"]["id"])
-        on_subscription_event(message(gw.add_event("customer.subscription.created", sub), clock.advance(seconds=1)), ctx)
+        handle_stripe_event(message(gw.add_event("customer.subscription.created", sub), clock.advance(seconds=1)), ctx)
     product_id = prices["enterprise"]["product"]
     gw.product_features[product_id] = ["data_residency"]
     event = gw.add_event("product.updated", gw.products[product_id])
-    assert on_catalog_event(message(event, clock.advance(seconds=1)), ctx) == "applied"
-    assert on_catalog_event(message(event, clock.advance(seconds=1)), ctx) == "duplicate"
+    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "applied"
+    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "duplicate"
     with ctx.uow() as uow:
         snaps = uow.session.execute(select(EntitlementSnapshot)).scalars().all()
         assert sorted(s.tenant_id for s in snaps if "data_residency" in s.features) == tenants
@@ -206,7 +204,7 @@ def test_tenants_meeting_a_new_product_at_once_do_not_collide(pg_engine, make_se
 
     def run(event):
         barrier.wait()
-        return on_subscription_event(message(event, utcnow()), ctx)
+        return handle_stripe_event(message(event, utcnow()), ctx)
 
     with ThreadPoolExecutor(max_workers=len(events)) as pool:
         assert [f.result(timeout=30) for f in [pool.submit(run, e) for e in events]] == ["applied"] * 4

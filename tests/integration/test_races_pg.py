@@ -13,7 +13,7 @@ from sqlalchemy import select
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.client import command_envelope
 from billing_sync.handlers.command_dispatch import handle_command
-from billing_sync.handlers.subscriptions import on_subscription_event
+from billing_sync.handlers.event_dispatch import handle_stripe_event
 from billing_sync.handlers.usage import current_usage
 from billing_sync.models import Subscription, utcnow
 from contexts import make_context, message
@@ -97,11 +97,11 @@ def test_a_change_made_while_our_read_is_on_the_wire_is_applied(ctx, staff, emul
 
     monkeypatch.setattr(ctx.bms, "retrieve_subscription", read_then_staff_change)
     created = event_about(emulator, "customer.subscription.created", sub["id"])
-    assert on_subscription_event(message(created, utcnow()), ctx) == "applied"
+    assert handle_stripe_event(message(created, utcnow()), ctx) == "applied"
     monkeypatch.undo()
     assert local_quantity(ctx, sub["id"]) == 2
 
-    assert on_subscription_event(message(during["event"], during["received_at"]), ctx) == "applied"
+    assert handle_stripe_event(message(during["event"], during["received_at"]), ctx) == "applied"
     assert local_quantity(ctx, sub["id"]) == 5
 
 
@@ -115,7 +115,7 @@ def test_usage_recorded_before_the_subscription_webhook_counts_in_its_period(ctx
     assert result == "completed" and outcome_of(ctx, env["id"])["used"] == 100
 
     created = event_about(emulator, "customer.subscription.created", done["subscription_id"])
-    assert on_subscription_event(message(created, utcnow()), ctx) == "applied"  # the copy catches up
+    assert handle_stripe_event(message(created, utcnow()), ctx) == "applied"  # the copy catches up
     with ctx.uow() as uow:
         assert current_usage(uow, tenant, "api_calls", utcnow()) == 100
 

@@ -5,15 +5,10 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync.errors import TransientError
-from billing_sync.handlers.reconcile import (
-    CATCH_UP_OVERLAP_S,
-    EVENTS_CURSOR,
-    SWEEP_CURSOR,
-    catch_up,
-    reconcile_tenant,
-    sweep,
-)
-from billing_sync.handlers.subscriptions import on_subscription_event
+from billing_sync.handlers.catch_up import CATCH_UP_OVERLAP_S, EVENTS_CURSOR, catch_up
+from billing_sync.handlers.event_dispatch import handle_stripe_event
+from billing_sync.handlers.reconcile import reconcile_tenant
+from billing_sync.handlers.sweep import SWEEP_CURSOR, sweep
 from billing_sync.models import OutboxMessage, SyncCursor, Tenant
 from test_event_handlers import World
 
@@ -25,7 +20,7 @@ def world(sqlite_engine, make_settings):
 
 def test_reconcile_repairs_drift_that_no_webhook_announced(world):
     customer, sub = world.tenant_on("t1", "starter")
-    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    world.deliver(world.gw.add_event("customer.subscription.created", sub))
     # Changes in Stripe whose webhooks were lost:
     world.gw.set_item(sub["id"], price="pro_monthly", quantity=4)
     world.gw.set_active_entitlements(customer["id"], ["analytics"])
@@ -44,7 +39,7 @@ def test_reconcile_repairs_drift_that_no_webhook_announced(world):
 
 def test_reconcile_dry_run_reports_but_writes_nothing(world):
     _, sub = world.tenant_on("t1", "starter")
-    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    world.deliver(world.gw.add_event("customer.subscription.created", sub))
     world.gw.set_item(sub["id"], price="pro_monthly")
     report = reconcile_tenant("t1", world.ctx, dry_run=True)
     assert report["drift"] and report["entitlements_changed"] and report["version"] == 2
@@ -68,7 +63,7 @@ def test_reconcile_of_an_unknown_tenant_creates_nothing(world):
 
 def test_reconcile_applies_a_subscription_gone_from_stripe(world):
     _, sub = world.tenant_on("t1", "pro")
-    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+    world.deliver(world.gw.add_event("customer.subscription.created", sub))
     del world.gw.subscriptions[sub["id"]]
     reconcile_tenant("t1", world.ctx)
     assert world.subscription_row(sub["id"])["status"] == "canceled"
@@ -81,7 +76,7 @@ def test_sweep_reconciles_every_tenant_and_reports_counts(world):
     world.gw.add_customer(None)  # not ours: no tenant_id
     # A tenant we know whose customer was deleted in Stripe.
     gone, gone_sub = world.tenant_on("gone", "pro")
-    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", gone_sub))
+    world.deliver(world.gw.add_event("customer.subscription.created", gone_sub))
     del world.gw.customers[gone["id"]]
     world.gw.subscriptions[gone_sub["id"]]["status"] = "canceled"
     world.gw.reset_calls()
@@ -119,7 +114,7 @@ def test_sweep_dry_run_writes_nothing(world):
 def test_catch_up_enqueues_missed_events_once_and_advances_the_cursor(world):
     _, sub = world.tenant_on("t1", "pro")
     handled = world.gw.add_event("customer.subscription.created", sub)
-    world.deliver(on_subscription_event, handled)
+    world.deliver(handled)
     world.clock.advance(seconds=5)
     missed = world.gw.add_event("customer.subscription.updated", sub)
     queue: list[dict] = []
@@ -132,7 +127,7 @@ def test_catch_up_enqueues_missed_events_once_and_advances_the_cursor(world):
 
     # The enqueued event is processed; the next pass looks back only by the overlap.
     for m in queue:
-        on_subscription_event(m, world.ctx)
+        handle_stripe_event(m, world.ctx)
     world.gw.reset_calls()
     assert catch_up(world.ctx, queue.append) == 0
     assert world.gw.calls[:2] == [("retrieve_account", ()),  # the account pin, then the listing
@@ -163,17 +158,17 @@ def test_reconcile_cause_is_recorded(world):
 
 
 def test_refresh_due_applies_time_rules_without_stripe(world):
-    from billing_sync.handlers.reconcile import refresh_due
+    from billing_sync.handlers.lapses import refresh_due
 
     _, lapsing = world.tenant_on("grace", "pro")
     _, ending = world.tenant_on("ending", "pro", period_end=world.gw.now_ts() + 3600)
     _, fine = world.tenant_on("fine", "pro")
     for sub in (lapsing, ending, fine):
-        world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.created", sub))
+        world.deliver(world.gw.add_event("customer.subscription.created", sub))
     world.gw.set_subscription(lapsing["id"], status="past_due")
-    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.updated", lapsing))
+    world.deliver(world.gw.add_event("customer.subscription.updated", lapsing))
     world.gw.set_subscription(ending["id"], cancel_at_period_end=True)
-    world.deliver(on_subscription_event, world.gw.add_event("customer.subscription.updated", ending))
+    world.deliver(world.gw.add_event("customer.subscription.updated", ending))
     world.gw.reset_calls()
 
     assert refresh_due(world.ctx) == 0  # nothing lapsed yet

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_sync.contract.stripe_event import MAX_DEPTH, NotJSON, event_problem, loads
+from billing_sync.contract.stripe_event import MAX_DEPTH, EventProblem, NotJSON, event_problem, loads, read_event
 
 from hostile_events import HOSTILE_EVENTS, deep, hostile_event, valid_event
 
@@ -61,3 +61,38 @@ def test_loads_refuses_what_is_not_strict_json(body):
 def test_loads_reads_escaped_surrogates_and_nul_as_text():
     """JSON may escape anything; whether a field may hold it is event_problem's business."""
     assert loads(b'{"a": "\\u0000\\ud800"}') == {"a": "\x00\ud800"}
+
+
+def _about(obj: dict, type_: str = "thing.updated") -> dict:
+    event = valid_event(type_, event_id="evt_facts1")
+    event["data"]["object"] = obj
+    return event
+
+
+@pytest.mark.parametrize("obj, facts", [
+    ({"id": "cus_1", "object": "customer", "metadata": {"tenant_id": "acme"}},
+     {"customer_id": "cus_1", "subscription_id": None, "metadata_tenant_id": "acme"}),
+    ({"id": "sub_1", "object": "subscription", "customer": {"id": "cus_2", "object": "customer"}},
+     {"customer_id": "cus_2", "object_id": "sub_1", "subscription_id": None}),
+    ({"id": "in_1", "object": "invoice", "customer": "cus_3",
+      "parent": {"subscription_details": {"subscription": "sub_3"}}, "subscription": "sub_old"},
+     {"customer_id": "cus_3", "subscription_id": "sub_3"}),
+    ({"id": "in_2", "object": "invoice", "customer": "cus_4", "subscription": {"id": "sub_4"}},
+     {"subscription_id": "sub_4"}),
+    ({"id": "price_1", "object": "price", "product": "prod_1"}, {"product_id": "prod_1", "customer_id": None}),
+    ({"object": "entitlements.active_entitlement_summary", "customer": "cus_5"},
+     {"object_id": None, "customer_id": "cus_5"}),
+    ({"id": "cus_6", "object": "customer", "metadata": {"tenant_id": "has space"}}, {"metadata_tenant_id": None}),
+    ({"id": "cus_7", "object": "customer", "metadata": {"tenant_id": 7}}, {"metadata_tenant_id": None}),
+])
+def test_the_check_reads_the_references_the_handlers_follow(obj, facts):
+    read = read_event(_about(obj))
+    assert (read.id, read.type, read.object_type) == ("evt_facts1", "thing.updated", obj["object"])
+    assert {name: getattr(read, name) for name in facts} == facts
+
+
+def test_an_unusable_event_raises_the_same_problem_event_problem_names():
+    event = _about({"id": "cus 1", "object": "customer"})
+    with pytest.raises(EventProblem) as problem:
+        read_event(event)
+    assert str(problem.value) == event_problem(event) and "data.object.id" in str(problem.value)

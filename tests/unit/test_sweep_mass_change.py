@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from billing_sync.errors import SafetyRefusal
-from billing_sync.handlers.reconcile import MASS_CHANGE_FLOOR, MassChangeRefused, sweep
+from billing_sync.handlers.sweep import MASS_CHANGE_FLOOR, MassChangeRefused, sweep
 
 from fakes import FakeGateway
 from test_event_handlers import World
@@ -85,7 +85,7 @@ def test_the_dry_pass_costs_no_extra_stripe_reads(world):
 
 def test_sweep_and_catch_up_refuse_another_account_before_reading_anything(world):
     from billing_sync.handlers.account_pin import WrongStripeAccount
-    from billing_sync.handlers.reconcile import catch_up
+    from billing_sync.handlers.catch_up import catch_up
 
     world.gw.account_id = "acct_someone_else"
     world.gw.reset_calls()

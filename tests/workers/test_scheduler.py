@@ -1,5 +1,5 @@
 """The scheduler on real PostgreSQL: one leader across the fleet, a persistent schedule, failures
-that do not stop it; and `billing-sync reconcile` wiring. The jobs themselves (handlers.reconcile)
+that do not stop it; and `billing-sync reconcile` wiring. The jobs themselves (handlers.catch_up, sweep, lapses)
 are replaced by recorders here — they are tested with the handlers."""
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import structlog
 
 from billing_sync.bootstrap import build_context
 from billing_sync.errors import TransientError
-from billing_sync.handlers import reconcile
+from billing_sync.handlers import catch_up as catch_up_job
+from billing_sync.handlers import lapses, reconcile
+from billing_sync.handlers import sweep as sweep_job
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import SyncCursor
 from billing_sync.ops.jobs import run_reconcile
@@ -23,7 +25,7 @@ from billing_sync.workers.scheduler import Scheduler
 
 
 class Recorder:
-    """Stands in for handlers.reconcile.catch_up / sweep / refresh_due and counts calls (thread-safe)."""
+    """Stands in for handlers.catch_up.catch_up / sweep.sweep / lapses.refresh_due and counts calls (thread-safe)."""
 
     def __init__(self, result=0, fail: int = 0):
         self.calls = 0
@@ -42,15 +44,15 @@ class Recorder:
 @pytest.fixture(autouse=True)
 def refresh_due(monkeypatch):
     recorder = Recorder(result=0)
-    monkeypatch.setattr(reconcile, "refresh_due", recorder)
+    monkeypatch.setattr(lapses, "refresh_due", recorder)
     return recorder
 
 
 @pytest.fixture
 def jobs(monkeypatch):
     catch_up, sweep = Recorder(result=3), Recorder(result={"tenants": 2, "errors": 0, "failed": []})
-    monkeypatch.setattr(reconcile, "catch_up", catch_up)
-    monkeypatch.setattr(reconcile, "sweep", sweep)
+    monkeypatch.setattr(catch_up_job, "catch_up", catch_up)
+    monkeypatch.setattr(sweep_job, "sweep", sweep)
     return catch_up, sweep
 
 
@@ -124,8 +126,8 @@ def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_ctx, jo
 
 def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_ctx, monkeypatch):
     failing, sweep = Recorder(fail=1), Recorder(result={})
-    monkeypatch.setattr(reconcile, "catch_up", failing)
-    monkeypatch.setattr(reconcile, "sweep", sweep)
+    monkeypatch.setattr(catch_up_job, "catch_up", failing)
+    monkeypatch.setattr(sweep_job, "sweep", sweep)
     set_cursor(pg_ctx.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
     scheduler = Scheduler(pg_ctx, enqueue=print)
     try:
@@ -148,7 +150,7 @@ def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_ctx, jobs, 
     def fail(*_args, **_kwargs):
         raise error
 
-    monkeypatch.setattr(reconcile, "catch_up", fail)
+    monkeypatch.setattr(catch_up_job, "catch_up", fail)
     scheduler = Scheduler(pg_ctx, enqueue=print)
     try:
         with structlog.testing.capture_logs() as logs:
@@ -162,7 +164,7 @@ def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_ctx, jobs, 
 
 def test_catch_up_gets_the_context_and_the_enqueue_function(pg_ctx, monkeypatch):
     seen = {}
-    monkeypatch.setattr(reconcile, "catch_up", lambda ctx, enqueue: seen.update(ctx=ctx, enqueue=enqueue) or 0)
+    monkeypatch.setattr(catch_up_job, "catch_up", lambda ctx, enqueue: seen.update(ctx=ctx, enqueue=enqueue) or 0)
     sink = []
     scheduler = Scheduler(pg_ctx, enqueue=sink.append)
     try:
@@ -235,9 +237,9 @@ def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_ctx, 
         "tenant_id": tenant_id, "found": False, "drift": [], "dry_run": False})
     assert run_reconcile(tenant="nobody", ctx=pg_ctx, out=io.StringIO()) == 1
 
-    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 1, "failed": ["t4"]})
+    monkeypatch.setattr(sweep_job, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 1, "failed": ["t4"]})
     assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 1
-    monkeypatch.setattr(reconcile, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 0, "failed": []})
+    monkeypatch.setattr(sweep_job, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 0, "failed": []})
     assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 0
 
 
@@ -247,7 +249,7 @@ def test_reconcile_reports_a_bms_outage_and_exits_1(pg_ctx, monkeypatch):
     def down(ctx, dry_run=False, **kw):
         raise TransientError("stripe: APIConnectionError")
 
-    monkeypatch.setattr(reconcile, "sweep", down)
+    monkeypatch.setattr(sweep_job, "sweep", down)
     out = io.StringIO()
     assert run_reconcile(ctx=pg_ctx, out=out) == 1
     assert json.loads(out.getvalue())["reason"] == "bms_unavailable"

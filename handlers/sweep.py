@@ -1,0 +1,172 @@
+"""The sweep: list every Stripe product, customer and subscription page by page and reconcile
+each tenant (handlers/reconcile.py), plus the tenants we know whose customer is gone from Stripe.
+
+It refuses to change the entitlements of more than `sweep_max_change_ratio` of the tenants at
+once: a key of another Stripe account, or a Stripe outage that lists nothing, would otherwise
+downgrade them all. It first checks the Stripe account against the pin (handlers.account_pin).
+Errors are counted and reported, never swallowed into a "success": a sweep with errors is not
+recorded as done.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import defaultdict
+from datetime import datetime
+
+import structlog
+
+from ..bms.port import CustomerView, ProductView, SubscriptionView
+from ..errors import BillingSyncError, SafetyRefusal
+from .account_pin import check_account
+from .mirror import apply_product
+from .reconcile import reconcile_tenant
+
+log = structlog.get_logger(__name__)
+
+SWEEP_CURSOR = "last_sweep"
+# A sweep that would change this many tenants or fewer is always applied: the share rule is for
+# fleets, where a handful of changed tenants is normal drift, not a wrong account.
+MASS_CHANGE_FLOOR = 10
+
+
+class MassChangeRefused(SafetyRefusal):
+    pass
+
+
+def sweep(ctx, dry_run: bool = False, *, allow_mass_change: bool = False) -> dict:
+    """Reconcile every tenant against a full listing of Stripe (100 a page, every page).
+
+    When more than `MASS_CHANGE_FLOOR` tenants are involved, a dry pass first counts the known
+    tenants whose entitlements would change (tenants seen for the first time, as in a backfill,
+    do not count); above `sweep_max_change_ratio` of all of them the sweep raises
+    `MassChangeRefused` and changes nothing, unless `allow_mass_change`. The dry pass's Stripe
+    reads serve the real one, so the check costs database work, not Stripe calls."""
+    check_account(ctx, pin=not dry_run)  # another account's listing would make every tenant look gone
+    ctx = dataclasses.replace(ctx, bms=_ReadOnce(ctx.bms))
+    listing = _list_stripe(ctx)
+    if not dry_run and not allow_mass_change and len(listing.runs) > MASS_CHANGE_FLOOR:
+        planned = _sweep_pass(ctx, listing, dry_run=True, quiet=True)
+        tenants, changing = planned["tenants"], planned["known_tenants_changed"]
+        limit = max(MASS_CHANGE_FLOOR, ctx.settings.sweep_max_change_ratio * tenants)
+        if changing > limit:
+            log.error("reconcile.sweep_refused", tenants=tenants, would_change=changing,
+                      max_ratio=ctx.settings.sweep_max_change_ratio)
+            raise MassChangeRefused(
+                f"the sweep would change the entitlements of {changing} of {tenants} tenants, more than "
+                f"BILLING_SWEEP_MAX_CHANGE_RATIO={ctx.settings.sweep_max_change_ratio}; nothing was changed. "
+                "Check `billing-sync account show` and `billing-sync reconcile --dry-run`; if the changes are "
+                "right, apply them with `billing-sync reconcile --allow-mass-change`")
+    return _sweep_pass(ctx, listing, dry_run=dry_run)
+
+
+@dataclasses.dataclass
+class _Listing:
+    products: list[ProductView]
+    products_listed_at: datetime  # taken before the listing: it stamps the copies (StripeEvent.fresh)
+    customers: int
+    subscriptions: int
+    runs: list[tuple[str, dict]]  # (tenant id, what reconcile_tenant is given), in sweep order
+    missing_in_stripe: int
+
+
+def _list_stripe(ctx) -> _Listing:
+    """Everything Stripe has, grouped by tenant, and who to reconcile with what."""
+    products_listed_at = ctx.now()
+    products = list(ctx.bms.all_products())
+    customers_by_tenant: dict[str, list[CustomerView]] = defaultdict(list)
+    listed_customers: set[str] = set()
+    customers = 0
+    listed_at = ctx.now()
+    for customer in ctx.bms.all_customers():
+        customers += 1
+        listed_customers.add(customer.id)
+        if customer.tenant_id:
+            customers_by_tenant[customer.tenant_id].append(customer)
+    subs_by_customer: dict[str, list[SubscriptionView]] = defaultdict(list)
+    subscriptions = 0
+    for sub in ctx.bms.all_subscriptions():
+        subscriptions += 1
+        subs_by_customer[sub.customer].append(sub)
+
+    with ctx.uow() as uow:
+        mapped = uow.tenants.customer_ids()
+
+    runs: list[tuple[str, dict]] = []
+    # Each tenant with a customer. Two customers claiming one tenant: ours, else the oldest
+    # (the same choice as the gateway's find_customer_by_tenant).
+    for tenant_id, found in sorted(customers_by_tenant.items()):
+        ours = [c for c in found if c.id == mapped.get(tenant_id)]
+        customer = ours[0] if ours else min(found, key=lambda c: c.created)
+        runs.append((tenant_id, {"customer": customer, "subscriptions": subs_by_customer.get(customer.id, []),
+                                 "listed_at": listed_at}))
+    # Tenants we map to a customer that Stripe no longer lists.
+    missing = 0
+    for tenant_id, customer_id in sorted(mapped.items()):
+        if customer_id and customer_id not in listed_customers and tenant_id not in customers_by_tenant:
+            missing += 1
+            runs.append((tenant_id, {}))
+    return _Listing(products, products_listed_at, customers, subscriptions, runs, missing)
+
+
+def _sweep_pass(ctx, listing: _Listing, *, dry_run: bool, quiet: bool = False) -> dict:
+    report = {"customers": listing.customers, "subscriptions": listing.subscriptions,
+              "products": len(listing.products), "tenants": 0, "drifted": 0, "entitlements_changed": 0,
+              "known_tenants_changed": 0, "missing_in_stripe": listing.missing_in_stripe, "errors": 0, "failed": [],
+              "dry_run": dry_run}
+
+    # Products first, so that tenants are derived with the current enrichment.
+    with ctx.uow() as uow:
+        for product in listing.products:
+            keys = ctx.bms.product_feature_keys(product.id)
+            apply_product(uow, product.id, product, keys, listing.products_listed_at)
+        uow.rollback() if dry_run else uow.commit()
+
+    for tenant_id, given in listing.runs:
+        report["tenants"] += 1
+        try:
+            result = reconcile_tenant(tenant_id, ctx, cause="sweep", dry_run=dry_run, **copy.deepcopy(given))
+        except Exception as exc:  # e.g. rate limited: say so, carry on with the other tenants
+            report["errors"] += 1
+            report["failed"].append(tenant_id)
+            log.warning("reconcile.sweep_tenant_failed", tenant_id=tenant_id, error=type(exc).__name__,
+                        reason=getattr(exc, "reason", None), exc_info=not isinstance(exc, BillingSyncError))
+            continue
+        report["drifted"] += bool(result["drift"])
+        report["entitlements_changed"] += bool(result["entitlements_changed"])
+        report["known_tenants_changed"] += bool(result["entitlements_changed"] and not result["new"])
+
+    if quiet:
+        return report
+    if not dry_run and not report["errors"]:
+        with ctx.uow() as uow:
+            uow.cursors.set(SWEEP_CURSOR, ctx.now().isoformat(), ctx.now())
+            uow.commit()
+    log.info("reconcile.sweep", **{k: v for k, v in report.items() if k != "failed"})
+    return report
+
+
+class _ReadOnce:
+    """The gateway, with each read by id answered from Stripe once per sweep (copies after that),
+    so the dry pass of the mass-change check and the real pass cost one read. Writes and
+    listings go straight through."""
+
+    CACHED = frozenset({"customer", "subscription", "product", "price", "active_entitlement_keys",
+                        "product_feature_keys"})
+
+    def __init__(self, bms):
+        self._bms = bms
+        self._answers: dict[tuple, object] = {}
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._bms, name)
+        if name not in self.CACHED:
+            return attr
+
+        def read_once(*args):
+            key = (name, args)
+            if key not in self._answers:
+                self._answers[key] = attr(*args)
+            return copy.deepcopy(self._answers[key])
+
+        return read_once
