@@ -21,10 +21,12 @@ Caveat: Stripe documents ids of up to 255 characters; ours are stored in 64-char
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails
 
 from . import strict_json
 from .ids import is_tenant_id
@@ -48,7 +50,7 @@ class _Expanded(_Shape):
     id: StripeId
 
 
-Reference = Union[StripeId, _Expanded, None]  # an id, or the object expanded in its place
+Reference = StripeId | _Expanded | None  # an id, or the object expanded in its place
 
 
 class _SubscriptionDetails(_Shape):
@@ -83,9 +85,10 @@ class _Event(_Shape):
 
 def _depth_exceeds(value: object, limit: int) -> bool:
     """True when `value` nests lists/objects more than `limit` deep (iterative: no recursion)."""
-    stack = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable[object]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
@@ -164,7 +167,7 @@ def _id_of(ref: Reference) -> str | None:
     return ref.id if isinstance(ref, _Expanded) else ref
 
 
-def _field_path(event: dict, error: dict) -> str:
+def _field_path(event: dict[str, Any], error: ErrorDetails) -> str:
     """The dotted path of the input field an error is about. pydantic's location also names the
     union branch it tried (`constrained-str`, `_Expanded`): only keys of the input are kept, and the
     name of a missing field."""
