@@ -1,5 +1,6 @@
 """The transactional outbox (`outbox_messages`): events written with the change they announce,
-published by the relay after commit (`workers/relay.py` claims and publishes them)."""
+published by the relay after commit (`workers/relay.py`: it claims them with
+`claim_unpublished` and publishes them)."""
 from __future__ import annotations
 
 import uuid

@@ -46,8 +46,9 @@ class UnitOfWork:
     """The one way to open a session: `with ctx.uow() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
-    `uow.subscriptions`, `uow.products`) work in its transaction; `uow.session` is still there for
-    the modules not yet moved onto them."""
+    `uow.subscriptions`, `uow.products`) work in its transaction. `uow.session` is theirs (and the
+    tests', to check what was stored): outside models/ the service does not touch it
+    (tests/unit/test_repository_seam.py)."""
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
