@@ -13,42 +13,48 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable, Iterator, Protocol
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from .port import CustomerView, ItemView, PriceView, ProductView, SubscriptionView
 from .views import customer_view, price_view, product_view, subscription_view
 
 
-def request_key(idempotency_key: str, params: dict) -> str:
+def request_key(idempotency_key: str, params: dict[str, Any]) -> str:
     """The key of a write whose parameters come from a decision: the caller's key plus a digest of
     the request, so that a new decision is a new request rather than the old key with new params."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{idempotency_key}:{digest}"
 
 
+StripeObject = dict[str, Any]  # a Stripe object as the API answers it (JSON)
+
+
 class StripeWire(Protocol):
     """The wire-level methods the intents are sent with (StripeGateway's, and the fake's)."""
 
-    def retrieve_account(self) -> dict: ...
-    def retrieve_customer(self, customer_id: str) -> dict | None: ...
-    def find_customer_for_tenant(self, tenant_id: str) -> dict | None: ...
-    def create_customer(self, params: dict, *, idempotency_key: str) -> dict: ...
-    def update_customer(self, customer_id: str, params: dict, *, idempotency_key: str) -> dict: ...
-    def create_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> dict: ...
-    def retrieve_subscription(self, subscription_id: str) -> dict | None: ...
-    def list_subscriptions(self, *, customer: str | None = None, status: str = "all") -> Iterable[dict]: ...
-    def create_subscription(self, params: dict, *, idempotency_key: str) -> dict: ...
-    def update_subscription(self, subscription_id: str, params: dict, *, idempotency_key: str) -> dict: ...
-    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict: ...
-    def find_price_by_lookup_key(self, lookup_key: str) -> dict | None: ...
-    def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict: ...
-    def list_customers(self) -> Iterable[dict]: ...
-    def retrieve_product(self, product_id: str) -> dict | None: ...
-    def list_products(self) -> Iterable[dict]: ...
+    def retrieve_account(self) -> StripeObject: ...
+    def retrieve_customer(self, customer_id: str) -> StripeObject | None: ...
+    def find_customer_for_tenant(self, tenant_id: str) -> StripeObject | None: ...
+    def create_customer(self, params: dict[str, Any], *, idempotency_key: str) -> StripeObject: ...
+    def update_customer(self, customer_id: str, params: dict[str, Any], *, idempotency_key: str) -> StripeObject: ...
+    def create_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> StripeObject: ...
+    def retrieve_subscription(self, subscription_id: str) -> StripeObject | None: ...
+    def list_subscriptions(self, *, customer: str | None = None, status: str = "all") -> Iterable[StripeObject]: ...
+    def create_subscription(self, params: dict[str, Any], *, idempotency_key: str) -> StripeObject: ...
+    def update_subscription(self, subscription_id: str, params: dict[str, Any], *,
+                            idempotency_key: str) -> StripeObject: ...
+    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> StripeObject: ...
+    def find_price_by_lookup_key(self, lookup_key: str) -> StripeObject | None: ...
+    def create_meter_event(self, params: dict[str, Any], *, idempotency_key: str) -> StripeObject: ...
+    def list_customers(self) -> Iterable[StripeObject]: ...
+    def retrieve_product(self, product_id: str) -> StripeObject | None: ...
+    def list_products(self) -> Iterable[StripeObject]: ...
     def list_product_feature_keys(self, product_id: str) -> list[str]: ...
-    def retrieve_price(self, price_id: str) -> dict | None: ...
+    def retrieve_price(self, price_id: str) -> StripeObject | None: ...
     def list_active_entitlement_keys(self, customer_id: str) -> list[str]: ...
-    def list_events(self, *, created_gte: int | None = None, types: list[str] | None = None) -> Iterable[dict]: ...
+    def list_events(self, *, created_gte: int | None = None,
+                    types: list[str] | None = None) -> Iterable[StripeObject]: ...
 
 
 class StripeIntents:
@@ -61,7 +67,7 @@ class StripeIntents:
     # -- the account ------------------------------------------------------------------------------
 
     def stripe_account_id(self) -> str:
-        return self._wire.retrieve_account()["id"]
+        return str(self._wire.retrieve_account()["id"])
 
     # -- customers ----------------------------------------------------------------------------
 
@@ -75,7 +81,7 @@ class StripeIntents:
 
     def new_customer_request(self, *, tenant_id: str, name: str | None, email: str | None,
                              payment_method: str | None, test_clock: str | None) -> dict[str, Any]:
-        params: dict = {"name": name, "email": email, "metadata": {"tenant_id": tenant_id}}
+        params: dict[str, Any] = {"name": name, "email": email, "metadata": {"tenant_id": tenant_id}}
         if payment_method:
             params["payment_method"] = payment_method
             params["invoice_settings"] = {"default_payment_method": payment_method}
@@ -88,7 +94,7 @@ class StripeIntents:
 
     def update_customer_details(self, customer_id: str, *, name: str | None = None, email: str | None = None,
                                 address: dict[str, Any] | None = None, idempotency_key: str) -> None:
-        params: dict = {}
+        params: dict[str, Any] = {}
         if name is not None:
             params["name"] = name
         if email is not None:
@@ -102,7 +108,7 @@ class StripeIntents:
         return (customer_view(c) for c in self._wire.list_customers())
 
     def start_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> str:
-        return self._wire.create_test_clock(frozen_time, name, idempotency_key=idempotency_key)["id"]
+        return str(self._wire.create_test_clock(frozen_time, name, idempotency_key=idempotency_key)["id"])
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -123,7 +129,7 @@ class StripeIntents:
     def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
                            trial_days: int | None, fail_if_payment_fails: bool,
                            idempotency_key: str) -> SubscriptionView:
-        params: dict = {
+        params: dict[str, Any] = {
             "customer": customer_id,
             "items": [{"price": price_id, "quantity": quantity}],
             "metadata": {"tenant_id": tenant_id},
@@ -136,8 +142,8 @@ class StripeIntents:
 
     def change_plan(self, sub: SubscriptionView, item: ItemView, *, price_id: str | None, quantity: int | None,
                     unschedule_cancel: bool, idempotency_key: str) -> SubscriptionView:
-        params: dict = {}
-        change: dict = {}
+        params: dict[str, Any] = {}
+        change: dict[str, Any] = {}
         if price_id is not None:
             change["price"] = price_id
         if quantity is not None:
@@ -158,7 +164,7 @@ class StripeIntents:
     def cancel_now(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
         return subscription_view(self._wire.cancel_subscription(sub.id, idempotency_key=idempotency_key))
 
-    def _update(self, sub: SubscriptionView, params: dict, idempotency_key: str) -> SubscriptionView:
+    def _update(self, sub: SubscriptionView, params: dict[str, Any], idempotency_key: str) -> SubscriptionView:
         updated = self._wire.update_subscription(sub.id, params, idempotency_key=idempotency_key)
         return subscription_view(updated)
 
@@ -201,7 +207,7 @@ class StripeIntents:
         return iter(self._wire.list_events(created_gte=created))
 
 
-def _unschedule_cancel_params(sub: SubscriptionView) -> dict:
+def _unschedule_cancel_params(sub: SubscriptionView) -> dict[str, Any]:
     if sub.cancel_at_period_end:
         return {"cancel_at_period_end": False}
     if sub.cancel_at:

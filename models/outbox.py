@@ -4,8 +4,8 @@ published by the relay after commit (`workers/relay.py`: it claims them with
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 import structlog
 from sqlalchemy import func, select, update

@@ -11,8 +11,9 @@ outbox backlog and its age, dead letters, the ledger size and the scheduler's cu
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TextIO, cast
+from typing import TextIO, cast
 
 from sqlalchemy import text
 
@@ -80,7 +81,8 @@ def check_broker(settings) -> list[Check]:
 
         client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
         client.ping()
-        return [Check("broker", OK, f"{redact(url)} (Redis)", True), *_redis_queue_depths(client, settings.queue_prefix)]
+        return [Check("broker", OK, f"{redact(url)} (Redis)", True),
+                *_redis_queue_depths(client, settings.queue_prefix)]
     _kombu_reachable(url)
     return [Check("broker", OK, f"{redact(url)} (RabbitMQ)", True), *_rabbitmq_queue_depths(settings)]
 

@@ -18,6 +18,7 @@ from billing_sync.models import OutboxMessage, utcnow
 from billing_sync.workers import broker as brokers
 from billing_sync.workers.context import set_context
 from billing_sync.workers.worker import InProcessWorkers
+
 from contexts import make_context, wait_until
 from test_bridge import Running, _delete_queue
 

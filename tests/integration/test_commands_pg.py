@@ -16,6 +16,7 @@ from billing_sync.client import command_envelope
 from billing_sync.errors import TransientError
 from billing_sync.handlers.command_dispatch import fail_command, handle_command
 from billing_sync.models import OutboxMessage, UsageCounter, utcnow
+
 from contexts import make_context
 
 

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from billing_sync.handlers.event_dispatch import handle_stripe_event
 from billing_sync.handlers.entitlements import refresh_entitlements
+from billing_sync.handlers.event_dispatch import handle_stripe_event
 from billing_sync.models import (
     EntitlementSnapshot,
     OutboxMessage,
@@ -22,6 +22,7 @@ from billing_sync.models import (
     Tenant,
     utcnow,
 )
+
 from contexts import Clock, make_context, message
 from fakes import FakeGateway
 
@@ -131,7 +132,8 @@ def test_first_sight_of_a_tenant_from_two_workers_at_once(pg_engine, make_settin
         return handler(message(event, utcnow()), ctx)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = [pool.submit(run, handle_stripe_event, sub_event), pool.submit(run, handle_stripe_event, invoice_event)]
+        results = [pool.submit(run, handle_stripe_event, sub_event),
+                   pool.submit(run, handle_stripe_event, invoice_event)]
         assert sorted(f.result(timeout=30) for f in results) == ["applied", "applied"]
     assert _count(ctx, Tenant) == 1 and _count(ctx, Subscription) == 1
     with ctx.uow() as uow:

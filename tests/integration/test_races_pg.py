@@ -16,6 +16,7 @@ from billing_sync.handlers.command_dispatch import handle_command
 from billing_sync.handlers.event_dispatch import handle_stripe_event
 from billing_sync.handlers.usage import current_usage
 from billing_sync.models import Subscription, utcnow
+
 from contexts import make_context, message
 
 
@@ -41,7 +42,8 @@ def staff_signup(staff, tenant: str, plan_lookup_key: str = "pro_monthly", quant
                                       "invoice_settings": {"default_payment_method": "pm_card_visa"}},
                                      idempotency_key=f"staff:{tenant}:customer")
     price = staff.find_price_by_lookup_key(plan_lookup_key)
-    sub = staff.create_subscription({"customer": customer["id"], "items": [{"price": price["id"], "quantity": quantity}]},
+    sub = staff.create_subscription({"customer": customer["id"],
+                                     "items": [{"price": price["id"], "quantity": quantity}]},
                                     idempotency_key=f"staff:{tenant}:subscription")
     return customer, sub
 

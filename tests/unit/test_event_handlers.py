@@ -17,6 +17,7 @@ from billing_sync.models import (
     Subscription,
     Tenant,
 )
+
 from contexts import message
 from fakes import FakeWorld
 
@@ -172,7 +173,8 @@ def test_version_bumps_only_on_a_real_change(world):
     _, sub = world.tenant_on("t1", "pro")
     world.deliver(world.gw.add_event("customer.subscription.created", sub))
     world.gw.set_subscription(sub["id"], metadata={"note": "irrelevant"})
-    assert world.deliver(world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])) == "applied"
+    updated = world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]])
+    assert world.deliver(updated) == "applied"
     assert world.snapshot("t1")["version"] == 1
     world.gw.set_item(sub["id"], quantity=2)
     world.deliver(world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))

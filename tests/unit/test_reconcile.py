@@ -10,6 +10,7 @@ from billing_sync.handlers.event_dispatch import handle_stripe_event
 from billing_sync.handlers.reconcile import reconcile_tenant
 from billing_sync.handlers.sweep import SWEEP_CURSOR, sweep
 from billing_sync.models import OutboxMessage, SyncCursor, Tenant
+
 from test_event_handlers import World
 
 

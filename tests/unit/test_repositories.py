@@ -2,11 +2,11 @@
 transaction (nothing is kept without `uow.commit()`)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from billing_sync.models import Subscription, UnitOfWork, make_session_factory
 
-T0 = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def _uow(engine) -> UnitOfWork:
@@ -132,25 +132,25 @@ def test_the_inbox_keeps_the_receive_order_parks_and_finishes(sqlite_engine):
 
 
 def test_the_inbox_hands_out_each_tenants_first_due_command_and_prunes_finished_ones(sqlite_engine):
-    sent_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    sent_at = datetime.now(UTC) - timedelta(hours=1)
     with _uow(sqlite_engine) as uow:
         for command_id, tenant_id in (("c1", "t1"), ("c2", "t1"), ("x1", "t2"), ("y1", "t3")):
             uow.inbox.record(command_id, tenant_id, "billing.subscription.change", "{}")
             uow.inbox.mark_sent(command_id, sent_at)
-        uow.inbox.mark_sent("y1", datetime.now(timezone.utc) + timedelta(hours=1))  # sent just now: not due
+        uow.inbox.mark_sent("y1", datetime.now(UTC) + timedelta(hours=1))  # sent just now: not due
         uow.commit()
     with _uow(sqlite_engine) as uow:
-        due = uow.inbox.due_for_repair(datetime.now(timezone.utc), limit=10)
+        due = uow.inbox.due_for_repair(datetime.now(UTC), limit=10)
         assert [row.command_id for row in due] == ["c1", "x1"]  # c2 waits for c1
-        assert [row.command_id for row in uow.inbox.due_for_repair(datetime.now(timezone.utc), limit=1)] == ["c1"]
+        assert [row.command_id for row in uow.inbox.due_for_repair(datetime.now(UTC), limit=1)] == ["c1"]
         uow.inbox.mark_sent("c1", sent_at, repair=True)
         uow.inbox.finish("x1")
         uow.commit()
     with _uow(sqlite_engine) as uow:
         assert [(row.command_id, row.repairs) for row in uow.inbox.due_for_repair(
-            datetime.now(timezone.utc), limit=10)] == [("c1", 1)]
-        assert uow.inbox.prune_finished_before(datetime.now(timezone.utc) - timedelta(days=1)) == 0
-        assert uow.inbox.prune_finished_before(datetime.now(timezone.utc) + timedelta(seconds=1)) == 1
+            datetime.now(UTC), limit=10)] == [("c1", 1)]
+        assert uow.inbox.prune_finished_before(datetime.now(UTC) - timedelta(days=1)) == 0
+        assert uow.inbox.prune_finished_before(datetime.now(UTC) + timedelta(seconds=1)) == 1
         uow.commit()
 
 
