@@ -27,22 +27,26 @@ def usage_quantity(store: Store, meter_id: str, customer_id: str, start: int, en
     return int(total)
 
 
-def _line(store: Store, sub: dict, item: dict, invoice_id: str, start: int, end: int, *, quantity: int,
-          trial: bool) -> dict:
+def line(store: Store, sub: dict, item: dict, invoice_id: str, start: int, end: int, *, quantity: int,
+         trial: bool = False, amount: int | None = None, description: str | None = None,
+         proration: bool = False) -> dict:
+    """One invoice line for a subscription item (`item` needs only `id` and `price`); a proration
+    line says its own amount and description."""
     price = store.get("price", item["price"])
     product = store.get("product", price["product"])
-    amount = 0 if trial else (price["unit_amount"] or 0) * quantity
+    if amount is None:
+        amount = 0 if trial else (price["unit_amount"] or 0) * quantity
     name = product["name"] if product else price["id"]
     line = template("invoice")["lines"]["data"][0]
     line.update({
         "amount": amount, "currency": price["currency"],
-        "description": f"Trial period for {name}" if trial else f"{quantity} × {name}",
+        "description": description or (f"Trial period for {name}" if trial else f"{quantity} × {name}"),
         "discount_amounts": [], "discountable": True, "discounts": [], "id": new_id("il", 24),
         "invoice": invoice_id, "livemode": False, "metadata": {}, "period": {"start": start, "end": end},
         "quantity": quantity, "subscription": sub["id"], "pretax_credit_amounts": [], "taxes": [],
         "subtotal": amount, "quantity_decimal": str(quantity),
         "parent": {"invoice_item_details": None, "type": "subscription_item_details",
-                   "subscription_item_details": {"invoice_item": None, "proration": False,
+                   "subscription_item_details": {"invoice_item": None, "proration": proration,
                                                  "proration_details": {"credited_items": None},
                                                  "subscription": sub["id"], "subscription_item": item["id"]}},
         "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]},
@@ -51,26 +55,57 @@ def _line(store: Store, sub: dict, item: dict, invoice_id: str, start: int, end:
     return line
 
 
-def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, end: int, *,
-                   trial: bool = False, usage_from: int | None = None) -> dict:
-    """Create and finalize a subscription invoice (Stripe drafts renewals for an hour first;
-    we finalize at once, so a renewal is charged at the period boundary)."""
-    customer = store.get("customer", sub["customer"])
-    invoice_id = new_id("in", 24)
+def period_lines(store: Store, sub: dict, invoice_id: str, start: int, end: int, *, items: list[dict] | None = None,
+                 trial: bool = False, usage_from: int | None = None) -> list[dict]:
+    """The lines of a period's invoice: licensed items for [start, end), metered usage for
+    [usage_from, start) (`items`: what to bill, the subscription's own by default)."""
     lines = []
-    for item in items_of(store, sub):
+    for item in items if items is not None else items_of(store, sub):
         price = store.get("price", item["price"])
         if (price["recurring"] or {}).get("usage_type") == "metered":
             if usage_from is None:
                 continue
             quantity = usage_quantity(store, price["recurring"]["meter"], sub["customer"], usage_from, start)
-            lines.append(_line(store, sub, item, invoice_id, usage_from, start, quantity=quantity, trial=False))
+            lines.append(line(store, sub, item, invoice_id, usage_from, start, quantity=quantity))
         else:
-            lines.append(_line(store, sub, item, invoice_id, start, end, quantity=item["quantity"] or 0, trial=trial))
-    total = sum(line["amount"] for line in lines)
-    invoice = template("invoice")
+            lines.append(line(store, sub, item, invoice_id, start, end, quantity=item["quantity"] or 0, trial=trial))
+    return lines
+
+
+def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, end: int, *,
+                   trial: bool = False, usage_from: int | None = None, lines: list[dict] | None = None) -> dict:
+    """Create and finalize a subscription invoice (Stripe drafts renewals for an hour first;
+    we finalize at once, so a renewal is charged at the period boundary). A renewal also bills the
+    prorations pending from changes during the period; `lines` replaces the period's lines."""
+    invoice_id = new_id("in", 24)
+    if lines is None:
+        lines = period_lines(store, sub, invoice_id, start, end, trial=trial, usage_from=usage_from)
+        if reason == "subscription_cycle":
+            lines = sub.pop("_pending_prorations", []) + lines
+    for each in lines:
+        each["invoice"] = invoice_id
+    invoice = build_invoice(store, sub, reason, now, invoice_id, lines, period=(
+        (usage_from, start) if usage_from is not None else (now, now)))
+    customer = store.get("customer", sub["customer"])
     sequence = customer["next_invoice_sequence"]
     customer["next_invoice_sequence"] = sequence + 1
+    invoice["number"] = f"{customer['invoice_prefix']}-{sequence:04d}"
+    store.add(invoice)
+    sub["_invoices"].append(invoice_id)
+    store.emit("invoice.created", store.render(invoice))
+    invoice["status"] = "open"
+    invoice["status_transitions"]["finalized_at"] = now
+    store.emit("invoice.finalized", store.render(invoice))
+    sub["latest_invoice"] = invoice_id
+    return invoice
+
+
+def build_invoice(store: Store, sub: dict, reason: str, now: int, invoice_id: str, lines: list[dict], *,
+                  period: tuple[int, int]) -> dict:
+    """A draft invoice of the subscription with these lines (nothing stored, no number yet)."""
+    customer = store.get("customer", sub["customer"])
+    total = sum(each["amount"] for each in lines)
+    invoice = template("invoice")
     invoice.update({
         "id": invoice_id, "account_country": "US", "account_name": "billing-sync emulator", "account_tax_ids": None,
         "amount_due": total, "amount_paid": 0, "amount_remaining": total, "amount_shipping": 0, "application": None,
@@ -89,9 +124,9 @@ def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, e
         "last_finalization_error": None, "latest_revision": None,
         "lines": {"object": "list", "data": lines, "has_more": False, "url": f"/v1/invoices/{invoice_id}/lines"},
         "livemode": False, "metadata": {}, "next_payment_attempt": None,
-        "number": f"{customer['invoice_prefix']}-{sequence:04d}", "on_behalf_of": None,
+        "number": None, "on_behalf_of": None,
         "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
-        "period_end": start if usage_from is not None else now, "period_start": usage_from if usage_from is not None else now,
+        "period_end": period[1], "period_start": period[0],
         "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0, "receipt_number": None,
         "rendering": None, "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
         "statement_descriptor": None, "status": "draft",
@@ -103,13 +138,6 @@ def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, e
         "parent": {"quote_details": None, "type": "subscription_details",
                    "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"]}},
     })
-    store.add(invoice)
-    sub["_invoices"].append(invoice_id)
-    store.emit("invoice.created", store.render(invoice))
-    invoice["status"] = "open"
-    invoice["status_transitions"]["finalized_at"] = now
-    store.emit("invoice.finalized", store.render(invoice))
-    sub["latest_invoice"] = invoice_id
     return invoice
 
 

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     customers,
     entitlements,
     events,
+    invoice_previews,
     invoices,
     payment_intents,
     payment_methods,

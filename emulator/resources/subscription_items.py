@@ -1,9 +1,9 @@
-"""Subscription items: adding, changing and removing them (in place: prorations are not
-computed), and the `/v1/subscription_items` routes."""
+"""Subscription items: adding, changing and removing them (in place, same `si_` ids), with their
+prorations (billing/prorations.py), and the `/v1/subscription_items` routes."""
 from __future__ import annotations
 
 from .. import billing
-from ..billing import lifecycle, periods, render
+from ..billing import invoicing, lifecycle, periods, prorations, render
 from ..errors import invalid
 from ..forms import as_bool, as_dict, merge_metadata, require
 from ..ids import new_id
@@ -23,7 +23,32 @@ def new_item(req: Request, sub: dict, price: dict, quantity, metadata, now: int)
     return item
 
 
-def update_items(req: Request, sub: dict, specs, now: int) -> None:
+def update_items(req: Request, sub: dict, specs, now: int, proration: dict) -> None:
+    """Apply item specs (`items[n][…]`), prorated as `proration` (the request's
+    `proration_behavior` and `proration_date`) says."""
+    billed_before = prorations.billed_items(req.store, sub)
+    _apply_items(req, sub, specs, now)
+    _prorate(req, sub, billed_before, now, proration)
+
+
+def _prorate(req: Request, sub: dict, billed_before: dict, now: int, proration: dict) -> None:
+    behaviour = proration.get("proration_behavior") or "create_prorations"
+    if behaviour == "none":
+        return
+    at = prorations.proration_date(sub, proration.get("proration_date"), "proration_date", now)
+    after = prorations.billed_items(req.store, sub)
+    changes = {item_id: (billed_before.get(item_id), after.get(item_id)) for item_id in {*billed_before, *after}}
+    lines = prorations.proration_lines(req.store, sub, changes, at)
+    if not lines:
+        return
+    if behaviour == "always_invoice":
+        invoice = invoicing.create_invoice(req.store, sub, "subscription_update", now, now, now, lines=lines)
+        invoicing.pay_invoice(req.store, invoice, now, invoicing.payment_method_for(req.store, sub))
+    else:
+        sub.setdefault("_pending_prorations", []).extend(lines)
+
+
+def _apply_items(req: Request, sub: dict, specs, now: int) -> None:
     if not isinstance(specs, list):
         raise invalid("Invalid array", param="items")
     current = {i["id"]: i for i in periods.items_of(req.store, sub)}
@@ -127,7 +152,7 @@ def _mutate_items(req: Request, sub: dict, specs: list[dict], *, pick_new: bool 
     now = req.store.customer_now(req.store.get("customer", sub["customer"]))
     before = render.render_subscription(req.store, sub)
     known = set(sub["_items"])
-    update_items(req, sub, specs, now)
+    update_items(req, sub, specs, now, req.params)
     lifecycle.changed(req.store, sub, before)
     item_id = next((i for i in sub["_items"] if i not in known), None) if pick_new else specs[0].get("id")
     item = req.store.get("subscription_item", item_id)

@@ -6,8 +6,8 @@ fails; `error_if_incomplete` answers 402 and creates nothing; `default_incomplet
 first invoice open and the subscription `incomplete` until it is paid. Without a trial, a paid
 subscription needs a payment method (the subscription's or the customer's invoice default).
 
-Changes of price or quantity take effect in place (same `si_` ids) and are billed from the next
-invoice: prorations are not computed. Cancelling twice is a 404, as in Stripe. A trial that ends
+Changes of price or quantity take effect in place (same `si_` ids) and are prorated as Stripe
+does (billing/prorations.py; `proration_behavior`, `proration_date`). Cancelling twice is a 404, as in Stripe. A trial that ends
 without a payment method pauses or cancels the subscription when
 `trial_settings[end_behavior][missing_payment_method]` says so; `POST …/resume` resumes it.
 """
@@ -192,7 +192,7 @@ def update(req: Request, sub_id: str):
     check_proration_behaviour(params)
     end_behaviour = end_behaviour_of(params, sub["trial_settings"]["end_behavior"]["missing_payment_method"])
     if "items" in params:
-        update_items(req, sub, params["items"], now)
+        update_items(req, sub, params["items"], now, params)
     if "metadata" in params:
         sub["metadata"] = merge_metadata(sub["metadata"], params["metadata"])
     if "description" in params:
