@@ -15,6 +15,7 @@ import stripe
 
 from ..errors import NotFound, PaymentFailed, PermanentError, TransientError
 from .requests import StripeIntents
+from .selfserve_requests import SelfServeIntents
 
 __all__ = ["NotFound", "StripeGateway", "RateLimiter", "NoRateLimit"]
 
@@ -43,8 +44,9 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class StripeGateway(StripeIntents):
-    """The SDK transport (wire methods below) with the `BillingGateway` intents mixed in."""
+class StripeGateway(StripeIntents, SelfServeIntents):
+    """The SDK transport (wire methods below) with the `BillingGateway` and `SelfServeGateway`
+    intents mixed in."""
 
     def __init__(
         self,
@@ -152,6 +154,28 @@ class StripeGateway(StripeIntents):
     def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict:
         return self._call(lambda **kw: self.client.v1.subscriptions.cancel(subscription_id, **kw), {},
                           idempotency_key=idempotency_key)
+
+    # -- self-serve: sessions, previews, invoices, payment methods ---------------------------
+
+    def create_checkout_session(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.checkout.sessions.create, params, idempotency_key=idempotency_key)
+
+    def create_portal_session(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.billing_portal.sessions.create, params, idempotency_key=idempotency_key)
+
+    def create_setup_intent(self, params: dict, *, idempotency_key: str) -> dict:
+        return self._call(self.client.v1.setup_intents.create, params, idempotency_key=idempotency_key)
+
+    def create_invoice_preview(self, params: dict) -> dict:
+        """A preview is a read: no idempotency key (Stripe answers 404 `invoice_upcoming_none`
+        when nothing is coming, which is NotFound here)."""
+        return self._call(self.client.v1.invoices.create_preview, params)
+
+    def list_invoices_page(self, params: dict) -> dict:
+        return self._call(self.client.v1.invoices.list, params)
+
+    def retrieve_payment_method(self, payment_method_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.payment_methods.retrieve, payment_method_id)
 
     # -- catalog ------------------------------------------------------------------------------
 

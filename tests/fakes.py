@@ -18,14 +18,16 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from billing_sync.bms.requests import StripeIntents
+from billing_sync.bms.selfserve_requests import SelfServeIntents
 from contexts import Clock, make_context
+from fakes_selfserve import SelfServeFakeWire
 
 
 def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-class FakeGateway(StripeIntents):
+class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents):
     """A stateful, dict-backed Stripe: what was written can be read back, as with the real one.
     The `BillingGateway` intents come from the same mixin as the real adapter's, so they send the
     same requests to these wire methods; the contract suite checks both answer alike."""
@@ -321,7 +323,7 @@ class FakeGateway(StripeIntents):
 
         if pm in self.DECLINED_CARDS:
             raise PaymentFailed("Your card was declined.", reason="card_declined")
-        return self.new_id("pm") if pm else None
+        return self.add_payment_method(pm)["id"] if pm else None
 
     def create_customer(self, params: dict, *, idempotency_key: str) -> dict:
         self._enter("create_customer", params, idempotency_key)
@@ -330,7 +332,10 @@ class FakeGateway(StripeIntents):
             fields = {k: params[k] for k in ("name", "email", "address", "test_clock") if k in params}
             pm = self._payment_method(params.get("payment_method"))
             fields["invoice_settings"] = {"default_payment_method": pm, "custom_fields": None, "footer": None}
-            return self.add_customer(id=None, metadata=dict(params.get("metadata") or {}), **fields)
+            customer = self.add_customer(id=None, metadata=dict(params.get("metadata") or {}), **fields)
+            if pm:
+                self.payment_methods[pm]["customer"] = customer["id"]
+            return customer
 
         return self._write("create_customer", idempotency_key, params, make)
 
@@ -366,7 +371,7 @@ class FakeGateway(StripeIntents):
             elif not pm:
                 fields["status"] = "incomplete"
             sub = self.add_subscription(customer["id"], item["price"], quantity=item.get("quantity", 1), **fields)
-            return sub
+            return {**sub, "latest_invoice": self.add_invoice(sub)["id"]}
 
         return self._write("create_subscription", idempotency_key, params, make)
 
@@ -393,6 +398,8 @@ class FakeGateway(StripeIntents):
                 sub["cancel_at"] = sub["items"]["data"][0]["current_period_end"] if params["cancel_at_period_end"] else None
             if "cancel_at" in params:  # a time, or "" to unset it
                 sub["cancel_at"] = params["cancel_at"] or None
+            if "default_payment_method" in params:
+                sub["default_payment_method"] = params["default_payment_method"] or None
             return copy.deepcopy(sub)
 
         return self._write("update_subscription", idempotency_key, {"id": subscription_id, **params}, make)

@@ -231,3 +231,83 @@ def test_active_entitlements_of_a_subscribed_customer(gateway, prices):
         gateway.set_active_entitlements(sub.customer, ["sso", "audit_log"])
     assert gateway.active_entitlement_keys(sub.customer) == ["audit_log", "sso"]
     assert gateway.active_entitlement_keys(new_customer(gateway, "t-none").id) == []
+
+
+# -- self-serve (bms/selfserve_port.py) ---------------------------------------------------------
+
+def attach_card(gateway, customer_id: str, token: str) -> str:
+    """A card the customer saved (what a SetupIntent leaves behind): its payment method id."""
+    if isinstance(gateway, FakeGateway):
+        return gateway.add_payment_method(token, customer=customer_id)["id"]
+    return gateway.client.v1.payment_methods.attach(token, params={"customer": customer_id}).id
+
+
+def test_a_checkout_session_is_made_once_per_key(gateway, prices):
+    customer = new_customer(gateway, "t-co", payment_method=None)
+    args = dict(tenant_id="t-co", price_id=prices["pro_monthly"], quantity=2, trial_days=None,
+                success_url="https://app.test/ok", cancel_url="https://app.test/no", idempotency_key="co:1")
+    session = gateway.new_checkout_session(customer.id, **args)
+    assert session.id.startswith("cs_test_") and session.status == "open" and session.customer == customer.id
+    assert session.url and session.url.startswith("https://checkout.stripe.com/")
+    assert session.expires_at > time.time() + 23 * 3600 and session.subscription is None
+    assert gateway.new_checkout_session(customer.id, **args) == session
+
+
+@pytest.mark.parametrize("flow", [None, "payment_method_update", "subscription_cancel", "subscription_update"])
+def test_portal_sessions_with_each_flow(gateway, prices, flow):
+    sub = subscribed(gateway, prices, tenant_id="t-portal")
+    session = gateway.new_portal_session(sub.customer, return_url="https://app.test/billing", flow=flow,
+                                            subscription_id=sub.id, idempotency_key=f"portal:{flow}")
+    assert session.id.startswith("bps_") and session.url.startswith("https://billing.stripe.com/")
+
+
+def test_a_portal_flow_on_an_ended_subscription_is_invalid(gateway, prices):
+    sub = subscribed(gateway, prices, tenant_id="t-portal-ended")
+    gateway.cancel_now(sub, idempotency_key="portal:cancel")
+    with pytest.raises(PermanentError):
+        gateway.new_portal_session(sub.customer, return_url="https://app.test", flow="subscription_cancel",
+                                      subscription_id=sub.id, idempotency_key="portal:ended")
+
+
+def test_a_setup_intent_has_a_client_secret(gateway):
+    customer = new_customer(gateway, "t-seti", payment_method=None)
+    intent = gateway.new_setup_intent(customer.id, tenant_id="t-seti", idempotency_key="seti:1")
+    assert intent.id.startswith("seti_") and intent.client_secret.startswith(intent.id + "_secret_")
+    assert intent.status == "requires_payment_method"
+
+
+def test_a_change_is_previewed_with_its_prorations(gateway, prices):
+    sub = subscribed(gateway, prices, tenant_id="t-preview", quantity=2)
+    (item,) = sub.items
+    upcoming = gateway.upcoming_invoice(sub)
+    assert upcoming is not None and upcoming.amount_due == 2 * 4900 and upcoming.proration_amount == 0
+    assert upcoming.charged_at == item.current_period_end and upcoming.currency == "usd"
+    at = item.current_period_start   # all of the period is left: full credit, full charge
+    quote = gateway.preview_change(sub, item, price_id=prices["team_monthly"], quantity=3, proration_date=at)
+    assert quote.proration_amount == -2 * 4900 + 3 * 9900
+    assert quote.amount_due == quote.proration_amount + 3 * 9900 and quote.proration_date == at
+    assert gateway.upcoming_invoice(gateway.schedule_cancel(sub, idempotency_key="preview:cancel")) is None
+
+
+def test_invoices_newest_first_in_pages(gateway, prices):
+    first = subscribed(gateway, prices, tenant_id="t-inv")
+    while int(time.time()) <= first.created:  # `created` has whole seconds
+        time.sleep(0.05)
+    gateway.start_subscription(first.customer, tenant_id="t-inv", price_id=prices["team_monthly"], quantity=1,
+                               trial_days=None, fail_if_payment_fails=True, idempotency_key="t-inv:second")
+    page, more = gateway.invoices(first.customer, limit=1, starting_after=None)
+    assert more and len(page) == 1 and page[0].amount_due == 9900 and page[0].status == "paid"
+    rest, more = gateway.invoices(first.customer, limit=10, starting_after=page[0].id)
+    assert not more and [i.amount_due for i in rest] == [2 * 4900] and rest[0].subscription == first.id
+    assert rest[0].number and rest[0].hosted_invoice_url and rest[0].invoice_pdf and rest[0].currency == "usd"
+
+
+def test_the_default_card_is_read_and_set(gateway, prices):
+    sub = subscribed(gateway, prices, tenant_id="t-card")
+    card = gateway.default_payment_method(sub.customer)
+    assert card is not None and (card.type, card.brand, card.last4) == ("card", "visa", "4242")
+    assert (card.exp_month, card.exp_year) == (12, 2034)
+    assert gateway.default_payment_method(new_customer(gateway, "t-nocard", payment_method=None).id) is None
+    mastercard = attach_card(gateway, sub.customer, "pm_card_mastercard")
+    gateway.set_default_payment_method(sub.customer, mastercard, idempotency_key="card:set")
+    assert gateway.default_payment_method(sub.customer).id == mastercard
