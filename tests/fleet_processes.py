@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,43 @@ def fleet_env(*, database_url: str, broker_url: str, prefix: str, stripe_api_bas
     }
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every live process it forked, however deep, parents first (Linux: /proc).
+
+    Not the process group: `billing-sync worker` runs Dramatiq's CLI in a group of its own
+    (workers/worker.py, for its shutdown backstop), so `killpg(worker.pid, …)` reaches only the
+    idle parent, never the Dramatiq processes that consume the queues."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after it.
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # the process ended meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo.extend(sorted(children.get(current, [])))
+    return tree
+
+
+def signal_processes(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 class FleetProcesses:
     """The roles as separate OS processes, and what a caller needs to talk to them."""
 
@@ -90,6 +128,24 @@ class FleetProcesses:
         if "ingress" in roles:
             self.wait_healthy()
 
+    @contextmanager
+    def paused(self, role: str):
+        """Every process of `role` (its whole process tree) stopped with SIGSTOP inside the block,
+        continued with SIGCONT after it, also when the block fails. Yields the paused pids."""
+        pids = process_tree(self.procs[role].pid)
+        signal_processes(pids, signal.SIGSTOP)
+        try:
+            yield pids
+        finally:
+            signal_processes(pids, signal.SIGCONT)
+
+    def kill(self, role: str) -> None:
+        """A crash: SIGKILL to every process of `role` at once (its whole process tree: a worker's
+        Dramatiq processes die with it, mid-message), and it is forgotten."""
+        proc = self.procs.pop(role)
+        signal_processes(process_tree(proc.pid), signal.SIGKILL)
+        proc.wait()
+
     def wait_healthy(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -107,13 +163,15 @@ class FleetProcesses:
         process group this object started (e.g. Dramatiq children of a worker killed by a test)."""
         for name in [role] if role else list(self.procs):
             proc = self.procs.pop(name)
+            groups = {_group_of(pid) for pid in process_tree(proc.pid)} - {None}  # Dramatiq's own too
             proc.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            self._kill_group(proc.pid)
+            for pgid in groups | {proc.pid}:
+                self._kill_group(pgid)
         if role is None:
             for pgid in list(self._groups):
                 self._kill_group(pgid)

@@ -180,8 +180,7 @@ def test_worker_killed_between_stripe_calls_leaves_one_set_of_objects(fleet, eve
         while not _customers(fleet, tenant):
             assert time.monotonic() < deadline, "customer never created"
             time.sleep(0.05)
-        fleet.procs["worker"].kill()
-        fleet.procs.pop("worker").wait()
+        fleet.kill("worker")  # its Dramatiq processes too: they hold the command
         fleet.start("worker", "--processes", "1", "--threads", "4")
         done = _outcome(events, command_id, timeout=40)
     finally:
