@@ -2,7 +2,12 @@
 
 On PostgreSQL the leader holds a session-level advisory lock (`pg_try_advisory_lock`) on a
 connection of its own: if the leader dies or its connection drops, PostgreSQL releases the lock
-and a standby takes it within a tick. On SQLite one process is the whole fleet and always leads.
+and a standby takes it within a tick (PostgreSQL frees it when the old session's backend exits,
+a moment after the connection closed, so the first tick after a loss may still find it taken).
+The key derives from the deployment's `BILLING_QUEUE_PREFIX` (`make_lock`) and advisory locks are
+per database, so two deployments never compete for one leadership (each has its own database
+anyway: its tables and its Stripe account pin are the deployment's own).
+On SQLite one process is the whole fleet and always leads.
 """
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ from billing_sync.ops.jobs import run_reconcile
 from billing_sync.workers.leader import AdvisoryLock, ProcessLock
 from billing_sync.workers.scheduler import Scheduler
 
+from contexts import wait_until
+
 
 class Recorder:
     """Stands in for handlers.catch_up.catch_up / sweep.sweep / lapses.refresh_due and counts calls (thread-safe)."""
@@ -100,11 +102,28 @@ def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_ctx, jo
         assert first.lock.try_acquire()
         assert not second.lock.try_acquire()
         first.lock._conn.invalidate()  # as if the leader's database connection broke
-        assert second.lock.try_acquire()
+        # PostgreSQL frees a session's advisory locks when its backend exits, a moment after the
+        # client closed the socket: the standby gets the lock on one of its next ticks, not
+        # necessarily on the first (an immediate try failed 1 in 8 times on a busy machine).
+        wait_until(second.lock.try_acquire, 10, "the standby taking the lock")
         assert not first.lock.try_acquire()  # it notices, and stays a standby
     finally:
         first.lock.release()
         second.lock.release()
+
+
+def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, make_settings, jobs):
+    """The lock's key derives from BILLING_QUEUE_PREFIX: another deployment's scheduler on the same
+    database does not make ours a standby (advisory locks are per database, so deployments on
+    their own databases, as they normally are, never meet at all)."""
+    ours, theirs = (build_context(make_settings(queue_prefix=p), engine=pg_engine) for p in ("dep-a", "dep-b"))
+    a, b, a_standby = Scheduler(ours, enqueue=print), Scheduler(theirs, enqueue=print), Scheduler(ours, enqueue=print)
+    try:
+        assert a.lock.try_acquire() and b.lock.try_acquire()
+        assert not a_standby.lock.try_acquire()  # within one deployment, still one leader
+    finally:
+        for scheduler in (a, b, a_standby):
+            scheduler.lock.release()
 
 
 def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_ctx, jobs):
