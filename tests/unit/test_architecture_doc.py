@@ -94,9 +94,9 @@ def test_the_check_finds_paths_and_names_and_fails_on_a_wrong_one():
         "handlers/gone.py: no such file or folder", "workers/bridge.py:nothing_here: not defined there",
         "errors.py/: no such file or folder"]
     # In a row about a folder, a bare name is that folder's file (or the root's); elsewhere the root's.
-    assert missing("| `handlers/` | `registry.py:stripe_handler_for`, `bootstrap.py` |") == []
-    assert missing("| `handlers/` | `relay.py` |\n`registry.py`") == [
-        "relay.py: no such file or folder", "registry.py: no such file or folder"]
+    assert missing("| `tests/unit/` | `test_architecture_doc.py:resolve`, `bootstrap.py` |") == []
+    assert missing("| `tests/unit/` | `relay.py` |\n`test_architecture_doc.py`") == [
+        "relay.py: no such file or folder", "test_architecture_doc.py: no such file or folder"]
 
 
 def test_every_path_and_name_in_the_architecture_doc_exists():
