@@ -14,7 +14,7 @@ from billing_sync.config.settings import Settings
 from billing_sync.models import Base, make_engine
 from billing_sync.models.migrate import upgrade
 
-from services import AMQP_URL, FIXTURE_MARKERS, PARAM_MARKERS, PG_ADMIN_URL, REDIS_URL, unreachable
+from services import AMQP_URL, FIXTURE_MARKERS, PARAM_MARKERS, PG_ADMIN_URL, REDIS_URL, reach
 
 billing_logging.CACHE_LOGGERS = False  # see its comment: capture_logs must reach every logger
 
@@ -39,11 +39,8 @@ def pg_url():
 
     name = f"bs_test_{uuid.uuid4().hex[:8]}"
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(unreachable("postgres", admin, exc), pytrace=False)
-    with conn:
+    with reach("postgres", admin, lambda: psycopg.connect(admin, autocommit=True, connect_timeout=5),
+               psycopg.OperationalError) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
@@ -82,10 +79,7 @@ def redis_url():
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
-    try:
-        client.ping()  # no flush: concurrent runs share this database, each under its own prefixes
-    except redis.ConnectionError as exc:
-        pytest.fail(unreachable("redis", REDIS_URL, exc), pytrace=False)
+    reach("redis", REDIS_URL, client.ping, redis.ConnectionError)  # no flush: runs share it, under own prefixes
     yield REDIS_URL
     client.close()
 
@@ -96,10 +90,8 @@ def amqp_url():
     from kombu.exceptions import OperationalError
 
     with Connection(AMQP_URL, connect_timeout=5) as conn:
-        try:
-            conn.ensure_connection(max_retries=1)
-        except (OperationalError, *conn.connection_errors) as exc:
-            pytest.fail(unreachable("rabbitmq", AMQP_URL, exc), pytrace=False)
+        reach("rabbitmq", AMQP_URL, lambda: conn.ensure_connection(max_retries=1),
+              (OperationalError, *conn.connection_errors))
     return AMQP_URL
 
 

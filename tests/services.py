@@ -9,7 +9,13 @@ the tests that need it with one line naming it, never a bare connection tracebac
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+import pytest
+
+T = TypeVar("T")
 
 PG_ADMIN_URL = os.environ.get("BILLING_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -31,9 +37,15 @@ class ServiceUsedInUnitTest(AssertionError):
     """A unit test reached for PostgreSQL, Redis or RabbitMQ (see tests/unit/conftest.py)."""
 
 
-def unreachable(marker: str, url: str, error: BaseException) -> str:
-    """The one-line reason a test that needs the service fails when it is down."""
-    name, variable = SERVICE_NAMES[marker]
-    where = urlsplit(url)
-    return (f"{name} is not reachable at {where.hostname}:{where.port} ({type(error).__name__}: {error}); "
-            f"start it, point {variable} at one, or leave these tests out with -m 'not {marker}'")
+def reach(marker: str, url: str, connect: Callable[[], T], errors: type[BaseException] | tuple) -> T:
+    """`connect()`'s answer; when it raises one of `errors`, the test fails with one line naming the
+    service, not the client library's chain of connection tracebacks."""
+    try:
+        return connect()
+    except errors as exc:
+        name, variable = SERVICE_NAMES[marker]
+        where = urlsplit(url)
+        error = " ".join(str(exc).split())  # libpq's message spans lines
+        reason = (f"{name} is not reachable at {where.hostname}:{where.port} ({type(exc).__name__}: {error}); "
+                  f"start it, point {variable} at one, or leave these tests out with -m 'not {marker}'")
+    pytest.fail(reason, pytrace=False)
