@@ -1,49 +1,62 @@
-"""Wires the dependencies that handlers get: a unit-of-work factory, the Stripe gateway, the
-catalog, the clock. Workers, the ingress and tests build one Context each and pass it down."""
+"""`bootstrap()` builds the message bus from explicit dependencies: a unit-of-work factory over
+the database, the Stripe port (`bms.port.BillingGateway`, the `stripe`-SDK adapter unless one is
+given), the catalog, the clock, the settings and the command sender. Each handler gets, injected
+by name, the ones it declares (handlers/messagebus.py, handlers/dependencies.py).
+
+Every process builds its own bus: a worker's is built by its broker on the first message (see
+`workers/actors.BusSlot`), `up` (fleet.py) and each role's `main` build one and pass it down, tests
+build one over fakes (tests/contexts.py). Nothing here is global.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import Engine
 
 from .bms.gateway import RateLimiter, StripeGateway
+from .bms.port import BillingGateway
 from .bms.rate_limit import make_rate_limiter
 from .config.catalog import Catalog, cached_catalog
 from .config.settings import Settings, get_settings
-from .models import UnitOfWork, make_engine, unit_of_work_factory, utcnow
+from .handlers import registry
+from .handlers.dependencies import SendCommand
+from .handlers.messagebus import Bus
+from .models import make_engine, unit_of_work_factory, utcnow
 
 
-@dataclass
-class Context:
-    settings: Settings
-    engine: Engine
-    uow: Callable[[], UnitOfWork]
-    bms: StripeGateway
-    catalog: Catalog
-    now: Callable[[], datetime] = field(default=utcnow)
+def _sends_nothing(envelope: dict) -> None:
+    raise RuntimeError("this bus has no command sender: build it with bootstrap(send_command=…) or install it "
+                       "on a broker (workers.actors.declare_actors)")
 
 
-def build_context(
+def bootstrap(
     settings: Settings | None = None,
     *,
     engine: Engine | None = None,
-    bms: StripeGateway | None = None,
+    gateway: BillingGateway | None = None,
     rate_limiter: RateLimiter | None = None,
-) -> Context:
+    catalog: Catalog | None = None,
+    now: Callable[[], datetime] = utcnow,
+    send_command: SendCommand = _sends_nothing,
+) -> Bus:
+    """The bus, with every dependency not given built from `settings` (the environment's)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
-    if bms is None:
-        bms = StripeGateway(
+    if gateway is None:
+        gateway = StripeGateway(
             settings.stripe_api_key.get_secret_value(),
             api_base=settings.stripe_api_base,
             rate_limiter=make_rate_limiter(settings) if rate_limiter is None else rate_limiter,
         )
-    return Context(
-        settings=settings,
-        engine=engine,
-        uow=unit_of_work_factory(engine),
-        bms=bms,
-        catalog=cached_catalog(str(settings.catalog)),
-    )
+    dependencies = {
+        "uow_factory": unit_of_work_factory(engine),
+        "gateway": gateway,
+        "catalog": catalog or cached_catalog(str(settings.catalog)),
+        "now": now,
+        "settings": settings,
+        "send_command": send_command,
+        "stripe_families": registry.STRIPE_EVENT_FAMILIES,
+    }
+    tables = {"command_handlers": registry.COMMAND_HANDLERS}
+    return Bus(registry.ROUTES, dependencies, tables=tables, engine=engine)

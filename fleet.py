@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import structlog
 import uvicorn
 
-from .bootstrap import Context, build_context
+from .bootstrap import bootstrap
 from .config.settings import Settings, get_settings
+from .handlers.messagebus import Bus
 from .models.migrate import upgrade
 
 if TYPE_CHECKING:  # imported when the settings ask for the emulator
@@ -34,7 +35,8 @@ class Fleet:
     host: str = "127.0.0.1"
     port: int = 0
     threads: int = 4
-    ctx: Context | None = None
+    # The bus every role runs on: given, or built from `settings` once the emulator (if any) is up.
+    bus: Bus | None = None
     emulator: EmulatorServer | None = None
     ingress_url: str = ""
     _stoppers: list = field(default_factory=list)
@@ -44,25 +46,25 @@ class Fleet:
         if self.settings.uses_emulator:
             self._start_emulator()
         settings = self.settings
-        self.ctx = build_context(settings)
+        if self.bus is None:
+            self.bus = bootstrap(settings)
+        bus = self.bus
         from .handlers.account_pin import verify_account
 
-        verify_account(self.ctx)
+        bus.call(verify_account)
         if self.emulator is not None:
             from .bms.catalog_sync import ensure_catalog
 
-            ensure_catalog(self.ctx.bms, self.ctx.catalog)
+            ensure_catalog(bus.gateway, bus.catalog)
 
         from .workers.broker import make_broker
-        from .workers.context import set_context
         from .workers.worker import InProcessWorkers
 
-        set_context(self.ctx)
-        broker = make_broker(settings)
+        broker = make_broker(settings, bus=bus)
         workers = InProcessWorkers(broker, threads=self.threads).start()
         self._stoppers.append(workers.stop)
-        self._start_ingress(broker)
-        self._start_background_roles()
+        self._start_ingress(bus, broker)
+        self._start_background_roles(bus)
         if self.emulator is not None:
             self.emulator.add_webhook_endpoint(f"{self.ingress_url}/webhooks/stripe",
                                                settings.webhook_secrets[0].get_secret_value())
@@ -79,11 +81,11 @@ class Fleet:
         # The emulator stands in for Stripe: point the gateway at it for this process.
         self.settings = self.settings.model_copy(update={"stripe_api_base": self.emulator.url})
 
-    def _start_ingress(self, broker) -> None:
+    def _start_ingress(self, bus: Bus, broker) -> None:
         from .ingress.app import create_app
         from .ingress.server import uvicorn_config
 
-        config = uvicorn_config(create_app(self.ctx, broker=broker), self.host, self.port, log_level="warning")
+        config = uvicorn_config(create_app(bus, broker=broker), self.host, self.port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="ingress", daemon=True)
         thread.start()
@@ -101,12 +103,12 @@ class Fleet:
 
         self._stoppers.append(stop)
 
-    def _start_background_roles(self) -> None:
+    def _start_background_roles(self, bus: Bus) -> None:
         from .workers.bridge import Bridge
         from .workers.relay import Relay
         from .workers.scheduler import Scheduler
 
-        for role in (Relay(self.ctx), Bridge(self.ctx), Scheduler(self.ctx)):
+        for role in (Relay(bus), Bridge(bus), Scheduler(bus)):
             stop_event = threading.Event()
             thread = threading.Thread(target=role.run, kwargs={"stop_event": stop_event},
                                       name=type(role).__name__.lower(), daemon=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.config.settings import Settings
 from billing_sync.ingress.app import create_app
 from billing_sync.ingress.signature import sign_header
@@ -99,13 +99,13 @@ def main() -> int:
                         database_url=f"sqlite:///{tmp}/bench.db", log_level="ERROR")
     import structlog, logging  # noqa: E401  (keep per-request log lines out of the measurement)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    ctx = build_context(settings)
+    bus = bootstrap(settings)
     bodies = [event_body(i) for i in range(n)]
     client = redis.Redis.from_url(REDIS_URL)
 
     broker = make_broker(settings, make_current=False)
-    durable = create_app(ctx, broker=broker)
-    baseline = create_app(ctx, enqueue=lambda message: None)
+    durable = create_app(bus, broker=broker)
+    baseline = create_app(bus, enqueue=lambda message: None)
     try:
         asyncio.run(run(baseline, bodies[:100]))  # warm-up (imports, connection pools)
         asyncio.run(run(durable, bodies[:100]))

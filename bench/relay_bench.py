@@ -26,7 +26,7 @@ from pathlib import Path
 from kombu import Producer, Queue
 from sqlalchemy import insert
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.config.bus import CLOUDEVENTS, EVENTS_EXCHANGE, cloudevent, connect, routing_key
 from billing_sync.config.settings import Settings
 from billing_sync.models import make_engine
@@ -89,9 +89,9 @@ def depth_and_delete(url: str, queue: Queue) -> int:
     return depth
 
 
-def bench_relay(ctx, url: str, n: int, batch: int) -> float:
-    fill_outbox(ctx.engine, n)
-    relay = Relay(ctx, url, batch=batch)
+def bench_relay(bus, url: str, n: int, batch: int) -> float:
+    fill_outbox(bus.engine, n)
+    relay = Relay(bus, url, batch=batch)
     relay.publish_pending(1)  # connect and declare outside the timing
     started = time.perf_counter()
     published = 1
@@ -138,13 +138,13 @@ def main() -> int:
     try:
         upgrade(db_url)
         engine = make_engine(db_url)
-        ctx = build_context(Settings(database_url=db_url, _env_file=None), engine=engine)
+        bus = bootstrap(Settings(database_url=db_url, _env_file=None), engine=engine)
         for name, url in BUSES.items():
             if not reachable(url):
                 print(f"{name}: unreachable, skipped", file=sys.stderr)
                 continue
             queue = bound_queue(url)
-            relay_eps = bench_relay(ctx, url, args.n, args.batch)
+            relay_eps = bench_relay(bus, url, args.n, args.batch)
             baseline_eps = bench_baseline(url, args.n)
             routed = depth_and_delete(url, queue)
             results[name] = {

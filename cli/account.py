@@ -14,13 +14,13 @@ def account() -> None:
 @account.command("show")
 def account_show() -> None:
     """The pinned account and the account of BILLING_STRIPE_API_KEY."""
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..handlers.account_pin import pinned_account
 
-    ctx = build_context()
-    with ctx.uow() as uow:
+    bus = bootstrap()
+    with bus.uow_factory() as uow:
         pinned = pinned_account(uow)
-    current = ctx.bms.stripe_account_id()
+    current = bus.gateway.stripe_account_id()
     click.echo(f"pinned: {pinned or '(nothing yet; pinned on first contact)'}")
     click.echo(f"key's account: {current}")
     if pinned and pinned != current:
@@ -31,10 +31,10 @@ def account_show() -> None:
 @click.option("--from", "old", required=True, help="The account the database is pinned to now (acct_…).")
 def account_repin(old: str) -> None:
     """Move this database to the key's Stripe account, on purpose."""
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..handlers.account_pin import repin
 
-    click.echo(f"pinned to {repin(build_context(), old)} (was {old})")
+    click.echo(f"pinned to {bootstrap().call(repin, old)} (was {old})")
 
 
 COMMANDS = (account,)

@@ -13,12 +13,12 @@ def catalog() -> None:
 def catalog_sync() -> None:
     """Create the catalog's products, lookup_key'd prices and meters in Stripe where missing."""
     from ..bms.catalog_sync import ensure_catalog
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..handlers.account_pin import verify_account
 
-    ctx = build_context()
-    verify_account(ctx)
-    for plan, price in ensure_catalog(ctx.bms, ctx.catalog).items():
+    bus = bootstrap()
+    bus.call(verify_account)
+    for plan, price in ensure_catalog(bus.gateway, bus.catalog).items():
         click.echo(f"{plan}: {price['id']} ({price.get('lookup_key')})")
 
 

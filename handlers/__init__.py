@@ -1,2 +1,2 @@
-"""The sync's logic: one handler per message family, given the message and a Context
-(unit of work, Stripe gateway, catalog). No broker code here; see registry.py for the routing."""
+"""The sync's logic: one handler per message family, its dependencies (unit of work, Stripe port,
+catalog, clock) injected by the bus (messagebus.py). No broker code here; registry.py routes."""

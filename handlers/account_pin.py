@@ -17,7 +17,9 @@ import time
 import structlog
 from sqlalchemy.exc import IntegrityError
 
+from ..bms.port import BillingGateway
 from ..errors import SafetyRefusal, TransientError
+from .dependencies import Clock, UowFactory
 
 log = structlog.get_logger(__name__)
 
@@ -33,12 +35,12 @@ def pinned_account(uow) -> str | None:
     return uow.cursors.value(PIN)
 
 
-def check_account(ctx, *, pin: bool = True) -> str:
+def check_account(*, gateway: BillingGateway, uow_factory: UowFactory, now: Clock, pin: bool = True) -> str:
     """The id of the key's Stripe account, after checking it against the pin (and, with `pin`,
     pinning it when nothing is pinned yet). Raises `WrongStripeAccount` on a mismatch."""
-    account_id = ctx.bms.stripe_account_id()
+    account_id = gateway.stripe_account_id()
     for _ in range(2):  # a second round when another role pinned at the same moment
-        with ctx.uow() as uow:
+        with uow_factory() as uow:
             row = uow.cursors.get(PIN)
             if row is not None:
                 if row.value != account_id:
@@ -50,7 +52,7 @@ def check_account(ctx, *, pin: bool = True) -> str:
                 return account_id
             if not pin:
                 return account_id
-            uow.cursors.set(PIN, account_id, ctx.now())
+            uow.cursors.set(PIN, account_id, now())
             try:
                 uow.commit()
             except IntegrityError:
@@ -60,7 +62,8 @@ def check_account(ctx, *, pin: bool = True) -> str:
     raise TransientError("could not pin the Stripe account")  # pragma: no cover (two races in a row)
 
 
-def verify_account(ctx, *, pin: bool = True, wait_s: float = 30.0, stop: threading.Event | None = None) -> str:
+def verify_account(*, gateway: BillingGateway, uow_factory: UowFactory, now: Clock, pin: bool = True,
+                   wait_s: float = 30.0, stop: threading.Event | None = None) -> str:
     """`check_account` at a role's start-up, waiting out a Stripe blip for up to `wait_s`
     (returns early, raising, when `stop` is set). Raises `TransientError` when Stripe stayed
     unreachable, `WrongStripeAccount` on a mismatch."""
@@ -69,7 +72,7 @@ def verify_account(ctx, *, pin: bool = True, wait_s: float = 30.0, stop: threadi
     delay = 0.5
     while True:
         try:
-            return check_account(ctx, pin=pin)
+            return check_account(uow_factory=uow_factory, gateway=gateway, now=now, pin=pin)
         except TransientError as exc:
             if stop.is_set() or time.monotonic() + delay > deadline:
                 raise TransientError(f"cannot check the Stripe account: {exc}") from exc
@@ -78,27 +81,27 @@ def verify_account(ctx, *, pin: bool = True, wait_s: float = 30.0, stop: threadi
             delay = min(delay * 2, 5.0)
 
 
-def verify_account_if_reachable(ctx) -> str | None:
+def verify_account_if_reachable(*, gateway: BillingGateway, uow_factory: UowFactory, now: Clock) -> str | None:
     """For long-running roles (worker, scheduler): refuse another account at start-up, but start
     while Stripe is unreachable (one attempt; a warning) rather than crash-loop through a Stripe
     outage. The scheduler checks again before every job that reads Stripe."""
     try:
-        return check_account(ctx)
+        return check_account(uow_factory=uow_factory, gateway=gateway, now=now)
     except TransientError as exc:
         log.warning("stripe.account_unchecked", error=str(exc)[:200])
         return None
 
 
-def repin(ctx, expected_old: str) -> str:
+def repin(expected_old: str, *, gateway: BillingGateway, uow_factory: UowFactory, now: Clock) -> str:
     """Point the pin at the key's current account, if the pin still says `expected_old` (typed
     by the operator, so a repin is never an accident). Returns the new account id."""
-    account_id = ctx.bms.stripe_account_id()
-    with ctx.uow() as uow:
+    account_id = gateway.stripe_account_id()
+    with uow_factory() as uow:
         current = uow.cursors.value(PIN)
         if current != expected_old:
             raise WrongStripeAccount(f"this database is pinned to {current or 'no account'}, not {expected_old}; "
                                      "nothing changed")
-        uow.cursors.set(PIN, account_id, ctx.now())
+        uow.cursors.set(PIN, account_id, now())
         uow.commit()
     log.warning("stripe.account_repinned", old=expected_old, new=account_id)
     return account_id

@@ -7,7 +7,9 @@ items that use it. Then every tenant with an item on that product or price is re
 """
 from __future__ import annotations
 
+from ..bms.port import BillingGateway
 from ..models import Tenant, UnitOfWork
+from .dependencies import Clock
 from .products import refresh_products
 from .stripe_event import StripeEvent
 from .stripe_family import CatalogChange, CatalogFamily
@@ -22,13 +24,14 @@ def _change_of(event: StripeEvent) -> CatalogChange | None:
     return CatalogChange(product_id, price_id) if product_id else None
 
 
-def _reread(uow: UnitOfWork, ctx, event: StripeEvent, change: CatalogChange) -> str | None:
+def _reread(uow: UnitOfWork, event: StripeEvent, change: CatalogChange, *, gateway: BillingGateway,
+            now: Clock) -> str | None:
     """Refresh the product (one new to us too); the price's lookup_key now, for a price event."""
     lookup_key = None
     if change.price_id:
-        price = ctx.bms.price(change.price_id)
+        price = gateway.price(change.price_id)
         lookup_key = price.lookup_key if price else None
-    refresh_products(uow, ctx, {change.product_id}, event.fresh_after)
+    refresh_products(uow, {change.product_id}, event.fresh_after, gateway=gateway, now=now)
     return lookup_key
 
 

@@ -11,8 +11,10 @@ from typing import Callable
 
 import structlog
 
+from ..bms.port import BillingGateway
 from ..contract.stripe_event import EventProblem, StripeEventFacts, read_event
 from .account_pin import check_account
+from .dependencies import Clock, UowFactory
 
 log = structlog.get_logger(__name__)
 
@@ -24,20 +26,21 @@ CATCH_UP_OVERLAP_S = 60
 CATCH_UP_INITIAL_LOOKBACK_S = 3600
 
 
-def catch_up(ctx, enqueue: Callable[[dict], None]) -> int:
+def catch_up(enqueue: Callable[[dict], None], *, uow_factory: UowFactory, gateway: BillingGateway,
+             now: Clock) -> int:
     """Enqueue the Stripe events created since the newest one seen that are not in the ledger.
 
     The cursor moves only after every event was handed to `enqueue`, so a failure replays them.
     Another Stripe account's events are never enqueued (the account pin).
     """
-    check_account(ctx)
-    now = ctx.now()
-    with ctx.uow() as uow:
+    check_account(gateway=gateway, uow_factory=uow_factory, now=now)
+    started = now()
+    with uow_factory() as uow:
         cursor = uow.cursors.value(EVENTS_CURSOR)
         seen = int(cursor) if cursor is not None else None
-    since = (seen - CATCH_UP_OVERLAP_S) if seen is not None else int((now - timedelta(
+    since = (seen - CATCH_UP_OVERLAP_S) if seen is not None else int((started - timedelta(
         seconds=CATCH_UP_INITIAL_LOOKBACK_S)).timestamp())
-    listed = list(ctx.bms.events_since(since))
+    listed = list(gateway.events_since(since))
     if not listed:
         return 0
     # An event that breaks the Stripe event check must not stop the catch-up (or reach the
@@ -53,16 +56,16 @@ def catch_up(ctx, enqueue: Callable[[dict], None]) -> int:
             if seen is None or not isinstance(event.get("created"), int) or event["created"] > seen:
                 unusable.append(event)
     usable.sort(key=lambda pair: (pair[0].created or 0, pair[0].id))
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         done = uow.ledger.processed_among(facts.id for facts, _ in usable)
     to_send = [event for facts, event in usable if facts.id not in done] + unusable
-    received_at = now.isoformat()
+    received_at = started.isoformat()
     for event in to_send:
         enqueue({"event": event, "received_at": received_at})
     newest = max((e["created"] for e in listed if type(e.get("created")) is int), default=None)
     if newest is not None:
-        with ctx.uow() as uow:
-            uow.cursors.set(EVENTS_CURSOR, str(max(newest, seen or 0)), ctx.now())
+        with uow_factory() as uow:
+            uow.cursors.set(EVENTS_CURSOR, str(max(newest, seen or 0)), now())
             uow.commit()
     if to_send:
         log.info("reconcile.catch_up", enqueued=len(to_send), listed=len(listed), unusable=len(unusable),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Callable, Mapping
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -26,12 +27,16 @@ from sqlalchemy.exc import IntegrityError
 from ..contract.ids import is_tenant_id
 from ..contract.reasons import documented_reason
 from ..errors import InvalidMessage, PermanentError, StateMoved
-from ..models import UnitOfWork, database_errors_are_transient
+from ..models import Tenant, UnitOfWork, database_errors_are_transient
 from ..models.text import db_text
-from . import registry
 from .command_schema import Command, parse_command, readable_ids
+from .dependencies import UowFactory
 
 log = structlog.get_logger(__name__)
+
+# A command type's handler, its dependencies injected: (command, its locked tenant, the unit of
+# work) -> the details of billing.command.completed.
+CommandHandler = Callable[[Command, Tenant, UnitOfWork], dict | None]
 
 KIND = "command"
 COMPLETED = "billing.command.completed"
@@ -39,16 +44,16 @@ FAILED = "billing.command.failed"
 MAX_EVENT_DETAIL = 1000  # characters of `detail` in a failure event; the dead letter keeps it all
 
 
-def handle_command(envelope: dict, ctx) -> str:
+def handle_command(envelope: dict, *, uow_factory: UowFactory, command_handlers: Mapping[str, CommandHandler]) -> str:
     """Apply one command; returns completed, failed, duplicate, or waiting (parked behind an
     earlier command of its tenant that has no outcome yet: the caller acks it, nothing else)."""
     try:
         cmd = parse_command(envelope)
     except InvalidMessage as exc:
-        return fail_command(envelope, "invalid", str(exc), ctx)
-    handler = registry.COMMAND_HANDLERS[cmd.type]
+        return fail_command(envelope, "invalid", str(exc), uow_factory=uow_factory)
+    handler = command_handlers[cmd.type]
     try:
-        with database_errors_are_transient(), ctx.uow() as uow:
+        with database_errors_are_transient(), uow_factory() as uow:
             tenant = uow.lock_tenant(cmd.tenant_id)
             if uow.already_processed(cmd.id):
                 log.info("command.duplicate", command_id=cmd.id, command_type=cmd.type)
@@ -63,7 +68,7 @@ def handle_command(envelope: dict, ctx) -> str:
                          waits_for=earlier)
                 return "waiting"
             try:
-                details = _decide_and_apply(handler, cmd, tenant, uow, ctx)
+                details = _decide_and_apply(handler, cmd, tenant, uow)
             except PermanentError as exc:
                 details = {"stripe_customer_id": tenant.stripe_customer_id}
                 _record_outcome(uow, cmd.id, cmd.tenant_id, cmd.type, FAILED, reason=exc.reason, detail=str(exc),
@@ -78,7 +83,7 @@ def handle_command(envelope: dict, ctx) -> str:
     except IntegrityError as exc:
         # Two deliveries raced past the ledger check (no row lock on a tenant id that is new to
         # both), or local data contradicts Stripe (a customer already linked to another tenant).
-        if _already_processed(ctx, cmd.id):
+        if _already_processed(uow_factory, cmd.id):
             return "duplicate"
         raise PermanentError(f"local state conflicts with the command: {exc.orig}", reason="invalid") from exc
     return outcome
@@ -89,7 +94,7 @@ def handle_command(envelope: dict, ctx) -> str:
 REDECISIONS = 3
 
 
-def _decide_and_apply(handler, cmd: Command, tenant, uow: UnitOfWork, ctx) -> dict:
+def _decide_and_apply(handler: CommandHandler, cmd: Command, tenant: Tenant, uow: UnitOfWork) -> dict:
     """Run the handler; when it reports that Stripe's state moved between its read and its
     write (`StateMoved`), run it again: it reads afresh and decides anew (the local writes it
     made before are idempotent assignments, and its Stripe writes carry the keys of their
@@ -97,7 +102,7 @@ def _decide_and_apply(handler, cmd: Command, tenant, uow: UnitOfWork, ctx) -> di
     attempt = 1
     while True:
         try:
-            return handler(cmd, tenant, uow, ctx) or {}
+            return handler(cmd, tenant, uow) or {}
         except StateMoved as exc:
             if attempt >= REDECISIONS:
                 raise
@@ -106,7 +111,7 @@ def _decide_and_apply(handler, cmd: Command, tenant, uow: UnitOfWork, ctx) -> di
             attempt += 1
 
 
-def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: str | None = None,
+def fail_command(envelope: object, reason: str, detail: str, *, uow_factory: UowFactory, raw_body: str | None = None,
                  dead_letter_source: str | None = None) -> str:
     """Give a command its failed outcome, once: the ledger row and the billing.command.failed
     event (and, from the bridge, the dead-letter row keeping the message) in one transaction.
@@ -125,7 +130,7 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
     lockable = is_tenant_id(tenant_id)
     detail = db_text(detail) or ""
     try:
-        with database_errors_are_transient(), ctx.uow() as uow:
+        with database_errors_are_transient(), uow_factory() as uow:
             if lockable:  # serialize with a handler that may still be working on this tenant
                 uow.lock_tenant(tenant_id)
             if key is not None and uow.already_processed(key):
@@ -141,7 +146,7 @@ def fail_command(envelope: object, reason: str, detail: str, ctx, *, raw_body: s
                                     detail=detail, body=body)
             uow.commit()
     except IntegrityError:
-        if key is not None and _already_processed(ctx, key):
+        if key is not None and _already_processed(uow_factory, key):
             return "duplicate"
         raise
     log.warning("command.failed", command_id=command_id, command_type=command_type, tenant_id=tenant_id,
@@ -187,8 +192,8 @@ def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | No
     uow.add_event(outcome_type, tenant_id, data)
 
 
-def _already_processed(ctx, command_id: str) -> bool:
-    with ctx.uow() as uow:
+def _already_processed(uow_factory: UowFactory, command_id: str) -> bool:
+    with uow_factory() as uow:
         return uow.already_processed(command_id)
 
 

@@ -27,6 +27,7 @@ from typing import Callable
 import structlog
 from ..models import database_errors_are_transient, utcnow
 from .command_schema import Command, readable_ids
+from .dependencies import UowFactory
 
 log = structlog.get_logger(__name__)
 
@@ -37,25 +38,25 @@ REPAIR_BATCH = 500  # commands re-sent per run at most; the next run takes the r
 KEEP_FINISHED = timedelta(days=7)  # finished rows are kept this long (redeliveries are answered from them)
 
 
-def record_received(ctx, cmd: Command, envelope: dict) -> bool:
+def record_received(cmd: Command, envelope: dict, *, uow_factory: UowFactory) -> bool:
     """Record a valid command before the bridge acks it. Returns False when the command already
     has its outcome (a redelivery: nothing to send), True when it must be sent to the workers."""
     text = json.dumps(envelope, separators=(",", ":"))  # ASCII: storable whatever the strings hold
-    with database_errors_are_transient(), ctx.uow() as uow:
+    with database_errors_are_transient(), uow_factory() as uow:
         row = uow.inbox.record(cmd.id, cmd.tenant_id, cmd.type, text)
         finished = row.finished_at is not None
         uow.commit()
     return not finished
 
 
-def send_next(ctx, envelope: object, send: Send) -> bool:
+def send_next(envelope: object, send: Send, *, uow_factory: UowFactory) -> bool:
     """After a command got its outcome: send its tenant's next command if it waits for its turn.
     Best effort (a failure is logged): `repair` sends a parked command that nobody sent."""
     tenant_id = readable_ids(envelope)[1]
     if tenant_id is None:
         return False
     try:
-        with ctx.uow() as uow:
+        with uow_factory() as uow:
             row = uow.inbox.next_parked(tenant_id)
             if row is None:
                 return False
@@ -70,14 +71,14 @@ def send_next(ctx, envelope: object, send: Send) -> bool:
     return True
 
 
-def repair(ctx, send: Send, *, older_than_s: float) -> dict:
+def repair(send: Send, *, older_than_s: float, uow_factory: UowFactory) -> dict:
     """Send again each tenant's first unfinished command that is parked or was last sent more
     than `older_than_s` ago; fail those re-sent `REPAIR_LIMIT` times already. Returns counts."""
     from .command_dispatch import fail_command
 
     now = utcnow()
     resent = failed = 0
-    with database_errors_are_transient(), ctx.uow() as uow:
+    with database_errors_are_transient(), uow_factory() as uow:
         rows = uow.inbox.due_for_repair(now - timedelta(seconds=older_than_s), REPAIR_BATCH)
         due = [(row.command_id, row.tenant_id, row.repairs, json.loads(row.envelope)) for row in rows]
         pruned = uow.inbox.prune_finished_before(now - KEEP_FINISHED)
@@ -85,12 +86,12 @@ def repair(ctx, send: Send, *, older_than_s: float) -> dict:
     for command_id, tenant_id, repairs, envelope in due:
         if repairs >= REPAIR_LIMIT:
             detail = f"no outcome after {repairs} re-sends to the workers"
-            fail_command(envelope, "bms_unavailable", detail, ctx, dead_letter_source="inbox")
-            send_next(ctx, envelope, send)
+            fail_command(envelope, "bms_unavailable", detail, uow_factory=uow_factory, dead_letter_source="inbox")
+            send_next(envelope, send, uow_factory=uow_factory)
             failed += 1
             continue
         send(envelope)
-        with database_errors_are_transient(), ctx.uow() as uow:
+        with database_errors_are_transient(), uow_factory() as uow:
             uow.inbox.mark_sent(command_id, utcnow(), repair=True)
             uow.commit()
         log.warning("inbox.resent", command_id=command_id, tenant_id=tenant_id, repairs=repairs + 1)

@@ -1,8 +1,8 @@
 """Product commands applied to Stripe: one plain function per command type.
 
 `command_dispatch.handle_command` validates the command, locks the tenant, checks the ledger and
-then calls `handler(cmd, tenant, uow, ctx)`, which does the Stripe work and returns the details
-for the `billing.command.completed` event; the dispatcher records the ledger row and the outcome
+then calls `handler(cmd, tenant, uow)` (its other dependencies injected by the bus), which does
+the Stripe work and returns the details for the `billing.command.completed` event; the dispatcher records the ledger row and the outcome
 in the same transaction. A handler raises a `PermanentError` (→ `billing.command.failed` with its
 `reason`) or lets a `TransientError` through (→ the worker retries the whole command).
 
@@ -36,6 +36,8 @@ from typing import Callable
 import structlog
 
 from ..bms.port import BillingGateway, CustomerView, SubscriptionView
+from ..config.catalog import Catalog
+from ..config.settings import Settings
 from ..errors import InvalidMessage, NotFound, PaymentFailed, PermanentError, StateMoved, UnknownTenant
 from ..models import Tenant, UnitOfWork
 from .command_keys import meter_identifier, step_key
@@ -43,6 +45,7 @@ from .command_queries import (customer_id_for, find_customer, live_subscription,
                               require_customer_id, resolve_plan)
 from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
                              UsageRecorded)
+from .dependencies import Clock
 from .usage import add_usage
 
 log = structlog.get_logger(__name__)
@@ -50,16 +53,17 @@ log = structlog.get_logger(__name__)
 
 # -- the commands -------------------------------------------------------------------------------
 
-def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway, catalog: Catalog,
+                       settings: Settings, now: Clock) -> dict:
     """A customer with metadata `tenant_id` and a subscription on the requested plan, once."""
     data: TenantProvisioned = cmd.data  # type: ignore[assignment]
-    plan = resolve_plan(ctx.catalog, data.plan or ctx.catalog.default_plan)
-    price_id = plan_price_id(ctx.bms, plan) if plan.price else None  # checked before anything is created
+    plan = resolve_plan(catalog, data.plan or catalog.default_plan)
+    price_id = plan_price_id(gateway, plan) if plan.price else None  # checked before anything is created
     tenant.name, tenant.email, tenant.deleted = data.name, data.email, False
 
-    customer = find_customer(tenant, ctx.bms)
+    customer = find_customer(tenant, gateway)
     if customer is None:
-        customer = _create_customer(cmd, data, tenant, uow, ctx)
+        customer = _create_customer(cmd, data, tenant, uow, gateway=gateway, settings=settings, now=now)
     tenant.stripe_customer_id = customer.id
     result: dict = {"stripe_customer_id": customer.id, "plan": plan.key}
     if customer.test_clock:
@@ -68,18 +72,18 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> di
         result["subscription_id"] = None
         return result
 
-    sub = live_subscription(ctx.bms, customer.id)
+    sub = live_subscription(gateway, customer.id)
     if sub is None:
-        sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, data.seats or 1,
+        sub = _create_subscription(cmd, gateway, customer, tenant.id, price_id, data.seats or 1,
                                    trial_days=data.trial_days)
     result.update(subscription_id=sub.id, subscription_status=sub.status)
     return result
 
 
-def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
     """The customer's name, email and/or address changed in Stripe (and the name/email locally)."""
     data: TenantUpdated = cmd.data  # type: ignore[assignment]
-    customer_id = require_customer_id(tenant, ctx.bms)
+    customer_id = require_customer_id(tenant, gateway)
     address = data.address.model_dump(exclude_none=True) if data.address is not None else None
     changed = sorted(field for field, value in (("name", data.name), ("email", data.email), ("address", address))
                      if value is not None)
@@ -88,60 +92,61 @@ def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
     if data.email is not None:
         tenant.email = data.email
     try:
-        ctx.bms.update_customer_details(customer_id, name=data.name, email=data.email, address=address,
+        gateway.update_customer_details(customer_id, name=data.name, email=data.email, address=address,
                                         idempotency_key=step_key(cmd, "customer"))
     except NotFound as exc:  # deleted in Stripe since we linked it
         raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone") from exc
     return {"stripe_customer_id": customer_id, "changed": changed}
 
 
-def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
+                        catalog: Catalog) -> dict:
     """Price and/or seats; a canceling subscription is resumed, an ended one replaced."""
     data: SubscriptionChange = cmd.data  # type: ignore[assignment]
-    customer_id = require_customer_id(tenant, ctx.bms)
-    plan = resolve_plan(ctx.catalog, data.plan) if data.plan else None
+    customer_id = require_customer_id(tenant, gateway)
+    plan = resolve_plan(catalog, data.plan) if data.plan else None
     if plan is not None and plan.price is None:
         raise InvalidMessage(f"plan {plan.key!r} has no subscription; send billing.subscription.cancel instead")
-    price_id = plan_price_id(ctx.bms, plan) if plan else None
+    price_id = plan_price_id(gateway, plan) if plan else None
 
-    subs = ctx.bms.subscriptions_newest_first(customer_id)
+    subs = gateway.subscriptions_newest_first(customer_id)
     sub = next((s for s in subs if not s.ended), None)
     if sub is None:  # every one of `subs` has ended
-        return _replace_subscription(cmd, ctx, tenant, customer_id, subs, price_id, data.seats)
+        return _replace_subscription(cmd, gateway, catalog, tenant, customer_id, subs, price_id, data.seats)
 
-    item = plan_item(ctx.catalog, sub)
+    item = plan_item(catalog, sub)
     new_price = price_id if price_id and item.price_id != price_id else None
     new_quantity = data.seats if data.seats and item.quantity != data.seats else None
     result = {"stripe_customer_id": customer_id, "subscription_id": sub.id}
     if new_price is None and new_quantity is None and not sub.cancel_scheduled:
         return {**result, "changed": False}  # already as asked (or applied by an earlier attempt of this command)
-    updated = write_to_subscription(ctx.bms, sub, lambda: ctx.bms.change_plan(
+    updated = write_to_subscription(gateway, sub, lambda: gateway.change_plan(
         sub, item, price_id=new_price, quantity=new_quantity, unschedule_cancel=True,
         idempotency_key=step_key(cmd, f"subscription_update:{sub.id}")))
     return {**result, "changed": True, "subscription_status": updated.status}
 
 
-def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
     """Cancel the live subscription now, or at the end of its period (the default)."""
     data: SubscriptionCancel = cmd.data  # type: ignore[assignment]
-    customer_id = require_customer_id(tenant, ctx.bms)
-    sub = live_subscription(ctx.bms, customer_id)
+    customer_id = require_customer_id(tenant, gateway)
+    sub = live_subscription(gateway, customer_id)
     result: dict = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
     if sub is None:  # nothing live (or an earlier attempt already canceled it now)
         return {**result, "subscription_id": None, "detail": "no live subscription"}
     result["subscription_id"] = sub.id
     if not data.at_period_end:
-        canceled = write_to_subscription(ctx.bms, sub, lambda: ctx.bms.cancel_now(
+        canceled = write_to_subscription(gateway, sub, lambda: gateway.cancel_now(
             sub, idempotency_key=step_key(cmd, f"cancel:{sub.id}")))
         return {**result, "subscription_status": canceled.status}
     if sub.cancel_at_period_end:
         return {**result, "changed": False}
-    write_to_subscription(ctx.bms, sub, lambda: ctx.bms.schedule_cancel(
+    write_to_subscription(gateway, sub, lambda: gateway.schedule_cancel(
         sub, idempotency_key=step_key(cmd, f"cancel_at_period_end:{sub.id}")))
     return {**result, "changed": True}
 
 
-def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
     """Remove a scheduled cancellation; with none scheduled the command is `invalid` (nothing to
     resume). An ended subscription cannot be resumed (use change).
 
@@ -149,41 +154,42 @@ def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> d
     database went away in between) finds nothing to resume and ends `invalid`, though the
     subscription is as asked.
     """
-    customer_id = require_customer_id(tenant, ctx.bms)
-    sub = live_subscription(ctx.bms, customer_id)
+    customer_id = require_customer_id(tenant, gateway)
+    sub = live_subscription(gateway, customer_id)
     if sub is None:
         raise InvalidMessage("no live subscription to resume; send billing.subscription.change to start a new one")
     if not sub.cancel_scheduled:
         raise InvalidMessage(f"nothing to resume: subscription {sub.id} has no scheduled cancellation")
-    ctx.bms.unschedule_cancel(sub, idempotency_key=step_key(cmd, "resume"))
+    gateway.unschedule_cancel(sub, idempotency_key=step_key(cmd, "resume"))
     return {"stripe_customer_id": customer_id, "subscription_id": sub.id, "changed": True}
 
 
-def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
     """Every live subscription canceled now; the customer stays in Stripe for its invoices."""
     tenant.deleted = True
-    customer_id = customer_id_for(tenant, ctx.bms)
+    customer_id = customer_id_for(tenant, gateway)
     if customer_id is None:
         return {"stripe_customer_id": None, "canceled": []}
     canceled = []
-    for sub in ctx.bms.live_subscriptions(customer_id):
-        write_to_subscription(ctx.bms, sub, lambda: ctx.bms.cancel_now(
+    for sub in gateway.live_subscriptions(customer_id):
+        write_to_subscription(gateway, sub, lambda: gateway.cancel_now(
             sub, idempotency_key=step_key(cmd, f"cancel:{sub.id}")))
         canceled.append(sub.id)
     return {"stripe_customer_id": customer_id, "canceled": canceled}
 
 
-def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, ctx) -> dict:
+def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
+                   catalog: Catalog) -> dict:
     """A Stripe meter event (deduplicated by Stripe on the command id) and the local counter."""
     data: UsageRecorded = cmd.data  # type: ignore[assignment]
-    meter = ctx.catalog.meters.get(data.meter)
+    meter = catalog.meters.get(data.meter)
     if meter is None:
         raise InvalidMessage(f"unknown meter {data.meter!r}")
     at = data.timestamp or cmd.time
     if at is None:  # a default of "now" would differ between retries, and so would the request
         raise InvalidMessage("usage needs data.timestamp or the envelope's time")
-    customer_id = require_customer_id(tenant, ctx.bms)
-    ctx.bms.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
+    customer_id = require_customer_id(tenant, gateway)
+    gateway.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
                                identifier=meter_identifier(cmd.id), timestamp=int(at.timestamp()),
                                idempotency_key=step_key(cmd, "meter_event"))
     used = add_usage(uow, tenant.id, data.meter, data.quantity, at)
@@ -208,7 +214,8 @@ def write_to_subscription(gateway: BillingGateway, sub: SubscriptionView,
         raise
 
 
-def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, ctx) -> CustomerView:
+def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, *,
+                     gateway: BillingGateway, settings: Settings, now: Clock) -> CustomerView:
     """The tenant's customer, created once even when Stripe's search lags behind: the request is
     recorded (tenant.pending_customer, committed) before it is sent, and a later command that
     finds no customer sends that same request with its key again, which Stripe answers with the
@@ -217,62 +224,64 @@ def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow:
     if pending:
         log.info("command.customer_creation_replayed", command_id=cmd.id, tenant_id=cmd.tenant_id)
         try:
-            customer = ctx.bms.create_customer_from(pending["params"], idempotency_key=pending["idempotency_key"])
+            customer = gateway.create_customer_from(pending["params"], idempotency_key=pending["idempotency_key"])
         except PermanentError:  # Stripe refused that request (a declined card): it made nothing
             customer = None
         tenant.pending_customer = None
         if customer is not None:
             return customer
-    key, params = step_key(cmd, "customer"), _customer_params(cmd, data, ctx)
+    key = step_key(cmd, "customer")
+    params = _customer_params(cmd, data, gateway=gateway, settings=settings, now=now)
     tenant.pending_customer = {"idempotency_key": key, "params": params}
     uow.checkpoint(tenant.id)
     try:
-        customer = ctx.bms.create_customer_from(params, idempotency_key=key)
+        customer = gateway.create_customer_from(params, idempotency_key=key)
     finally:  # a transient failure rolls this back to the checkpoint: the record stays
         tenant.pending_customer = None
     log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer.id)
     return customer
 
 
-def _customer_params(cmd: Command, data: TenantProvisioned, ctx) -> dict:
+def _customer_params(cmd: Command, data: TenantProvisioned, *, gateway: BillingGateway, settings: Settings,
+                     now: Clock) -> dict:
     test_clock = None
-    if ctx.settings.stripe_test_clocks:
+    if settings.stripe_test_clocks:
         # Frozen at the command's own time, not "now": a retried step must repeat its request.
-        frozen = cmd.time or ctx.now()
-        test_clock = ctx.bms.start_test_clock(int(frozen.timestamp()), f"tenant {cmd.tenant_id}",
+        frozen = cmd.time or now()
+        test_clock = gateway.start_test_clock(int(frozen.timestamp()), f"tenant {cmd.tenant_id}",
                                               idempotency_key=step_key(cmd, "test_clock"))
-    return ctx.bms.new_customer_request(tenant_id=cmd.tenant_id, name=data.name, email=data.email,
+    return gateway.new_customer_request(tenant_id=cmd.tenant_id, name=data.name, email=data.email,
                                         payment_method=data.payment_method, test_clock=test_clock)
 
 
-def _create_subscription(cmd: Command, ctx, customer: CustomerView, tenant_id: str, price_id: str, seats: int, *,
-                         trial_days: int | None) -> SubscriptionView:
+def _create_subscription(cmd: Command, gateway: BillingGateway, customer: CustomerView, tenant_id: str, price_id: str,
+                         seats: int, *, trial_days: int | None) -> SubscriptionView:
     if not customer.has_payment_method and not trial_days:
         raise PaymentFailed("the customer has no payment method and the plan starts without a trial",
                             reason="payment_required")
     # With a payment method, a declined first payment fails the command (card_declined) instead
     # of leaving an `incomplete` subscription behind.
-    sub = ctx.bms.start_subscription(customer.id, tenant_id=tenant_id, price_id=price_id, quantity=seats,
+    sub = gateway.start_subscription(customer.id, tenant_id=tenant_id, price_id=price_id, quantity=seats,
                                      trial_days=trial_days, fail_if_payment_fails=customer.has_payment_method,
                                      idempotency_key=step_key(cmd, "subscription"))
     log.info("command.subscription_created", command_id=cmd.id, tenant_id=tenant_id, subscription_id=sub.id)
     return sub
 
 
-def _replace_subscription(cmd: Command, ctx, tenant: Tenant, customer_id: str, ended: list[SubscriptionView],
-                          price_id: str | None, seats: int | None) -> dict:
+def _replace_subscription(cmd: Command, gateway: BillingGateway, catalog: Catalog, tenant: Tenant, customer_id: str,
+                          ended: list[SubscriptionView], price_id: str | None, seats: int | None) -> dict:
     """No live subscription: start a new one, on the asked plan or else the last one's.
     `ended` is every subscription the customer had, newest first."""
-    previous = plan_item(ctx.catalog, ended[0]) if ended else None
+    previous = plan_item(catalog, ended[0]) if ended else None
     if price_id is None:
-        default = ctx.catalog.plans[ctx.catalog.default_plan]
-        price_id = previous.price_id if previous else plan_price_id(ctx.bms, default)
+        default = catalog.plans[catalog.default_plan]
+        price_id = previous.price_id if previous else plan_price_id(gateway, default)
     if seats is None:
         seats = (previous.quantity if previous else None) or 1
-    customer = ctx.bms.customer(customer_id)
+    customer = gateway.customer(customer_id)
     if customer is None:
         raise UnknownTenant(f"the Stripe customer {customer_id} of tenant {tenant.id!r} is gone")
-    sub = _create_subscription(cmd, ctx, customer, tenant.id, price_id, seats, trial_days=None)
+    sub = _create_subscription(cmd, gateway, customer, tenant.id, price_id, seats, trial_days=None)
     return {"stripe_customer_id": customer_id, "subscription_id": sub.id, "subscription_status": sub.status,
             "replaced": ended[0].id if ended else None, "changed": True}
 

@@ -5,24 +5,27 @@ Also serves the customer's sub-objects (customer.discount.*, customer.tax_id.*, 
 """
 from __future__ import annotations
 
+from ..bms.port import BillingGateway
 from ..models import Tenant, UnitOfWork
+from .dependencies import Clock
 from .stripe_event import StripeEvent
 from .stripe_family import TenantFamily
 from .mirror import apply_customer
 
 
-def sync_customer(uow: UnitOfWork, tenant: Tenant, ctx, customer_id: str, event: StripeEvent | None) -> list[str]:
+def sync_customer(uow: UnitOfWork, tenant: Tenant, customer_id: str, event: StripeEvent | None, *,
+                  gateway: BillingGateway, now: Clock) -> list[str]:
     """Re-read the customer unless our copy was read after the event arrived."""
     if event is not None and tenant.stripe_customer_id == customer_id and event.fresh(tenant.customer_synced_at):
         return []
-    read_at = ctx.now()  # before the read (see StripeEvent.fresh)
-    customer = ctx.bms.customer(customer_id)
+    read_at = now()  # before the read (see StripeEvent.fresh)
+    customer = gateway.customer(customer_id)
     return apply_customer(uow, tenant, customer_id, customer, read_at)
 
 
-def _resync(uow: UnitOfWork, tenant: Tenant, ctx, event: StripeEvent) -> None:
+def _resync(uow: UnitOfWork, tenant: Tenant, event: StripeEvent, *, gateway: BillingGateway, now: Clock) -> None:
     assert event.customer_id is not None  # the pipeline ignores an event without one
-    sync_customer(uow, tenant, ctx, event.customer_id, event)
+    sync_customer(uow, tenant, event.customer_id, event, gateway=gateway, now=now)
 
 
 CUSTOMER_EVENTS = TenantFamily(

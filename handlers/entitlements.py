@@ -11,6 +11,7 @@ from datetime import datetime
 import structlog
 from ..config.catalog import Catalog
 from ..models import EntitlementSnapshot, Subscription, Tenant, UnitOfWork
+from .dependencies import Clock
 from .entitlement_rules import Entitlements, ItemState, ProductInfo, SubscriptionState, derive
 
 log = structlog.get_logger(__name__)
@@ -50,12 +51,12 @@ def _same(snapshot: EntitlementSnapshot, ent: Entitlements) -> bool:
     )
 
 
-def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, cause: str | None) -> bool:
+def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, *, catalog: Catalog, now: Clock, cause: str | None) -> bool:
     """Re-derive the tenant's entitlements; on a real change (or a first snapshot) bump the
     version and queue billing.entitlements.changed. The caller holds the tenant lock, so the
     version read here is the latest and the bump cannot race. Returns whether it changed."""
     uow.flush()  # the handler's row changes must be visible to the queries below
-    ent = current_entitlements(uow, tenant, ctx.catalog, ctx.now())
+    ent = current_entitlements(uow, tenant, catalog, now())
     current = uow.snapshots.get(tenant.id)
     if current is not None and _same(current, ent):
         return False
@@ -68,7 +69,7 @@ def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, ctx, cause: str | None
     snapshot.limits = dict(ent.limits)
     snapshot.period_end = ent.period_end
     snapshot.cause = (cause or "")[:128] or None
-    snapshot.updated_at = ctx.now()
+    snapshot.updated_at = now()
     uow.outbox.add("billing.entitlements.changed", tenant.id,
                   {"tenant_id": tenant.id, "version": version, **ent.as_data(), "cause": cause})
     log.info("entitlements.changed", tenant_id=tenant.id, version=version, plan=ent.plan,

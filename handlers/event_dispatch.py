@@ -1,18 +1,35 @@
-"""Entry point for one Stripe event taken off the broker.
+"""Entry point for one Stripe event taken off the broker: `StripeEventReceived` on the bus.
 
-The worker's `process_stripe_event` actor calls `handle_stripe_event(message, ctx)` with
-`message = {"event": <verified event>, "received_at": <ISO-8601, when the ingress took it>}`.
+The message is `{"event": <verified event>, "received_at": <ISO-8601, when the ingress took it>}`.
 This only translates: the message is parsed once (stripe_event.py), its family looked up in
-registry.py's table, and the pipeline (stripe_pipeline.py) runs with that family's strategy; a
-type nobody handles is ledgered as "ignored" so that a redelivery is a visible duplicate.
+registry.py's table (injected by the bus as `stripe_families`), and the pipeline
+(stripe_pipeline.py) runs with that family's strategy; a type nobody handles is ledgered as
+"ignored" so that a redelivery is a visible duplicate.
 """
 from __future__ import annotations
 
-from . import registry, stripe_pipeline
+from collections.abc import Mapping
+
+from ..bms.port import BillingGateway
+from ..config.catalog import Catalog
+from ..config.settings import Settings
+from . import stripe_pipeline
+from .dependencies import Clock, UowFactory
+from .messages import StripeEventReceived
 from .stripe_event import parse
+from .stripe_family import StripeFamily
 
 
-def handle_stripe_event(message: dict, ctx) -> str:
+def family_for(event_type: str, families: Mapping[str, StripeFamily]) -> StripeFamily | None:
+    """The family of the longest prefix of `event_type` in `families`, if any."""
+    matches = [prefix for prefix in families if event_type.startswith(prefix)]
+    return families[max(matches, key=len)] if matches else None
+
+
+def handle_stripe_event(message: StripeEventReceived, *, stripe_families: Mapping[str, StripeFamily],
+                        uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog, now: Clock,
+                        settings: Settings) -> str:
     """Process one event; returns the outcome: applied, duplicate or ignored."""
-    event = parse(message, ctx)
-    return stripe_pipeline.run(event, registry.stripe_family_for(event.type), ctx)
+    event = parse(message.message, now=now, settings=settings)
+    return stripe_pipeline.run(event, family_for(event.type, stripe_families), uow_factory=uow_factory,
+                               gateway=gateway, catalog=catalog, now=now)

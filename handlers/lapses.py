@@ -6,25 +6,27 @@ from datetime import timedelta
 
 import structlog
 
+from ..config.catalog import Catalog
+from .dependencies import Clock, UowFactory
 from .entitlement_rules import GRANTING
 from .entitlements import refresh_entitlements
 
 log = structlog.get_logger(__name__)
 
 
-def refresh_due(ctx, cause: str = "schedule") -> int:
+def refresh_due(cause: str = "schedule", *, uow_factory: UowFactory, catalog: Catalog, now: Clock) -> int:
     """Re-derive the tenants whose entitlements may have lapsed with time alone. Database only,
     so cheap enough for the scheduler to run every minute; returns how many tenants changed."""
-    now = ctx.now()
-    with ctx.uow() as uow:
+    at = now()
+    with uow_factory() as uow:
         tenant_ids = uow.subscriptions.tenants_lapsed_by(
-            now, past_due_since=now - timedelta(days=ctx.catalog.past_due_grace_days), granting=GRANTING,
-            free_plan=ctx.catalog.free_plan)
+            at, past_due_since=at - timedelta(days=catalog.past_due_grace_days), granting=GRANTING,
+            free_plan=catalog.free_plan)
     changed = 0
     for tenant_id in tenant_ids:
-        with ctx.uow() as uow:
+        with uow_factory() as uow:
             tenant = uow.tenants.lock(tenant_id)
-            changed += refresh_entitlements(uow, tenant, ctx, cause=cause)
+            changed += refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=cause)
             uow.commit()
     if changed:
         log.info("reconcile.refresh_due", candidates=len(tenant_ids), changed=changed)

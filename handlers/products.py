@@ -5,19 +5,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..bms.port import BillingGateway
 from ..models import UnitOfWork
+from .dependencies import Clock
 from .mirror import apply_product
 
 
-def ensure_products(uow: UnitOfWork, ctx, product_ids: set[str]) -> None:
+def ensure_products(uow: UnitOfWork, product_ids: set[str], *, gateway: BillingGateway, now: Clock) -> None:
     """Read from Stripe the products we have never seen, so their enrichment counts at once.
     Known products are kept fresh by product events and the sweep, not re-read per event."""
     for product_id in sorted(product_ids):
         if uow.products.get(product_id) is None:
-            _read_product(uow, ctx, product_id)
+            _read_product(uow, product_id, gateway=gateway, now=now)
 
 
-def refresh_products(uow: UnitOfWork, ctx, product_ids: set[str], fresh_after: datetime | None) -> list[str]:
+def refresh_products(uow: UnitOfWork, product_ids: set[str], fresh_after: datetime | None, *, gateway: BillingGateway,
+                     now: Clock) -> list[str]:
     """Re-read products whose copy was read before `fresh_after` (an event's `fresh_after`;
     None: always), each under its row lock: of many tenants' events that arrive together after
     one product change, the first reads and the rest wait for it and find the copy fresh.
@@ -27,14 +30,14 @@ def refresh_products(uow: UnitOfWork, ctx, product_ids: set[str], fresh_after: d
         row = uow.products.locked(product_id)
         if row is not None and fresh_after is not None and row.synced_at >= fresh_after:
             continue
-        if _read_product(uow, ctx, product_id):
+        if _read_product(uow, product_id, gateway=gateway, now=now):
             changed.append(f"product {product_id} changed")
     return changed
 
 
-def _read_product(uow: UnitOfWork, ctx, product_id: str) -> bool:
+def _read_product(uow: UnitOfWork, product_id: str, *, gateway: BillingGateway, now: Clock) -> bool:
     """Read a product and its attached features from Stripe and mirror them; whether it changed."""
-    read_at = ctx.now()  # before the read (see StripeEvent.fresh)
-    product = ctx.bms.product(product_id)
-    keys = ctx.bms.product_feature_keys(product_id) if product else []
+    read_at = now()  # before the read (see StripeEvent.fresh)
+    product = gateway.product(product_id)
+    keys = gateway.product_feature_keys(product_id) if product else []
     return apply_product(uow, product_id, product, keys, read_at)

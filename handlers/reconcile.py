@@ -10,7 +10,9 @@ from datetime import datetime
 
 import structlog
 
-from ..bms.port import CustomerView, SubscriptionView
+from ..bms.port import BillingGateway, CustomerView, SubscriptionView
+from ..config.catalog import Catalog
+from .dependencies import Clock, UowFactory
 from .entitlements import refresh_entitlements
 from .mirror import apply_active_entitlements, apply_customer, apply_subscription, product_ids_of
 from .products import ensure_products
@@ -20,7 +22,8 @@ log = structlog.get_logger(__name__)
 UNREAD = object()  # `customer` not given: read it here
 
 
-def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: bool = False, *,
+def reconcile_tenant(tenant_id: str, cause: str = "reconcile", dry_run: bool = False, *, uow_factory: UowFactory,
+                     gateway: BillingGateway, catalog: Catalog, now: Clock,
                      customer: CustomerView | None | object = UNREAD,
                      subscriptions: list[SubscriptionView] | None = None,
                      listed_at: datetime | None = None) -> dict:
@@ -30,13 +33,13 @@ def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: boo
     (from `listed_at` on, which stamps the copies: see StripeEvent.fresh); otherwise they are
     read here. Returns a drift report; with `dry_run` nothing is written.
     """
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         known = uow.tenants.get(tenant_id) is not None
         tenant = uow.tenants.lock(tenant_id)
-        now = listed_at or ctx.now()  # before any read of what is applied with it
+        read_at = listed_at or now()  # before any read of what is applied with it
         customer_id = tenant.stripe_customer_id
         if customer is UNREAD:
-            customer = ctx.bms.customer(customer_id) if customer_id else ctx.bms.find_customer_by_tenant(tenant_id)
+            customer = gateway.customer(customer_id) if customer_id else gateway.find_customer_by_tenant(tenant_id)
         assert customer is None or isinstance(customer, CustomerView)
         if customer is not None:
             customer_id = customer.id
@@ -47,24 +50,24 @@ def reconcile_tenant(tenant_id: str, ctx, cause: str = "reconcile", dry_run: boo
 
         drift: list[str] = []
         if customer_id:
-            drift += apply_customer(uow, tenant, customer_id, customer, now)
+            drift += apply_customer(uow, tenant, customer_id, customer, read_at)
         seen: set[str] = set()
         if customer is not None:
             if subscriptions is None:
-                subscriptions = ctx.bms.subscriptions_newest_first(customer.id)
+                subscriptions = gateway.subscriptions_newest_first(customer.id)
             for sub in subscriptions:
-                drift += apply_subscription(uow, tenant, sub.id, sub, now)
-                ensure_products(uow, ctx, product_ids_of(sub))
+                drift += apply_subscription(uow, tenant, sub.id, sub, read_at)
+                ensure_products(uow, product_ids_of(sub), gateway=gateway, now=now)
                 seen.add(sub.id)
-            drift += apply_active_entitlements(tenant, ctx.bms.active_entitlement_keys(customer.id), now)
+            drift += apply_active_entitlements(tenant, gateway.active_entitlement_keys(customer.id), read_at)
         for row in uow.subscriptions.of_tenant(tenant_id):
             if row.id not in seen and row.status != "canceled":
                 # Not listed any more: deleted, or (rarely) moved; ask for it by id.
-                gone = ctx.bms.subscription(row.id) if customer is not None else None
+                gone = gateway.subscription(row.id) if customer is not None else None
                 if gone is not None and gone.customer != customer_id:
                     gone = None
-                drift += apply_subscription(uow, tenant, row.id, gone, now)
-        changed = refresh_entitlements(uow, tenant, ctx, cause=cause)
+                drift += apply_subscription(uow, tenant, row.id, gone, read_at)
+        changed = refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=cause)
         version = uow.snapshots.version(tenant_id)
         if dry_run:
             uow.rollback()

@@ -1,15 +1,29 @@
-"""Which handler serves which message: the one table to read to follow a message's path.
+"""Which handler serves which message: the one place to read to follow a message's path.
 
-Stripe events are routed by family: every event of a family goes through the one pipeline
-(stripe_pipeline.py) with the family's strategy (stripe_family.py), since the object is re-read
-whatever the event says. Commands are routed by their CloudEvents type to plain functions
-`handler(message, ctx) -> str` returning the outcome ("applied", "duplicate", "ignored", …); they
-get everything else from the Context.
+`ROUTES` is what the bus routes by message type (handlers/messages.py). Two of those handlers
+route further, through tables that `bootstrap()` gives them as dependencies: a Stripe event by
+its family (`STRIPE_EVENT_FAMILIES`: every event of a family goes through the one pipeline,
+stripe_pipeline.py, with the family's strategy, stripe_family.py, since the object is re-read
+whatever the event says), a command by its CloudEvents type (`COMMAND_HANDLERS`: plain functions
+`handler(cmd, tenant, uow, **their dependencies) -> details`, injected by the bus too).
 """
 from __future__ import annotations
 
-from . import active_entitlements, catalog, commands, customers, invoices, subscriptions
+from collections.abc import Callable
+from typing import Any
+
+from . import active_entitlements, catalog, commands, customers, invoices, subscriptions, worker_messages
+from .event_dispatch import family_for, handle_stripe_event
+from .messages import CommandFailed, CommandReceived, MessageFailed, ReconcileRequested, StripeEventReceived
 from .stripe_family import StripeFamily
+
+ROUTES: dict[type, Callable[..., Any]] = {
+    StripeEventReceived: handle_stripe_event,
+    CommandReceived: worker_messages.apply_command,
+    ReconcileRequested: worker_messages.reconcile_requested,
+    MessageFailed: worker_messages.keep_dead_letter,
+    CommandFailed: worker_messages.command_failed,
+}
 
 # Longest matching prefix wins; an event type matching none is recorded and ignored.
 STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
@@ -21,7 +35,7 @@ STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
     "price.": catalog.CATALOG_EVENTS,
 }
 
-COMMAND_HANDLERS = {
+COMMAND_HANDLERS: dict[str, Callable[..., dict]] = {
     "billing.tenant.provisioned": commands.tenant_provisioned,
     "billing.tenant.updated": commands.tenant_updated,
     "billing.subscription.change": commands.subscription_change,
@@ -33,5 +47,5 @@ COMMAND_HANDLERS = {
 
 
 def stripe_family_for(event_type: str) -> StripeFamily | None:
-    matches = [prefix for prefix in STRIPE_EVENT_FAMILIES if event_type.startswith(prefix)]
-    return STRIPE_EVENT_FAMILIES[max(matches, key=len)] if matches else None
+    """The family this table gives `event_type` (the event dispatcher's lookup)."""
+    return family_for(event_type, STRIPE_EVENT_FAMILIES)

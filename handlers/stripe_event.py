@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
+from ..config.settings import Settings
 from ..contract.stripe_event import EventProblem, StripeEventFacts, read_event
 from ..errors import InvalidMessage
+from .dependencies import Clock
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,13 @@ def checked_event(message: dict) -> dict:
     return message["event"]
 
 
-def parse(message: dict, ctx) -> StripeEvent:
+def parse(message: dict, *, now: Clock, settings: Settings) -> StripeEvent:
     """The parsed event of a worker message; raises InvalidMessage when it is unusable."""
     facts = _facts(message)
     try:
-        received_at = _parse_time(message.get("received_at"), ctx.now())
+        received_at = _parse_time(message.get("received_at"), now())
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"bad received_at in {facts.id}") from exc
     return StripeEvent(**{f.name: getattr(facts, f.name) for f in fields(StripeEventFacts)},
                        received_at=received_at,
-                       fresh_after=received_at + timedelta(seconds=ctx.settings.clock_skew_margin_s))
+                       fresh_after=received_at + timedelta(seconds=settings.clock_skew_margin_s))

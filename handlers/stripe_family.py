@@ -8,10 +8,26 @@ the event's customer names the tenant) or a catalog change that reaches every te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+from ..bms.port import BillingGateway
 from ..models import Tenant, UnitOfWork
+from .dependencies import Clock
 from .stripe_event import StripeEvent
+
+
+class Resync(Protocol):
+    """A tenant family's re-read: what it needs from Stripe and the clock, and nothing else."""
+
+    def __call__(self, uow: UnitOfWork, tenant: Tenant, event: StripeEvent, *, gateway: BillingGateway,
+                 now: Clock) -> object: ...
+
+
+class Reread(Protocol):
+    """A catalog family's re-read of the changed catalog objects."""
+
+    def __call__(self, uow: UnitOfWork, event: StripeEvent, change: CatalogChange, *, gateway: BillingGateway,
+                 now: Clock) -> Any: ...
 
 
 def _usable(event: StripeEvent) -> str | None:
@@ -31,8 +47,9 @@ class TenantFamily:
     the customer's metadata read from Stripe), locks it, maps the customer if it is new to the
     tenant, then calls `resync` to re-read from Stripe and apply what the event is about."""
 
-    # Re-read (unless our copy is fresh: `event.fresh`) and apply: `resync(uow, tenant, ctx, event)`.
-    resync: Callable[[UnitOfWork, Tenant, Any, StripeEvent], object]
+    # Re-read (unless our copy is fresh: `event.fresh`) and apply:
+    # `resync(uow, tenant, event, gateway=…, now=…)`.
+    resync: Resync
     # Why the event names nothing to re-read (the ledger's `ignored` reason), or None.
     unusable: Callable[[StripeEvent], str | None] = _usable
     # A tenant id the payload itself may name (an object whose metadata we wrote), or None.
@@ -52,9 +69,9 @@ class CatalogFamily:
 
     # What changed, or None when the event names no product (ignored, `no_product`).
     change_of: Callable[[StripeEvent], CatalogChange | None]
-    # Re-read the catalog objects once, in their own transaction: `reread(uow, ctx, event, change)`;
-    # what it answers is handed to `apply`.
-    reread: Callable[[UnitOfWork, Any, StripeEvent, CatalogChange], Any]
+    # Re-read the catalog objects once, in their own transaction:
+    # `reread(uow, event, change, gateway=…, now=…)`; what it answers is handed to `apply`.
+    reread: Reread
     # The tenants the change reaches.
     tenants: Callable[[UnitOfWork, CatalogChange], list[str]]
     # What the change does to one tenant's rows, under its lock: `apply(uow, tenant, change, read)`.

@@ -19,31 +19,34 @@ from datetime import datetime
 import structlog
 from sqlalchemy.exc import IntegrityError
 
+from ..bms.port import BillingGateway, CustomerView
+from ..config.catalog import Catalog
 from ..models import UnitOfWork, database_errors_are_transient
+from .dependencies import Clock, UowFactory
 from .entitlements import refresh_entitlements
+from .mirror import apply_customer
 from .stripe_event import StripeEvent
 from .stripe_family import CatalogFamily, StripeFamily, TenantFamily
-from ..bms.port import CustomerView
-from .mirror import apply_customer
 
 log = structlog.get_logger(__name__)
 
 KIND = "stripe_event"
 
 
-def run(event: StripeEvent, family: StripeFamily | None, ctx) -> str:
+def run(event: StripeEvent, family: StripeFamily | None, *, uow_factory: UowFactory, gateway: BillingGateway,
+        catalog: Catalog, now: Clock) -> str:
     """Apply one parsed event with its family's strategy; the outcome: applied, duplicate or ignored."""
     if family is None:
-        return record_ignored(ctx, event, "unhandled_type")
+        return record_ignored(uow_factory, event, "unhandled_type")
     if isinstance(family, CatalogFamily):
         with database_errors_are_transient():
-            return _for_catalog(ctx, event, family)
-    return _for_tenant(ctx, event, family)
+            return _for_catalog(event, family, uow_factory=uow_factory, gateway=gateway, catalog=catalog, now=now)
+    return _for_tenant(event, family, uow_factory=uow_factory, gateway=gateway, catalog=catalog, now=now)
 
 
-def record_ignored(ctx, event: StripeEvent, reason: str, tenant_id: str | None = None) -> str:
+def record_ignored(uow_factory: UowFactory, event: StripeEvent, reason: str, tenant_id: str | None = None) -> str:
     """Ledger an event we do not act on, so a redelivery is a visible duplicate, not new work."""
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         if uow.ledger.contains(event.id):
             return "duplicate"
         uow.ledger.record(event.id, kind=KIND, type=event.type, tenant_id=tenant_id, outcome="ignored",
@@ -76,7 +79,8 @@ class _Resolved:
     read_at: datetime | None = None  # when `customer` was read (stamped before the read)
 
 
-def _resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: str | None) -> _Resolved:
+def _resolve_tenant(uow: UnitOfWork, customer_id: str, hint: str | None, *, gateway: BillingGateway,
+                    now: Clock) -> _Resolved:
     """Which tenant a customer belongs to: our mapping, else the payload's metadata `tenant_id`
     (an identity we wrote; it does not go stale), else the customer read from Stripe."""
     tenant = uow.tenants.by_customer(customer_id)
@@ -84,27 +88,28 @@ def _resolve_tenant(uow: UnitOfWork, ctx, customer_id: str, hint: str | None) ->
         return _Resolved(tenant.id)
     if hint is not None:  # the parsed event's metadata tenant id follows the rule
         return _Resolved(hint)
-    read_at = ctx.now()
-    customer = ctx.bms.customer(customer_id)
+    read_at = now()
+    customer = gateway.customer(customer_id)
     return _Resolved(customer.tenant_id if customer else None, customer, read_at)
 
 
-def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
+def _for_tenant(event: StripeEvent, family: TenantFamily, *, uow_factory: UowFactory, gateway: BillingGateway,
+                catalog: Catalog, now: Clock) -> str:
     """Run the family's `resync` for the tenant that owns the event's customer, under that
     tenant's lock, exactly once."""
     reason = family.unusable(event)
     if reason is not None:
-        return record_ignored(ctx, event, reason)
+        return record_ignored(uow_factory, event, reason)
     customer_id = event.customer_id
     if not customer_id:
-        return record_ignored(ctx, event, "no_customer")
-    with database_errors_are_transient(), ctx.uow() as uow:
+        return record_ignored(uow_factory, event, "no_customer")
+    with database_errors_are_transient(), uow_factory() as uow:
         if uow.ledger.contains(event.id):  # cheap early exit; checked again under the lock
             return "duplicate"
-        resolved = _resolve_tenant(uow, ctx, customer_id, family.tenant_hint(event))
+        resolved = _resolve_tenant(uow, customer_id, family.tenant_hint(event), gateway=gateway, now=now)
         if resolved.tenant_id is None:
             uow.rollback()
-            return record_ignored(ctx, event, "no_tenant")
+            return record_ignored(uow_factory, event, "no_tenant")
         tenant = uow.tenants.lock(resolved.tenant_id)
         if uow.ledger.contains(event.id):
             return "duplicate"
@@ -113,19 +118,19 @@ def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
             # customer event is still on its way): map it now.
             customer, read_at = resolved.customer, resolved.read_at
             if customer is None:
-                read_at = ctx.now()  # stamped before the read (see StripeEvent.fresh)
-                customer = ctx.bms.customer(customer_id)
+                read_at = now()  # stamped before the read (see StripeEvent.fresh)
+                customer = gateway.customer(customer_id)
             if customer is None:
                 uow.rollback()
-                return record_ignored(ctx, event, "customer_gone", resolved.tenant_id)
+                return record_ignored(uow_factory, event, "customer_gone", resolved.tenant_id)
             apply_customer(uow, tenant, customer_id, customer, read_at)
         elif tenant.stripe_customer_id != customer_id:
             log.warning("stripe_event.other_customer", event_id=event.id, tenant_id=tenant.id,
                         customer=customer_id, tenant_customer=tenant.stripe_customer_id)
             uow.rollback()
-            return record_ignored(ctx, event, "not_tenant_customer", resolved.tenant_id)
-        family.resync(uow, tenant, ctx, event)
-        changed = refresh_entitlements(uow, tenant, ctx, cause=event.id)
+            return record_ignored(uow_factory, event, "not_tenant_customer", resolved.tenant_id)
+        family.resync(uow, tenant, event, gateway=gateway, now=now)
+        changed = refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=event.id)
         uow.ledger.record(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome="applied")
         if not _commit_ledger(uow):
             return "duplicate"
@@ -137,28 +142,29 @@ def _for_tenant(ctx, event: StripeEvent, family: TenantFamily) -> str:
 # -- catalog changes --------------------------------------------------------------------------
 
 
-def _for_catalog(ctx, event: StripeEvent, family: CatalogFamily) -> str:
+def _for_catalog(event: StripeEvent, family: CatalogFamily, *, uow_factory: UowFactory, gateway: BillingGateway,
+                 catalog: Catalog, now: Clock) -> str:
     change = family.change_of(event)
     if change is None:
-        return record_ignored(ctx, event, "no_product")
+        return record_ignored(uow_factory, event, "no_product")
 
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         if uow.ledger.contains(event.id):
             return "duplicate"
-        read = family.reread(uow, ctx, event, change)
+        read = family.reread(uow, event, change, gateway=gateway, now=now)
         uow.commit()
 
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         tenants = family.tenants(uow, change)
     changed = 0
     for tenant_id in tenants:
-        with ctx.uow() as uow:
+        with uow_factory() as uow:
             tenant = uow.tenants.lock(tenant_id)
             family.apply(uow, tenant, change, read)  # tenant rows change only under its lock
-            changed += refresh_entitlements(uow, tenant, ctx, cause=event.id)
+            changed += refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=event.id)
             uow.commit()
 
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         if uow.ledger.contains(event.id):
             return "duplicate"
         uow.ledger.record(event.id, kind=KIND, type=event.type, outcome="applied")

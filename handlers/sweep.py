@@ -16,9 +16,12 @@ from datetime import datetime
 
 import structlog
 
-from ..bms.port import CustomerView, ProductView, SubscriptionView
+from ..bms.port import BillingGateway, CustomerView, ProductView, SubscriptionView
+from ..config.catalog import Catalog
+from ..config.settings import Settings
 from ..errors import BillingSyncError, SafetyRefusal
 from .account_pin import check_account
+from .dependencies import Clock, UowFactory
 from .mirror import apply_product
 from .reconcile import reconcile_tenant
 
@@ -34,7 +37,8 @@ class MassChangeRefused(SafetyRefusal):
     pass
 
 
-def sweep(ctx, dry_run: bool = False, *, allow_mass_change: bool = False) -> dict:
+def sweep(dry_run: bool = False, *, allow_mass_change: bool = False, uow_factory: UowFactory, gateway: BillingGateway,
+          catalog: Catalog, now: Clock, settings: Settings) -> dict:
     """Reconcile every tenant against a full listing of Stripe (100 a page, every page).
 
     When more than `MASS_CHANGE_FLOOR` tenants are involved, a dry pass first counts the known
@@ -42,22 +46,24 @@ def sweep(ctx, dry_run: bool = False, *, allow_mass_change: bool = False) -> dic
     do not count); above `sweep_max_change_ratio` of all of them the sweep raises
     `MassChangeRefused` and changes nothing, unless `allow_mass_change`. The dry pass's Stripe
     reads serve the real one, so the check costs database work, not Stripe calls."""
-    check_account(ctx, pin=not dry_run)  # another account's listing would make every tenant look gone
-    ctx = dataclasses.replace(ctx, bms=_ReadOnce(ctx.bms))
-    listing = _list_stripe(ctx)
+    # Another account's listing would make every tenant look gone.
+    check_account(gateway=gateway, uow_factory=uow_factory, now=now, pin=not dry_run)
+    read_once = _ReadOnce(gateway)
+    listing = _list_stripe(uow_factory=uow_factory, gateway=read_once, now=now)
+    deps = dict(uow_factory=uow_factory, gateway=read_once, catalog=catalog, now=now)
     if not dry_run and not allow_mass_change and len(listing.runs) > MASS_CHANGE_FLOOR:
-        planned = _sweep_pass(ctx, listing, dry_run=True, quiet=True)
+        planned = _sweep_pass(listing, dry_run=True, quiet=True, **deps)
         tenants, changing = planned["tenants"], planned["known_tenants_changed"]
-        limit = max(MASS_CHANGE_FLOOR, ctx.settings.sweep_max_change_ratio * tenants)
+        limit = max(MASS_CHANGE_FLOOR, settings.sweep_max_change_ratio * tenants)
         if changing > limit:
             log.error("reconcile.sweep_refused", tenants=tenants, would_change=changing,
-                      max_ratio=ctx.settings.sweep_max_change_ratio)
+                      max_ratio=settings.sweep_max_change_ratio)
             raise MassChangeRefused(
                 f"the sweep would change the entitlements of {changing} of {tenants} tenants, more than "
-                f"BILLING_SWEEP_MAX_CHANGE_RATIO={ctx.settings.sweep_max_change_ratio}; nothing was changed. "
+                f"BILLING_SWEEP_MAX_CHANGE_RATIO={settings.sweep_max_change_ratio}; nothing was changed. "
                 "Check `billing-sync account show` and `billing-sync reconcile --dry-run`; if the changes are "
                 "right, apply them with `billing-sync reconcile --allow-mass-change`")
-    return _sweep_pass(ctx, listing, dry_run=dry_run)
+    return _sweep_pass(listing, dry_run=dry_run, **deps)
 
 
 @dataclasses.dataclass
@@ -70,26 +76,26 @@ class _Listing:
     missing_in_stripe: int
 
 
-def _list_stripe(ctx) -> _Listing:
+def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock) -> _Listing:
     """Everything Stripe has, grouped by tenant, and who to reconcile with what."""
-    products_listed_at = ctx.now()
-    products = list(ctx.bms.all_products())
+    products_listed_at = now()
+    products = list(gateway.all_products())
     customers_by_tenant: dict[str, list[CustomerView]] = defaultdict(list)
     listed_customers: set[str] = set()
     customers = 0
-    listed_at = ctx.now()
-    for customer in ctx.bms.all_customers():
+    listed_at = now()
+    for customer in gateway.all_customers():
         customers += 1
         listed_customers.add(customer.id)
         if customer.tenant_id:
             customers_by_tenant[customer.tenant_id].append(customer)
     subs_by_customer: dict[str, list[SubscriptionView]] = defaultdict(list)
     subscriptions = 0
-    for sub in ctx.bms.all_subscriptions():
+    for sub in gateway.all_subscriptions():
         subscriptions += 1
         subs_by_customer[sub.customer].append(sub)
 
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         mapped = uow.tenants.customer_ids()
 
     runs: list[tuple[str, dict]] = []
@@ -109,23 +115,25 @@ def _list_stripe(ctx) -> _Listing:
     return _Listing(products, products_listed_at, customers, subscriptions, runs, missing)
 
 
-def _sweep_pass(ctx, listing: _Listing, *, dry_run: bool, quiet: bool = False) -> dict:
+def _sweep_pass(listing: _Listing, *, dry_run: bool, quiet: bool = False, uow_factory: UowFactory,
+                gateway: BillingGateway, catalog: Catalog, now: Clock) -> dict:
     report = {"customers": listing.customers, "subscriptions": listing.subscriptions,
               "products": len(listing.products), "tenants": 0, "drifted": 0, "entitlements_changed": 0,
               "known_tenants_changed": 0, "missing_in_stripe": listing.missing_in_stripe, "errors": 0, "failed": [],
               "dry_run": dry_run}
 
     # Products first, so that tenants are derived with the current enrichment.
-    with ctx.uow() as uow:
+    with uow_factory() as uow:
         for product in listing.products:
-            keys = ctx.bms.product_feature_keys(product.id)
+            keys = gateway.product_feature_keys(product.id)
             apply_product(uow, product.id, product, keys, listing.products_listed_at)
         uow.rollback() if dry_run else uow.commit()
 
     for tenant_id, given in listing.runs:
         report["tenants"] += 1
         try:
-            result = reconcile_tenant(tenant_id, ctx, cause="sweep", dry_run=dry_run, **copy.deepcopy(given))
+            result = reconcile_tenant(tenant_id, cause="sweep", dry_run=dry_run, uow_factory=uow_factory,
+                                      gateway=gateway, catalog=catalog, now=now, **copy.deepcopy(given))
         except Exception as exc:  # e.g. rate limited: say so, carry on with the other tenants
             report["errors"] += 1
             report["failed"].append(tenant_id)
@@ -139,8 +147,9 @@ def _sweep_pass(ctx, listing: _Listing, *, dry_run: bool, quiet: bool = False) -
     if quiet:
         return report
     if not dry_run and not report["errors"]:
-        with ctx.uow() as uow:
-            uow.cursors.set(SWEEP_CURSOR, ctx.now().isoformat(), ctx.now())
+        with uow_factory() as uow:
+            at = now()
+            uow.cursors.set(SWEEP_CURSOR, at.isoformat(), at)
             uow.commit()
     log.info("reconcile.sweep", **{k: v for k, v in report.items() if k != "failed"})
     return report

@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from ..config import metrics
 from ..contract import stripe_event
+from ..handlers.messagebus import Bus
 from .read_api import routes as read_api_routes
 from .signature import SignatureError, verify
 
@@ -69,15 +70,15 @@ def _reject(status: int, outcome: str, error: str) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status)
 
 
-def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None, *,
+def create_app(bus: Bus, broker=None, enqueue: Callable[[dict], object] | None = None, *,
                body_timeout_s: float = BODY_TIMEOUT_S) -> Starlette:
-    """The ingress (and read API) for `ctx`.
+    """The ingress (and read API) over `bus`'s dependencies.
 
     `enqueue(message)` hands a verified event to the workers; by default it sends to the
-    `process_stripe_event` actor on `broker` (default: a broker made from `ctx.settings`).
+    `process_stripe_event` actor on `broker` (default: a broker made from `bus.settings`).
     Tests and the benchmark may pass their own.
     """
-    settings = ctx.settings
+    settings = bus.settings
     if enqueue is None:
         from ..workers.actors import declare_actors
 
@@ -107,7 +108,7 @@ def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None
         if problem is not None:
             return _reject(400, "invalid_event", f"body is not a Stripe event: {problem}")
 
-        message = {"event": event, "received_at": ctx.now().isoformat()}
+        message = {"event": event, "received_at": bus.now().isoformat()}
         started = time.perf_counter()
         try:
             with anyio.fail_after(ENQUEUE_TIMEOUT_S):
@@ -128,7 +129,7 @@ def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None
         return JSONResponse({"status": "ok"})
 
     def check_database() -> None:
-        with ctx.engine.connect() as conn:
+        with bus.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def check_broker() -> None:
@@ -159,9 +160,9 @@ def create_app(ctx, broker=None, enqueue: Callable[[dict], object] | None = None
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        *read_api_routes(ctx),
+        *read_api_routes(bus),
     ]
     app = Starlette(routes=routes)
-    app.state.ctx = ctx
+    app.state.bus = bus
     app.state.broker = broker
     return app

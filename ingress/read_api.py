@@ -20,12 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..contract.ids import TENANT_ID_RULE, is_tenant_id
+from ..handlers.messagebus import Bus
 from ..handlers.usage import current_usage
 from ..models import EntitlementSnapshot
 
 
-def routes(ctx) -> list[Route]:
-    tokens = [token.get_secret_value().encode() for token in ctx.settings.api_tokens if token.get_secret_value()]
+def routes(bus: Bus) -> list[Route]:
+    tokens = [token.get_secret_value().encode() for token in bus.settings.api_tokens if token.get_secret_value()]
 
     def authorized(request: Request) -> bool:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -47,12 +48,12 @@ def routes(ctx) -> list[Route]:
         return JSONResponse({"error": "unknown_tenant", "tenant_id": tenant_id}, status_code=404)
 
     def load_snapshot(tenant_id: str) -> dict | None:
-        with ctx.uow() as uow:
+        with bus.uow_factory() as uow:
             snapshot = uow.snapshots.get(tenant_id)
             return _snapshot_json(snapshot) if snapshot else None
 
     def load_feature(tenant_id: str, feature: str) -> dict | None:
-        with ctx.uow() as uow:
+        with bus.uow_factory() as uow:
             snapshot = uow.snapshots.get(tenant_id)
             if snapshot is None:
                 return None
@@ -61,8 +62,8 @@ def routes(ctx) -> list[Route]:
             enabled = feature in (snapshot.features or []) or (limit is not None and limit > 0)
             # Counters exist only for the catalog's meters (usage.recorded refuses others), so any
             # other name, however odd, has used 0 without a query.
-            counted = feature in ctx.catalog.meters or feature in limits
-            used = current_usage(uow, tenant_id, feature, ctx.now()) if counted else 0
+            counted = feature in bus.catalog.meters or feature in limits
+            used = current_usage(uow, tenant_id, feature, bus.now()) if counted else 0
             remaining = max(limit - used, 0) if limit is not None else None
             return {"tenant_id": tenant_id, "feature": feature, "enabled": enabled, "limit": limit,
                     "used": used, "remaining": remaining, "version": snapshot.version}

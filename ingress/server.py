@@ -124,12 +124,11 @@ def serve(host: str, port: int) -> None:
             "billing-sync ingress needs a shared broker: set BILLING_BROKER_URL to redis://… or amqp://…\n"
             "(with the embedded broker, run `billing-sync up`, which serves the ingress in-process)"
         )
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..workers.broker import make_broker
     from .app import create_app
 
-    ctx = build_context(settings)
-    app = create_app(ctx, broker=make_broker(settings))
+    app = create_app(bootstrap(settings), broker=make_broker(settings))
     # uvicorn's access log prints method and path only; our own lines carry event id and outcome.
     config = uvicorn_config(app, host, port, log_level=settings.log_level.lower(), access_log=False,
                             proxy_headers=True)

@@ -37,13 +37,13 @@ def database_errors_are_transient() -> Iterator[None]:
 
 
 def unit_of_work_factory(engine: Engine) -> Callable[[], "UnitOfWork"]:
-    """What `ctx.uow` is: each call a new unit of work on `engine` (the engine's pool is shared)."""
+    """The bus's `uow_factory`: each call a new unit of work on `engine` (the engine's pool is shared)."""
     sessions = make_session_factory(engine)
     return lambda: UnitOfWork(sessions)
 
 
 class UnitOfWork:
-    """The one way to open a session: `with ctx.uow() as uow: …; uow.commit()` (leaving the
+    """The one way to open a session: `with uow_factory() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
     `uow.subscriptions`, `uow.products`) work in its transaction. `uow.session` is theirs (and the

@@ -16,26 +16,27 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from ..handlers.messagebus import Bus
 from ..models import utcnow
 from ..workers.actors import ACTOR_NAMES
 
 
-def _context(ctx):
-    if ctx is not None:
-        return ctx
-    from ..workers.context import get_context
+def _bus(bus: Bus | None) -> Bus:
+    if bus is not None:
+        return bus
+    from ..bootstrap import bootstrap
 
-    return get_context()
+    return bootstrap()
 
 
 def _out(out: TextIO | None) -> TextIO:
     return out or sys.stdout
 
 
-def list_dead_letters(limit: int = 50, *, ctx=None, out: TextIO | None = None) -> int:
+def list_dead_letters(limit: int = 50, *, bus: Bus | None = None, out: TextIO | None = None) -> int:
     """Print the newest dead letters as a table; returns how many were shown."""
-    ctx, out = _context(ctx), _out(out)
-    with ctx.uow() as uow:  # read the rows inside: leaving a unit of work expires them
+    bus, out = _bus(bus), _out(out)
+    with bus.uow_factory() as uow:  # read the rows inside: leaving a unit of work expires them
         rows = [(row.id, row.failed_at, row.source, row.message_id, row.reason, row.replayed_at, row.detail)
                 for row in uow.dead_letters.newest(limit)]
     if not rows:
@@ -62,21 +63,21 @@ def decode_body(body: str) -> tuple[list, dict]:
     return [data], {}
 
 
-def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
+def replay(ids: list[int], replay_all: bool = False, *, bus: Bus | None = None, broker=None,
            out: TextIO | None = None) -> int:
     """Send dead letters back to their actors (`--all`: every one not replayed yet).
 
     Returns 0 when every selected dead letter was replayed, 1 otherwise.
     """
-    ctx, out = _context(ctx), _out(out)
+    bus, out = _bus(bus), _out(out)
     if not ids and not replay_all:
         print("nothing to replay: give dead-letter ids or --all", file=out)
         return 1
-    send = _sender(ctx, broker)
+    send = _sender(bus, broker)
     failures = 0
     # Read first and let go of the database: an embedded replay runs the handler right here,
     # and on SQLite an open transaction would hold the write lock it needs.
-    with ctx.uow() as uow:
+    with bus.uow_factory() as uow:
         rows = [(row.id, row.source, row.message_id, row.body)
                 for row in uow.dead_letters.selected(ids, everything=replay_all)]
     for dead_id in sorted(set(ids) - {row[0] for row in rows}):
@@ -94,23 +95,20 @@ def replay(ids: list[int], replay_all: bool = False, *, ctx=None, broker=None,
             print(f"{dead_id}: replay failed: {type(exc).__name__}: {exc}", file=out)
             failures += 1
             continue
-        with ctx.uow() as uow:  # one by one: a later failure keeps this mark
+        with bus.uow_factory() as uow:  # one by one: a later failure keeps this mark
             uow.dead_letters.mark_replayed(dead_id, utcnow())
             uow.commit()
         print(f"{dead_id}: replayed {source} {message_id or ''}".rstrip(), file=out)
     return 1 if failures else 0
 
 
-def _sender(ctx, broker) -> Callable[[str, list, dict], None]:
+def _sender(bus: Bus, broker) -> Callable[[str, list, dict], None]:
     """How a replay reaches its actor: the shared broker, or (embedded) a direct call here."""
-    if broker is None and ctx.settings.embedded_broker:
-        from ..workers.context import set_context
-
-        set_context(ctx)
-
+    if broker is None and bus.settings.embedded_broker:
         from ..workers.broker import make_broker
 
-        here = make_broker(ctx.settings, make_current=False)  # the embedded broker: in this process
+        # The embedded broker, in this process, its actors on this bus.
+        here = make_broker(bus.settings, make_current=False, bus=bus)
 
         def run_here(actor_name: str, args: list, kwargs: dict) -> None:
             here.get_actor(actor_name)(*args, **kwargs)  # calls the actor's function, right here
@@ -119,7 +117,7 @@ def _sender(ctx, broker) -> Callable[[str, list, dict], None]:
     if broker is None:
         from ..workers.broker import make_broker
 
-        broker = make_broker(ctx.settings)
+        broker = make_broker(bus.settings)
 
     def enqueue(actor_name: str, args: list, kwargs: dict) -> None:
         broker.get_actor(actor_name).send(*args, **kwargs)
@@ -127,14 +125,14 @@ def _sender(ctx, broker) -> Callable[[str, list, dict], None]:
     return enqueue
 
 
-def purge(ids: list[int], purge_all: bool = False, *, ctx=None, out: TextIO | None = None) -> int:
+def purge(ids: list[int], purge_all: bool = False, *, bus: Bus | None = None, out: TextIO | None = None) -> int:
     """Delete dead letters (`--all`: every one). Returns 0, or 1 when an id did not exist."""
-    ctx, out = _context(ctx), _out(out)
+    bus, out = _bus(bus), _out(out)
     if not ids and not purge_all:
         print("nothing to purge: give dead-letter ids or --all", file=out)
         return 1
     missing: set[int] = set()
-    with ctx.uow() as uow:
+    with bus.uow_factory() as uow:
         if not purge_all:
             missing = set(ids) - uow.dead_letters.existing(ids)
         count = uow.dead_letters.delete(None if purge_all else ids)

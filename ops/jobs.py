@@ -10,27 +10,28 @@ from typing import TextIO
 
 from ..errors import BillingSyncError
 from ..handlers import command_inbox, reconcile, sweep
+from ..handlers.messagebus import Bus
 
 
-def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_command=None,
+def run_inbox_repair(older_than_s: float | None = None, *, bus: Bus | None = None, send_command=None,
                      out: TextIO | None = None) -> int:
     """`billing-sync inbox repair [--older-than S]`: the scheduler's repair-commands job, now.
 
     Prints the counts as one JSON line; exits 1 when the database or the broker failed."""
     out = out or sys.stdout
-    if ctx is None:
-        from ..bootstrap import build_context
+    if bus is None:
+        from ..bootstrap import bootstrap
         from ..config.settings import get_settings
         from ..workers.broker import make_broker
 
         settings = get_settings()
-        ctx = build_context(settings)
+        bus = bootstrap(settings)
         make_broker(settings)  # the workers' broker, which the commands are sent to
     if send_command is None:
         from ..workers.broker import send_command
-    older = ctx.settings.command_repair_after_s if older_than_s is None else older_than_s
+    older = bus.settings.command_repair_after_s if older_than_s is None else older_than_s
     try:
-        report = command_inbox.repair(ctx, send_command, older_than_s=older)
+        report = bus.call(command_inbox.repair, send_command, older_than_s=older)
     except Exception as exc:  # the database or the broker is down: say so, exit 1
         print(json.dumps({"error": type(exc).__name__, "detail": str(exc)[:300]}), file=out)
         return 1
@@ -39,29 +40,29 @@ def run_inbox_repair(older_than_s: float | None = None, *, ctx=None, send_comman
 
 
 def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, allow_mass_change: bool = False,
-                  ctx=None, out: TextIO | None = None) -> int:
+                  bus: Bus | None = None, out: TextIO | None = None) -> int:
     """`billing-sync reconcile [--tenant T] [--dry-run] [--allow-mass-change]`: one tenant or a
     full sweep, now.
 
     Prints the report as one JSON line (for scripts) followed by a short table (for people).
     Exits 0 when it ran cleanly, 1 when Stripe or the database failed or some tenants could
-    not be reconciled — a backfill that hit errors must not look like a success. Without `ctx`
+    not be reconciled — a backfill that hit errors must not look like a success. Without `bus`
     (the command line) the Stripe account is checked against the pin first, dry run or not;
     a refusal (wrong account, a mass change) raises `SafetyRefusal` (exit 3).
     """
     out = out or sys.stdout
-    if ctx is None:
-        from ..bootstrap import build_context
+    if bus is None:
+        from ..bootstrap import bootstrap
         from ..config.settings import get_settings
         from ..handlers.account_pin import verify_account
 
-        ctx = build_context(get_settings())
-        verify_account(ctx, pin=not dry_run)  # a dry run writes nothing, not even the pin
+        bus = bootstrap(get_settings())
+        bus.call(verify_account, pin=not dry_run)  # a dry run writes nothing, not even the pin
     try:
         if tenant:
-            report = reconcile.reconcile_tenant(tenant, ctx, cause="reconcile", dry_run=dry_run)
+            report = bus.call(reconcile.reconcile_tenant, tenant, cause="reconcile", dry_run=dry_run)
         else:
-            report = sweep.sweep(ctx, dry_run=dry_run, allow_mass_change=allow_mass_change)
+            report = bus.call(sweep.sweep, dry_run=dry_run, allow_mass_change=allow_mass_change)
     except BillingSyncError as exc:
         print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
         return 1

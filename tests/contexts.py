@@ -1,4 +1,4 @@
-"""Building Contexts for handler tests: a controllable clock and a Context over a given engine.
+"""Building buses for handler tests: a controllable clock and a bus over a given engine.
 
 Used by unit tests (with fakes.FakeGateway and SQLite) and integration tests (PostgreSQL).
 """
@@ -8,16 +8,16 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from billing_sync.bootstrap import Context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
-from billing_sync.models import UnitOfWork, make_session_factory
+from billing_sync.handlers.messagebus import Bus
 
 START = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 
 
 class Clock:
-    """`ctx.now` for tests: stands still until told to move, so time-based rules are exact."""
+    """The bus's `now` for tests: stands still until told to move, so time-based rules are exact."""
 
     def __init__(self, start: datetime = START):
         self.current = start
@@ -30,10 +30,26 @@ class Clock:
         return self.current
 
 
-def make_context(settings, engine, bms, clock) -> Context:
-    sessions = make_session_factory(engine)
-    return Context(settings=settings, engine=engine, uow=lambda: UnitOfWork(sessions), bms=bms,
-                   catalog=load_catalog(DEFAULT_CATALOG), now=clock)
+class NoStripe:
+    """The gateway of a bus whose test must not reach Stripe: any use fails the test."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"this test's bus has no Stripe (gateway.{name})")
+
+
+class SentCommands(list):
+    """A bus's `send_command` in tests: the envelopes it was given, in order."""
+
+    def __call__(self, envelope: dict) -> None:
+        self.append(envelope)
+
+
+def make_bus(settings, engine, gateway, clock, *, send_command: Callable[[dict], None] | None = None) -> Bus:
+    """A bus over `engine` with `gateway` as Stripe (None: `NoStripe`), the default catalog and
+    `clock`; its command sender records what it sends (`bus.dependencies["send_command"]`)."""
+    return bootstrap(settings, engine=engine, gateway=NoStripe() if gateway is None else gateway,
+                     catalog=load_catalog(DEFAULT_CATALOG), now=clock,
+                     send_command=SentCommands() if send_command is None else send_command)
 
 
 def wait_until(check: Callable[[], object], timeout: float = 10.0, what: str = "condition",

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from billing_sync.bms.requests import StripeIntents
 from billing_sync.bms.selfserve_requests import SelfServeIntents
-from contexts import Clock, make_context
+from contexts import Clock, make_bus
 from fakes_selfserve import SelfServeFakeWire
 
 
@@ -478,10 +478,10 @@ class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents):
 
 class FakeWorld:
     """What a handler unit test starts from: a still clock, a FakeGateway seeded with the
-    catalog's products and prices, and a Context over `engine`."""
+    catalog's products and prices, and a bus over `engine`."""
 
     def __init__(self, engine, settings):
         self.clock = Clock()
         self.gw = FakeGateway(self.clock)
-        self.ctx = make_context(settings, engine, self.gw, self.clock)
-        self.prices = self.gw.seed_catalog(self.ctx.catalog)
+        self.bus = make_bus(settings, engine, self.gw, self.clock)
+        self.prices = self.gw.seed_catalog(self.bus.catalog)

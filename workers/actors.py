@@ -1,11 +1,10 @@
-"""The three Dramatiq actors: decode a message, get the process's Context, call the handler.
+"""The three Dramatiq actors: decode a message, hand it to the bus, log the outcome.
 
-Nothing else happens here — the logic lives in `handlers/`, retries and dead-lettering in the
-broker's middleware (`workers/middleware.py`). What the middleware needs to know about an
-actor's messages (their business id and type, what to do when one fails for good) it gets
-from the actor's options (`message_fields`, `on_dead_letter`), never from the actor's name.
-Handlers are imported inside each actor so that this module imports (and a worker boots)
-independently of the handler modules.
+Nothing else happens here — the logic lives in `handlers/` (reached through the bus,
+handlers/messagebus.py), retries and dead-lettering in the broker's middleware
+(`workers/middleware.py`). What the middleware needs to know about an actor's messages (their
+business id and type, what to do when one fails for good) it gets from the actor's options
+(`message_fields`, `on_dead_letter`), never from the actor's name.
 
 Why actors are declared by `declare_actors(broker, prefix)` and not with `@dramatiq.actor`
 at import time: a decorated actor binds to whatever global broker exists when its module is
@@ -13,10 +12,17 @@ first imported, and its queue name is fixed then. Here the broker (Redis, Rabbit
 in-process stub) and the queue prefix come from settings, and tests run several brokers in
 one process. So `workers.broker.make_broker(settings)` builds the broker and declares the
 actors on it; code that sends uses that broker's actors (`broker.billing_actors`).
+
+The bus belongs to the broker too (`broker.billing_actors.bus`, a `BusSlot`): `up` and tests
+install theirs; otherwise it is built from the settings on the first message. Caveat: built
+lazily on purpose — `billing-sync worker` declares the actors in Dramatiq's worker processes
+after they were forked, and a bus built before a fork would share its database connections
+(and the Stripe client's) across processes. Do not build it eagerly in a process that forks.
 """
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -24,10 +30,13 @@ from typing import Callable
 import dramatiq
 import structlog
 
+from ..config.settings import Settings
 from ..contract.ids import TENANT_ID_RULE, is_tenant_id
 from ..errors import InvalidMessage
-from .context import get_context
-from .middleware import FailedForGood, record_dead_letter
+from ..handlers.messagebus import Bus
+from ..handlers.messages import CommandFailed, CommandReceived, MessageFailed, ReconcileRequested, StripeEventReceived
+from ..handlers.stripe_event import checked_event
+from .middleware import FailedForGood
 
 log = structlog.get_logger(__name__)
 
@@ -45,48 +54,63 @@ _CAUSE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # reconcile, sweep, a command id
 Send = Callable[[dict], None]
 
 
+class BusSlot:
+    """The bus one broker's actors run on: installed (`install`), or built by `build` on first
+    use, in the process that takes the messages (see the module's caveat on forking). Either way
+    its command sender is this broker's `apply_command`."""
+
+    def __init__(self, build: Callable[[Send], Bus], send_command: Send):
+        self._build = build
+        self._send_command = send_command
+        self._bus: Bus | None = None
+        self._lock = threading.Lock()
+
+    def install(self, bus: Bus | None) -> None:
+        """Run this broker's actors on `bus` (None: build one from the settings again)."""
+        with self._lock:
+            self._bus = None if bus is None else bus.replace(send_command=self._send_command)
+
+    def get(self) -> Bus:
+        bus = self._bus
+        if bus is not None:
+            return bus
+        with self._lock:  # several worker threads may take their first message at once
+            if self._bus is None:
+                self._bus = self._build(self._send_command)
+            return self._bus
+
+
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _process_stripe_event(message: dict) -> None:
+def _process_stripe_event(bus: Bus, message: dict) -> None:
     """`message = {"event": <verified Stripe event>, "received_at": <ISO-8601>}` (from the ingress)."""
-    from ..handlers.event_dispatch import handle_stripe_event
-    from ..handlers.stripe_event import checked_event
-
     event = checked_event(message)  # before the handler: an unusable event fails for good here
     started = time.monotonic()
-    outcome = handle_stripe_event(message, get_context())
+    outcome = bus.handle(StripeEventReceived(message))
     log.info("actor.processed", actor="process_stripe_event", event_id=event["id"], event_type=event["type"],
              outcome=outcome, ms=_elapsed_ms(started))
 
 
-def _apply_command(envelope: dict, send_command: Send) -> None:
+def _apply_command(bus: Bus, envelope: dict) -> None:
     """A CloudEvents 1.0 command from `billing.commands` (handed over by the bridge)."""
-    from ..handlers.command_dispatch import handle_command
-    from ..handlers.command_inbox import send_next
-
     if not isinstance(envelope, dict) or not envelope.get("id") or not envelope.get("type"):
         raise InvalidMessage("not a CloudEvents command")
     started = time.monotonic()
-    ctx = get_context()
-    outcome = handle_command(envelope, ctx)
-    if outcome != "waiting":  # the tenant's next command may be parked behind this one
-        send_next(ctx, envelope, send_command)
+    outcome = bus.handle(CommandReceived(envelope))
     log.info("actor.processed", actor="apply_command", command_id=envelope["id"], command_type=envelope["type"],
              tenant_id=envelope.get("subject"), outcome=outcome, ms=_elapsed_ms(started))
 
 
-def _reconcile_tenant(tenant_id: str, cause: str) -> None:
+def _reconcile_tenant(bus: Bus, tenant_id: str, cause: str) -> None:
     """Re-read one tenant from Stripe and repair drift (sent by the scheduler or an operator)."""
-    from ..handlers.reconcile import reconcile_tenant
-
     if not is_tenant_id(tenant_id):
         raise InvalidMessage(f"not a tenant id: {TENANT_ID_RULE}")
     if not isinstance(cause, str) or not _CAUSE.fullmatch(cause):
         raise InvalidMessage("cause is not an id such as reconcile, sweep or a command id")
     started = time.monotonic()
-    outcome = reconcile_tenant(tenant_id, get_context(), cause=cause)
+    outcome = bus.handle(ReconcileRequested(tenant_id, cause))
     log.info("actor.processed", actor="reconcile_tenant", tenant_id=tenant_id, cause=cause, outcome=outcome,
              ms=_elapsed_ms(started))
 
@@ -94,32 +118,19 @@ def _reconcile_tenant(tenant_id: str, cause: str) -> None:
 # -- when a message fails for good (the `on_dead_letter` option) ---------------------------------
 
 
-def _keep_dead_letter(failure: FailedForGood) -> None:
+def _failed(failure: FailedForGood) -> MessageFailed:
+    return MessageFailed(source=failure.actor, message_id=failure.message_id, body=failure.body,
+                         reason=failure.reason, detail=failure.detail)
+
+
+def _keep_dead_letter(bus: Bus, failure: FailedForGood) -> None:
     """Any actor: the message becomes a dead letter (`billing-sync dlq`)."""
-    record_dead_letter(get_context(), source=failure.actor, message_id=failure.message_id, body=failure.body,
-                       reason=failure.reason, detail=failure.detail)
+    bus.handle(_failed(failure))
 
 
-def _fail_command(failure: FailedForGood, send_command: Send) -> None:
-    """`apply_command`: the command's one billing.command.failed and its dead letter, in one
-    transaction; then the tenant's next command, which may have waited for this one. A message
-    that is not even a command (no id) only becomes a dead letter."""
-    from ..handlers.command_dispatch import fail_command
-    from ..handlers.command_inbox import send_next
-
-    envelope = failure.args[0] if failure.args else None
-    if not isinstance(envelope, dict) or not envelope.get("id"):
-        _keep_dead_letter(failure)
-        return
-    ctx = get_context()
-    try:
-        fail_command(envelope, failure.reason, failure.detail, ctx, raw_body=failure.body,
-                     dead_letter_source=failure.actor)
-        send_next(ctx, envelope, send_command)
-        return
-    except Exception:  # still keep the message, below
-        log.exception("command.fail_hook_failed", command_id=failure.message_id)
-    _keep_dead_letter(failure)
+def _fail_command(bus: Bus, failure: FailedForGood) -> None:
+    """`apply_command`: the command's failed outcome and dead letter (handlers.worker_messages)."""
+    bus.handle(CommandFailed(failure.args[0] if failure.args else None, _failed(failure)))
 
 
 # -- what the middleware logs about a message (the `message_fields` option) ----------------------
@@ -153,11 +164,12 @@ ACTOR_NAMES = ("process_stripe_event", "apply_command", "reconcile_tenant")
 
 @dataclass(frozen=True)
 class Actors:
-    """Our actors as declared on one broker."""
+    """Our actors as declared on one broker, and the bus they run on."""
 
     process_stripe_event: dramatiq.Actor
     apply_command: dramatiq.Actor
     reconcile_tenant: dramatiq.Actor
+    bus: BusSlot
 
 
 def queue_name(prefix: str, queue: str) -> str:
@@ -165,30 +177,45 @@ def queue_name(prefix: str, queue: str) -> str:
     return f"{prefix}.{queue}"
 
 
-def declare_actors(broker: dramatiq.Broker, queue_prefix: str) -> Actors:
+def declare_actors(broker: dramatiq.Broker, queue_prefix: str, *, settings: Settings | None = None,
+                   bus: Bus | None = None) -> Actors:
     """Declare our actors on `broker` (once per broker) and return them.
 
-    `apply_command` sends a tenant's next command to the same broker's `apply_command`."""
+    They run on `bus` if given (installed with this broker's `apply_command` as its command
+    sender), else on one built from `settings` on the first message. `apply_command` sends a
+    tenant's next command to the same broker's `apply_command`."""
     existing = getattr(broker, "billing_actors", None)
     if existing is not None:
+        if bus is not None:
+            existing.bus.install(bus)
         return existing
 
-    def declare(fn, name: str, queue: str, time_limit: int, fields, on_dead_letter) -> dramatiq.Actor:
-        return dramatiq.actor(fn, actor_name=name, queue_name=queue_name(queue_prefix, queue), broker=broker,
-                              time_limit=time_limit, message_fields=fields, on_dead_letter=on_dead_letter)
+    def build_bus(send_command: Send) -> Bus:
+        from ..bootstrap import bootstrap
+
+        return bootstrap(settings, send_command=send_command)
 
     def send_command(envelope: dict) -> None:
         apply_command.send(envelope)
 
-    def apply_command_fn(envelope: dict) -> None:
-        _apply_command(envelope, send_command)
+    slot = BusSlot(build_bus, send_command)
+    if bus is not None:
+        slot.install(bus)
 
-    def fail_command_hook(failure: FailedForGood) -> None:
-        _fail_command(failure, send_command)
+    def on_bus(fn):
+        def run(*args, **kwargs):
+            return fn(slot.get(), *args, **kwargs)
 
-    apply_command_fn.__doc__ = _apply_command.__doc__
-    apply_command = declare(apply_command_fn, "apply_command", COMMANDS_QUEUE, HANDLER_TIME_LIMIT_MS,
-                            _fields_at(("id",), ("type",)), fail_command_hook)
+        run.__name__ = fn.__name__.lstrip("_")
+        run.__doc__ = fn.__doc__
+        return run
+
+    def declare(fn, name: str, queue: str, time_limit: int, fields, on_dead_letter) -> dramatiq.Actor:
+        return dramatiq.actor(on_bus(fn), actor_name=name, queue_name=queue_name(queue_prefix, queue), broker=broker,
+                              time_limit=time_limit, message_fields=fields, on_dead_letter=on_bus(on_dead_letter))
+
+    apply_command = declare(_apply_command, "apply_command", COMMANDS_QUEUE, HANDLER_TIME_LIMIT_MS,
+                            _fields_at(("id",), ("type",)), _fail_command)
     actors = Actors(
         process_stripe_event=declare(_process_stripe_event, "process_stripe_event", STRIPE_EVENTS_QUEUE,
                                      HANDLER_TIME_LIMIT_MS, _fields_at(("event", "id"), ("event", "type")),
@@ -196,6 +223,7 @@ def declare_actors(broker: dramatiq.Broker, queue_prefix: str) -> Actors:
         apply_command=apply_command,
         reconcile_tenant=declare(_reconcile_tenant, "reconcile_tenant", RECONCILE_QUEUE, RECONCILE_TIME_LIMIT_MS,
                                  _fields_at((), None), _keep_dead_letter),
+        bus=slot,
     )
     broker.billing_actors = actors
     return actors

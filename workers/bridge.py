@@ -32,11 +32,13 @@ import structlog
 from kombu import Connection, Message
 from kombu.mixins import ConsumerMixin
 
-from ..config import bus, metrics
+from ..config import bus as event_bus
+from ..config import metrics
 from ..errors import InvalidMessage, TransientError
 from ..handlers.command_dispatch import fail_command
 from ..handlers.command_inbox import record_received
 from ..handlers.command_schema import MAX_COMMAND_BYTES, Command, decode_envelope, parse_command, readable_ids
+from ..handlers.messagebus import Bus
 from ..models.text import db_text
 
 log = structlog.get_logger(__name__)
@@ -46,7 +48,7 @@ MAX_PAUSE_S = 10.0
 MAX_INVALID_ATTEMPTS = 3  # deliveries of an invalid message whose failure could not be written
 MEMORY_POLL_S = 0.02
 # What structured-mode CloudEvents JSON may be labelled as; anything else (pickle, yaml, …) is invalid.
-JSON_CONTENT_TYPES = ("application/json", bus.CLOUDEVENTS_CONTENT_TYPE, "text/plain", "")
+JSON_CONTENT_TYPES = ("application/json", event_bus.CLOUDEVENTS_CONTENT_TYPE, "text/plain", "")
 
 Send = Callable[[dict], None]
 
@@ -69,15 +71,15 @@ class Bridge(ConsumerMixin):
 
     connect_max_retries = 0  # one attempt per connect; run() owns the pause and the stop check
 
-    def __init__(self, ctx, *, url: str | None = None, send: Send | None = None, prefetch: int = DEFAULT_PREFETCH,
+    def __init__(self, bus: Bus, *, url: str | None = None, send: Send | None = None, prefetch: int = DEFAULT_PREFETCH,
                  queue_prefix: str | None = None):
-        self.ctx = ctx
-        self.url = url or ctx.settings.event_bus_url
-        self.connection: Connection = bus.connect(self.url)
+        self.bus = bus
+        self.url = url or bus.settings.event_bus_url
+        self.connection: Connection = event_bus.connect(self.url)
         if self.url.startswith("memory://"):
             # kombu polls in-process queues once a second by default: too slow for a command.
             self.connection.transport_options["polling_interval"] = MEMORY_POLL_S
-        self.queue = bus.commands_queue(queue_prefix or ctx.settings.queue_prefix)
+        self.queue = event_bus.commands_queue(queue_prefix or bus.settings.queue_prefix)
         self.send = send or send_to_actor
         self.prefetch = prefetch
         self.ready = threading.Event()  # set once the consumer is attached to its queue
@@ -106,7 +108,7 @@ class Bridge(ConsumerMixin):
         consumer starts are kept (an exchange drops what no queue is bound to). Best effort:
         `run` declares again when it connects."""
         try:
-            with bus.connect(self.url) as conn:
+            with event_bus.connect(self.url) as conn:
                 self.queue.bind(conn.default_channel).declare()
             return True
         except Exception as exc:  # the bus may be down at start; run() retries
@@ -181,7 +183,7 @@ class Bridge(ConsumerMixin):
             return "invalid" if outcome == "failed" else outcome
         # Recorded before the ack, so a command the Dramatiq broker loses is still sent again
         # (handlers.command_inbox.repair); a redelivery of a finished command is not sent.
-        if not record_received(self.ctx, cmd, envelope):
+        if not self.bus.call(record_received, cmd, envelope):
             log.info("bridge.duplicate", command_id=cmd.id, command_type=cmd.type)
             return "duplicate"
         self.send(envelope)
@@ -194,8 +196,8 @@ class Bridge(ConsumerMixin):
         escaped to ASCII and no ids, which any database stores, so it cannot block the queue."""
         key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         try:
-            outcome = fail_command(envelope, "invalid", problem, self.ctx, raw_body=text,
-                                   dead_letter_source="bridge")
+            outcome = self.bus.call(fail_command, envelope, "invalid", problem, raw_body=text,
+                                    dead_letter_source="bridge")
         except TransientError:
             raise
         except Exception as exc:
@@ -205,9 +207,9 @@ class Bridge(ConsumerMixin):
             if attempts < MAX_INVALID_ATTEMPTS:
                 raise
             log.error("bridge.invalid_kept_escaped", attempts=attempts, error=type(exc).__name__)
-            outcome = fail_command(None, "invalid", f"{problem} (kept escaped after {attempts} failed attempts to "
-                                   f"store it: {type(exc).__name__})", self.ctx, raw_body=ascii(text),
-                                   dead_letter_source="bridge")
+            outcome = self.bus.call(fail_command, None, "invalid", f"{problem} (kept escaped after {attempts} failed "
+                                    f"attempts to store it: {type(exc).__name__})", raw_body=ascii(text),
+                                    dead_letter_source="bridge")
         self._failed_attempts.pop(key, None)
         return outcome
 
@@ -282,7 +284,7 @@ def _raw_bytes(body: object) -> bytes:
 
 def run_bridge() -> None:
     """`billing-sync bridge`: one consumer, until SIGINT/SIGTERM."""
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..config.settings import get_settings
     from .broker import make_broker
     from .shutdown import stop_on_signals
@@ -290,5 +292,5 @@ def run_bridge() -> None:
     settings = get_settings()
     stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)  # first: start-up hears it too
     make_broker(settings)  # the Dramatiq broker that apply_command.send() publishes to
-    bridge = Bridge(build_context(settings))
+    bridge = Bridge(bootstrap(settings))
     bridge.run(stop_event=stop)

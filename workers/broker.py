@@ -27,6 +27,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries, TimeLimit
 
 from ..config.settings import Settings, get_settings
+from ..handlers.messagebus import Bus
 from .actors import declare_actors
 from .middleware import ActorMetrics, DeadLetters, install_log_redaction, make_retry_when
 
@@ -74,8 +75,9 @@ def pika_url(url: str) -> str:
     return urlunsplit(parts._replace(path=path, query=urlencode(query)))
 
 
-def make_broker(settings: Settings, *, make_current: bool = True) -> dramatiq.Broker:
-    """A broker for `settings.broker_url` with our middleware and actors declared on it."""
+def make_broker(settings: Settings, *, make_current: bool = True, bus: Bus | None = None) -> dramatiq.Broker:
+    """A broker for `settings.broker_url` with our middleware and actors declared on it; the actors
+    run on `bus`, else on one built from `settings` on their first message (workers/actors.py)."""
     url = settings.broker_url
     middleware = make_middleware(settings)
     if settings.embedded_broker:
@@ -98,7 +100,7 @@ def make_broker(settings: Settings, *, make_current: bool = True) -> dramatiq.Br
     else:
         raise ValueError("BILLING_BROKER_URL must be redis://…, amqp://… or 'embedded'")
     install_log_redaction()
-    declare_actors(broker, settings.queue_prefix)
+    declare_actors(broker, settings.queue_prefix, settings=settings, bus=bus)
     if make_current:
         set_current_broker(broker)
     return broker

@@ -141,21 +141,6 @@ class DeadLetters(Middleware):
                                      detail=detail))
 
 
-def record_dead_letter(ctx, *, source: str, message_id: str | None, body: str, reason: str, detail: str) -> None:
-    """Write a `DeadLetter` row holding what `dlq replay` needs to send the message again
-    (`body` = `{"args": [...], "kwargs": {...}}`).
-
-    If the database is unreachable too, the message still ends in the broker's own dead-letter
-    queue (Redis/RabbitMQ `<queue>.XQ`, kept 7 days); the log line says so.
-    """
-    try:
-        with ctx.uow() as uow:
-            uow.add_dead_letter(source=source, message_id=message_id, body=body, reason=reason, detail=detail)
-            uow.commit()
-    except Exception:
-        log.exception("dead_letter.write_failed", source=source, message_id=message_id, reason=reason)
-
-
 class ActorMetrics(Middleware):
     """Prometheus counts and durations per actor; sits before Retries, like DeadLetters."""
 

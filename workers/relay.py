@@ -39,6 +39,7 @@ import structlog
 from ..config import metrics
 from ..config.bus import CLOUDEVENTS, cloudevent, connect, events_exchange, routing_key
 from ..config.urls import redact
+from ..handlers.messagebus import Bus
 from ..models import utcnow
 from ..models.tables import OutboxMessage
 
@@ -58,14 +59,14 @@ class Relay:
     One Relay is used by one thread; several Relays (threads or processes) may share a database.
     """
 
-    def __init__(self, ctx, connection_url: str | None = None, *, batch: int = 100):
-        self.ctx = ctx
-        self.url = connection_url or ctx.settings.event_bus_url
+    def __init__(self, bus: Bus, connection_url: str | None = None, *, batch: int = 100):
+        self.uow_factory = bus.uow_factory
+        self.url = connection_url or bus.settings.event_bus_url
         self.batch = batch
-        self.poll_interval_s = ctx.settings.relay_poll_interval_s
+        self.poll_interval_s = bus.settings.relay_poll_interval_s
         self._connection = None
         self._producer = None
-        self.exchange = events_exchange(ctx.settings.queue_prefix)
+        self.exchange = events_exchange(bus.settings.queue_prefix)
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -77,7 +78,7 @@ class Relay:
         """
         batch = batch or self.batch
         failure: Exception | None = None
-        with self.ctx.uow() as uow:
+        with self.uow_factory() as uow:
             rows = uow.outbox.claim_unpublished(batch)
             published: list[OutboxMessage] = []
             if rows:
@@ -144,7 +145,7 @@ class Relay:
 
     def oldest_unpublished_age_s(self) -> float:
         """Outbox lag: the age of the oldest unpublished row, 0 when everything is out."""
-        with self.ctx.uow() as uow:
+        with self.uow_factory() as uow:
             created = uow.outbox.oldest_unpublished_at()
         age = max(0.0, (utcnow() - created).total_seconds()) if created else 0.0
         metrics.OUTBOX_LAG_SECONDS.set(age)
@@ -191,13 +192,13 @@ class Relay:
 
 def run_relay() -> None:
     """`billing-sync relay`: publish outbox rows until SIGINT/SIGTERM."""
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..config.settings import get_settings
     from .shutdown import stop_on_signals
 
     settings = get_settings()
     stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)
-    ctx = build_context(settings)
+    bus = bootstrap(settings)
     started = time.monotonic()
-    Relay(ctx).run(stop)
+    Relay(bus).run(stop)
     log.info("relay.exit", uptime_s=round(time.monotonic() - started, 1))

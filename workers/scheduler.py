@@ -38,6 +38,7 @@ import structlog
 
 from ..errors import SafetyRefusal
 from ..handlers import catch_up, command_inbox, lapses, sweep
+from ..handlers.messagebus import Bus
 from ..models import utcnow
 from .leader import make_lock
 from .middleware import failure_detail, failure_reason, is_transient
@@ -69,18 +70,18 @@ def repair_interval_s(settings) -> float:
     return min(settings.command_repair_after_s / 2, RETRY_AFTER_FAILURE_S)
 
 
-def _repair_commands(ctx, send_command: Callable[[dict], None] | None) -> dict:
+def _repair_commands(bus: Bus, send_command: Callable[[dict], None] | None) -> dict:
     if send_command is None:
         from .broker import send_command
-    return command_inbox.repair(ctx, send_command, older_than_s=ctx.settings.command_repair_after_s)
+    return bus.call(command_inbox.repair, send_command, older_than_s=bus.settings.command_repair_after_s)
 
 
-def _catch_up(ctx, enqueue: Callable[[dict], None] | None) -> int:
+def _catch_up(bus: Bus, enqueue: Callable[[dict], None] | None) -> int:
     if enqueue is None:
         from .broker import current_broker
 
         enqueue = current_broker().billing_actors.process_stripe_event.send
-    return catch_up.catch_up(ctx, enqueue)
+    return bus.call(catch_up.catch_up, enqueue)
 
 
 class Scheduler:
@@ -90,18 +91,18 @@ class Scheduler:
     `start()`/`stop()` run it in a thread, `tick()` is one step (for tests).
     """
 
-    def __init__(self, ctx, *, enqueue: Callable[[dict], None] | None = None,
+    def __init__(self, bus: Bus, *, enqueue: Callable[[dict], None] | None = None,
                  send_command: Callable[[dict], None] | None = None, tick_s: float = TICK_S, lock=None):
-        self.ctx = ctx
+        self.bus = bus
         self.tick_s = tick_s
-        self.lock = lock or make_lock(ctx.engine, ctx.settings.queue_prefix)
+        self.lock = lock or make_lock(bus.engine, bus.settings.queue_prefix)
         self.jobs = [
-            Job("catch_up", ctx.settings.catch_up_interval_s, lambda: _catch_up(ctx, enqueue), True),
-            Job("sweep", ctx.settings.sweep_interval_s, lambda: sweep.sweep(ctx), False),
+            Job("catch_up", bus.settings.catch_up_interval_s, lambda: _catch_up(bus, enqueue), True),
+            Job("sweep", bus.settings.sweep_interval_s, lambda: bus.call(sweep.sweep), False),
             # Commands the broker lost, or parked ones whose turn came while nobody was told.
-            Job("repair_commands", repair_interval_s(ctx.settings), lambda: _repair_commands(ctx, send_command), True),
+            Job("repair_commands", repair_interval_s(bus.settings), lambda: _repair_commands(bus, send_command), True),
             # Grace periods and cancellation dates lapse with no Stripe event to announce them.
-            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: lapses.refresh_due(ctx), True),
+            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: bus.call(lapses.refresh_due), True),
         ]
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()
@@ -168,12 +169,12 @@ class Scheduler:
                  result=_summary(result))
 
     def _last_run(self, job: Job) -> datetime | None:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             value = uow.cursors.value(job.cursor)
         return datetime.fromisoformat(value) if value is not None else None
 
     def _record_run(self, job: Job, at: datetime) -> None:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             uow.cursors.set(job.cursor, at.isoformat(), at)
             uow.commit()
 
@@ -219,7 +220,7 @@ def _summary(result: object) -> object:
 
 def run_scheduler() -> None:
     """`billing-sync scheduler`: run the periodic jobs until SIGINT/SIGTERM."""
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..config.settings import get_settings
     from ..handlers.account_pin import verify_account_if_reachable
     from .broker import make_broker
@@ -227,7 +228,7 @@ def run_scheduler() -> None:
 
     settings = get_settings()
     stop = stop_on_signals(threading.Event(), settings.shutdown_grace_s)
-    ctx = build_context(settings)
-    verify_account_if_reachable(ctx)  # fail fast on another account; the jobs check again
+    bus = bootstrap(settings)
+    bus.call(verify_account_if_reachable)  # fail fast on another account; the jobs check again
     make_broker(settings)  # the workers' broker, which catch-up enqueues to
-    Scheduler(ctx).run(stop)
+    Scheduler(bus).run(stop)

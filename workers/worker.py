@@ -6,7 +6,7 @@ it forks N worker processes of M threads, restarts nothing silently (if one dies
 stop and the command exits non-zero, for the supervisor to restart), and on SIGTERM lets
 in-flight messages finish for up to `SHUTDOWN_TIMEOUT_MS` (processes still running a few
 seconds after that, blocked on a dead broker, are killed). Each worker process calls `boot()`,
-which builds the broker from the environment and declares the actors; the Context (database,
+which builds the broker from the environment and declares the actors; their bus (database,
 Stripe gateway) is built on the first message, after the fork. With `--metrics-port`, the
 command serves the worker processes' metrics, summed, from this parent process
 (prometheus_client multiprocess mode over a fresh temporary directory, removed on exit; see
@@ -73,14 +73,14 @@ def _kill_group_later(child: subprocess.Popen, after_s: float) -> None:
 
 def _verify_stripe_account(settings) -> None:
     """Check (or pin) the Stripe account once, in the parent, before any process takes work."""
-    from ..bootstrap import build_context
+    from ..bootstrap import bootstrap
     from ..handlers.account_pin import verify_account_if_reachable
 
-    ctx = build_context(settings)
+    bus = bootstrap(settings)
     try:
-        verify_account_if_reachable(ctx)
+        bus.call(verify_account_if_reachable)
     finally:
-        ctx.engine.dispose()
+        bus.engine.dispose()
 
 
 def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,

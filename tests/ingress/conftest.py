@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 
 from ingress_helpers import SECRETS, RabbitQueue, RedisQueue, closed_port
 
@@ -54,14 +54,14 @@ def ingress_client(ingress_settings):
 
     def make(broker_url: str, *, engine=None, **overrides):
         settings = ingress_settings(broker_url, **overrides)
-        ctx = build_context(settings, engine=engine)
+        bus = bootstrap(settings, engine=engine)
         broker = make_broker(settings, make_current=False)
-        client = TestClient(create_app(ctx, broker=broker))
-        clients.append((client, broker, ctx))
+        client = TestClient(create_app(bus, broker=broker))
+        clients.append((client, broker, bus))
         return client
 
     yield make
-    for client, broker, ctx in clients:
+    for client, broker, bus in clients:
         client.close()
         broker.close()
-        ctx.engine.dispose()
+        bus.engine.dispose()

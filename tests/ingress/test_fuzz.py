@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.errors import InvalidMessage, PermanentError
-from billing_sync.handlers.event_dispatch import handle_stripe_event
+from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.stripe_event import checked_event
 from billing_sync.ingress.app import create_app
 from billing_sync.ingress.read_api import routes
 from billing_sync.models import EntitlementSnapshot, Tenant, utcnow
 
-from contexts import make_context
+from contexts import make_bus
 from fakes import FakeGateway
 from hostile_events import HOSTILE_EVENTS, patched, valid_event
 from ingress_helpers import SECRETS, signed
@@ -81,11 +81,11 @@ header_text = st.text(st.sampled_from(string.printable[:-5] + "éü\x80\xff"), m
 @pytest.fixture
 def webhook_client(make_settings, sqlite_url):
     settings_ = make_settings(database_url=sqlite_url, webhook_secrets=",".join(SECRETS))
-    ctx = build_context(settings_)
+    bus = bootstrap(settings_)
     enqueued: list[dict] = []
-    with TestClient(create_app(ctx, enqueue=enqueued.append)) as client:  # an exception fails the test
+    with TestClient(create_app(bus, enqueue=enqueued.append)) as client:  # an exception fails the test
         yield client, enqueued
-    ctx.engine.dispose()
+    bus.engine.dispose()
 
 
 def _check_webhook_answer(response, enqueued: list[dict]) -> None:
@@ -135,9 +135,9 @@ def test_fuzz_worker_decoding_and_handlers(make_settings, pg_engine, event):
     InvalidMessage, a usable one is handled. Nothing else escapes: no TypeError, no database
     error, and no TransientError either (nothing here is down)."""
     gateway = FakeGateway()
-    ctx = make_context(make_settings(database_url=str(pg_engine.url)), pg_engine, gateway, utcnow)
+    bus = make_bus(make_settings(database_url=str(pg_engine.url)), pg_engine, gateway, utcnow)
     # The customer and subscription valid_event() is about exist, so usable events reach the writes.
-    prices = gateway.seed_catalog(ctx.catalog)
+    prices = gateway.seed_catalog(bus.catalog)
     gateway.add_customer("t1", id="cus_123")
     gateway.add_subscription("cus_123", prices["pro"]["id"], id="sub_123")
     message = {"event": event, "received_at": utcnow().isoformat()}
@@ -146,7 +146,7 @@ def test_fuzz_worker_decoding_and_handlers(make_settings, pg_engine, event):
     except InvalidMessage:
         return
     try:
-        outcome = handle_stripe_event(message, ctx)
+        outcome = bus.handle(StripeEventReceived(message))
     except PermanentError:
         return
     assert isinstance(outcome, str) and outcome
@@ -162,15 +162,15 @@ segment = (st.binary(max_size=40).map(lambda raw: quote(raw, safe=""))
 @pytest.fixture
 def read_client(pg_engine, make_settings):
     settings_ = make_settings(database_url=str(pg_engine.url), api_tokens="reader-1,reader-2")
-    ctx = make_context(settings_, pg_engine, FakeGateway(), utcnow)
-    with ctx.uow() as uow:
+    bus = make_bus(settings_, pg_engine, FakeGateway(), utcnow)
+    with bus.uow_factory() as uow:
         uow.session.add(Tenant(id="t1"))
         uow.session.flush()
         uow.session.add(EntitlementSnapshot(tenant_id="t1", version=2, plan="pro", status="active",
                                             features=["sso"], limits={"api_calls": 10}, cause="evt_1",
                                             updated_at=utcnow()))
         uow.commit()
-    with TestClient(Starlette(routes=routes(ctx))) as client:
+    with TestClient(Starlette(routes=routes(bus))) as client:
         yield client
 
 

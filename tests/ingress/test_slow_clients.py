@@ -11,7 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.ingress.app import create_app
 from billing_sync.ingress.server import HttpLimits, uvicorn_config
 
@@ -26,8 +26,8 @@ IDLE_SOCKETS = 200
 def server(request, make_settings, sqlite_url):
     """(host, port) of an ingress served by uvicorn in a thread, with short deadlines."""
     settings = make_settings(database_url=sqlite_url, webhook_secrets=",".join(SECRETS))
-    ctx = build_context(settings)
-    app = create_app(ctx, enqueue=lambda message: None, body_timeout_s=BODY_TIMEOUT_S)
+    bus = bootstrap(settings)
+    app = create_app(bus, enqueue=lambda message: None, body_timeout_s=BODY_TIMEOUT_S)
     limits = HttpLimits(header_timeout_s=HEADER_TIMEOUT_S, max_header_bytes=8 * 1024, max_connections=1000)
     server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", 0, log_level="warning", limits=limits,
                                            http=request.param))
@@ -40,7 +40,7 @@ def server(request, make_settings, sqlite_url):
     yield server.servers[0].sockets[0].getsockname()[:2]
     server.should_exit = True
     thread.join(10)
-    ctx.engine.dispose()
+    bus.engine.dispose()
 
 
 def _connect(address) -> socket.socket:

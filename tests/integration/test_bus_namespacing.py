@@ -15,12 +15,12 @@ from kombu import Connection, Queue
 
 from billing_sync.cli import main
 from billing_sync.client import CommandPublisher, Unroutable, publish_command
-from billing_sync.config import bus
+from billing_sync.config import bus as event_bus
 from billing_sync.models import OutboxMessage, make_session_factory
 from billing_sync.workers.bridge import Bridge
 from billing_sync.workers.relay import Relay
 
-from contexts import Clock, make_context, wait_until
+from contexts import Clock, make_bus, wait_until
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -33,19 +33,20 @@ def deployments(bus_url):
     """Two fresh deployment prefixes on the shared broker; their queues and exchanges are removed after."""
     prefixes = [f"bs-test-{uuid.uuid4().hex[:8]}-{side}" for side in "ab"]
     yield prefixes
-    with bus.connect(bus_url) as conn:
+    with event_bus.connect(bus_url) as conn:
         channel = conn.default_channel
         for prefix in prefixes:
-            for entity in (bus.commands_queue(prefix), Queue(f"{prefix}.watch", bus.events_exchange(prefix)),
-                           bus.commands_exchange(prefix), bus.events_exchange(prefix)):
+            watch = Queue(f"{prefix}.watch", event_bus.events_exchange(prefix))
+            for entity in (event_bus.commands_queue(prefix), watch, event_bus.commands_exchange(prefix),
+                           event_bus.events_exchange(prefix)):
                 with contextlib.suppress(Exception):
                     entity(channel).delete()
 
 
 class RunningBridge:
-    def __init__(self, ctx):
+    def __init__(self, bus):
         self.sent: list[dict] = []
-        self.bridge = Bridge(ctx, send=self.sent.append, prefetch=4)
+        self.bridge = Bridge(bus, send=self.sent.append, prefetch=4)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.bridge.run, kwargs={"stop_event": self.stop}, daemon=True)
 
@@ -60,20 +61,20 @@ class RunningBridge:
 
 
 def test_default_deployment_keeps_the_documented_exchange_names():
-    assert bus.commands_exchange().name == bus.commands_exchange("billing-sync").name == "billing.commands"
-    assert bus.events_exchange("billing-sync").name == "billing.events"
-    assert bus.commands_queue("billing-sync").exchange.name == "billing.commands"
-    assert bus.commands_exchange("staging").name == "staging.billing.commands"
-    assert bus.events_exchange("staging").name == "staging.billing.events"
+    assert event_bus.commands_exchange().name == event_bus.commands_exchange("billing-sync").name == "billing.commands"
+    assert event_bus.events_exchange("billing-sync").name == "billing.events"
+    assert event_bus.commands_queue("billing-sync").exchange.name == "billing.commands"
+    assert event_bus.commands_exchange("staging").name == "staging.billing.commands"
+    assert event_bus.events_exchange("staging").name == "staging.billing.events"
     assert CommandPublisher("memory://").exchange.name == "billing.commands"  # client.py without a prefix
 
 
 def test_two_deployments_on_one_broker_receive_only_their_own_commands(
         bus_url, deployments, make_settings, pg_url, pg_engine):
     a, b = deployments
-    ctx_a, ctx_b = (make_context(make_settings(database_url=pg_url, events_url=bus_url, queue_prefix=p),
+    bus_a, bus_b = (make_bus(make_settings(database_url=pg_url, events_url=bus_url, queue_prefix=p),
                                  pg_engine, None, Clock()) for p in (a, b))
-    with RunningBridge(ctx_a) as bridge_a, RunningBridge(ctx_b) as bridge_b:
+    with RunningBridge(bus_a) as bridge_a, RunningBridge(bus_b) as bridge_b:
         to_a = [publish_command(bus_url, "subscription.change", f"t{i}", {"seats": 2}, queue_prefix=a)
                 for i in range(3)]
         to_b = publish_command(bus_url, "tenant.deleted", "t9", {}, queue_prefix=b)
@@ -86,17 +87,17 @@ def test_two_deployments_on_one_broker_receive_only_their_own_commands(
 def test_two_deployments_on_one_broker_publish_events_only_on_their_own_exchange(
         bus_url, deployments, make_settings, pg_url, pg_engine):
     a, b = deployments
-    watchers = {p: Queue(f"{p}.watch", bus.events_exchange(p), routing_key="#", durable=True) for p in (a, b)}
-    with bus.connect(bus_url) as conn:
+    watchers = {p: Queue(f"{p}.watch", event_bus.events_exchange(p), routing_key="#", durable=True) for p in (a, b)}
+    with event_bus.connect(bus_url) as conn:
         for q in watchers.values():
             q(conn.default_channel).declare()
-    ctx_a = make_context(make_settings(database_url=pg_url, events_url=bus_url, queue_prefix=a),
+    bus_a = make_bus(make_settings(database_url=pg_url, events_url=bus_url, queue_prefix=a),
                          pg_engine, None, Clock())
     event_id = str(uuid.uuid4())
     with make_session_factory(pg_engine)() as session, session.begin():
         session.add(OutboxMessage(event_id=event_id, type="billing.entitlements.changed", subject="t1",
                                   data={"tenant_id": "t1", "version": 1, "plan": "pro"}))
-    relay = Relay(ctx_a)
+    relay = Relay(bus_a)
     try:
         assert relay.publish_pending() == 1
     finally:
@@ -138,5 +139,5 @@ def test_an_unroutable_command_raises_and_bus_declare_makes_it_routable(bus_url,
 
     with CommandPublisher(bus_url, queue_prefix=prefix, declare_queue=False) as publisher:
         command_id = publisher.publish("tenant.deleted", "t1", {})
-    kept = _drain(bus_url, bus.commands_queue(prefix))  # no bridge ever ran: the command waits for one
+    kept = _drain(bus_url, event_bus.commands_queue(prefix))  # no bridge ever ran: the command waits for one
     assert [m["id"] for m in kept] == [command_id]

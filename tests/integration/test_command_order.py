@@ -16,10 +16,9 @@ from billing_sync.client import publish_command
 from billing_sync.errors import TransientError
 from billing_sync.models import OutboxMessage, utcnow
 from billing_sync.workers import broker as brokers
-from billing_sync.workers.context import set_context
 from billing_sync.workers.worker import InProcessWorkers
 
-from contexts import make_context, wait_until
+from contexts import make_bus, wait_until
 from test_bridge import Running, _delete_queue
 
 PROVISION = {"name": "Acme", "email": "acme@example.test", "plan": "starter", "payment_method": "pm_card_visa"}
@@ -42,23 +41,21 @@ class FirstCustomerCreateFails(StripeGateway):
 
 @pytest.fixture(params=["redis", "rabbitmq"])
 def fleet(request, emulator, pg_url, pg_engine, redis_url, make_settings, unique_prefix):
-    """(ctx, its gateway): workers on a Dramatiq broker (Redis or RabbitMQ) of this test's own
+    """(bus, its gateway): workers on a Dramatiq broker (Redis or RabbitMQ) of this test's own
     namespace; the bridge's bus on Redis."""
     broker_url = redis_url if request.param == "redis" else request.getfixturevalue("amqp_url")
     settings = make_settings(database_url=pg_url, broker_url=broker_url, events_url=redis_url,
                              queue_prefix=unique_prefix, stripe_api_base=emulator.url, stripe_api_key="sk_test_order",
                              min_backoff_ms=2000, max_backoff_ms=4000)
     gateway = FirstCustomerCreateFails("sk_test_order", api_base=emulator.url)
-    ctx = make_context(settings, pg_engine, gateway, utcnow)
+    bus = make_bus(settings, pg_engine, gateway, utcnow)
     previous = brokers._current
-    broker = brokers.make_broker(settings)
-    set_context(ctx)
+    broker = brokers.make_broker(settings, bus=bus)
     workers = InProcessWorkers(broker, threads=4).start()
     try:
-        yield ctx, gateway
+        yield bus, gateway
     finally:
         workers.stop()
-        set_context(None)
         _delete_dramatiq_queues(broker, unique_prefix)
         broker.close()
         if previous is not None:
@@ -78,14 +75,14 @@ def _delete_dramatiq_queues(broker, prefix: str) -> None:
             broker.channel.queue_delete(name)
 
 
-def publish(ctx, type: str, tenant: str, data: dict) -> str:
+def publish(bus, type: str, tenant: str, data: dict) -> str:
     """As the product would, on this test's deployment (its exchange and bridge queue)."""
-    return publish_command(ctx.settings.event_bus_url, type, tenant, data, queue_prefix=ctx.settings.queue_prefix)
+    return publish_command(bus.settings.event_bus_url, type, tenant, data, queue_prefix=bus.settings.queue_prefix)
 
 
-def outcome(ctx, command_id: str) -> tuple[int, str, str | None] | None:
+def outcome(bus, command_id: str) -> tuple[int, str, str | None] | None:
     """(outbox position, event type, reason) of the command's outcome, once it has one."""
-    with ctx.uow() as uow:
+    with bus.uow_factory() as uow:
         rows = [(r.id, r.type, r.data.get("reason")) for r in uow.session.execute(
             select(OutboxMessage).where(OutboxMessage.type.like("billing.command.%"))).scalars()
             if r.data.get("command_id") == command_id]
@@ -101,16 +98,16 @@ def seats(emulator, tenant: str) -> int:
 
 
 def test_a_change_half_a_second_after_provisioning_waits_for_the_retried_provisioning(fleet, emulator, redis_url):
-    ctx, gateway = fleet
+    bus, gateway = fleet
     tenant = f"order-{uuid.uuid4().hex[:8]}"
-    with Running(ctx, redis_url, send=None):
-        provisioned = publish(ctx, "billing.tenant.provisioned", tenant, PROVISION)
+    with Running(bus, redis_url, send=None):
+        provisioned = publish(bus, "billing.tenant.provisioned", tenant, PROVISION)
         published = time.monotonic()
         assert gateway.failed.wait(10), "the provisioning never reached Stripe"  # now waiting ≥ 2 s to retry
         time.sleep(max(0.0, 0.5 - (time.monotonic() - published)))
-        change = publish(ctx, "billing.subscription.change", tenant, {"seats": 3})
-        first = wait_until(lambda: outcome(ctx, provisioned), timeout=30, what="the provisioning's outcome")
-        second = wait_until(lambda: outcome(ctx, change), timeout=30, what="the change's outcome")
+        change = publish(bus, "billing.subscription.change", tenant, {"seats": 3})
+        first = wait_until(lambda: outcome(bus, provisioned), timeout=30, what="the provisioning's outcome")
+        second = wait_until(lambda: outcome(bus, change), timeout=30, what="the change's outcome")
     assert first[1:] == ("billing.command.completed", None)
     assert second[1:] == ("billing.command.completed", None), second
     assert first[0] < second[0]  # applied in publish order
@@ -118,7 +115,7 @@ def test_a_change_half_a_second_after_provisioning_waits_for_the_retried_provisi
 
 
 def test_a_change_delivered_to_the_workers_before_the_provisioning_still_completes(fleet, emulator, redis_url):
-    ctx, gateway = fleet
+    bus, gateway = fleet
     gateway.failed.set()  # Stripe answers normally here
     tenant = f"swap-{uuid.uuid4().hex[:8]}"
     held: list[dict] = []
@@ -135,12 +132,12 @@ def test_a_change_delivered_to_the_workers_before_the_provisioning_still_complet
         while held:
             send_command(held.pop())
 
-    with Running(ctx, redis_url, send=swap):
-        provisioned = publish(ctx, "billing.tenant.provisioned", tenant, PROVISION)
+    with Running(bus, redis_url, send=swap):
+        provisioned = publish(bus, "billing.tenant.provisioned", tenant, PROVISION)
         time.sleep(0.5)
-        change = publish(ctx, "billing.subscription.change", tenant, {"seats": 5})
-        first = wait_until(lambda: outcome(ctx, provisioned), timeout=30, what="the provisioning's outcome")
-        second = wait_until(lambda: outcome(ctx, change), timeout=30, what="the change's outcome")
+        change = publish(bus, "billing.subscription.change", tenant, {"seats": 5})
+        first = wait_until(lambda: outcome(bus, provisioned), timeout=30, what="the provisioning's outcome")
+        second = wait_until(lambda: outcome(bus, change), timeout=30, what="the change's outcome")
     assert first[1:] == ("billing.command.completed", None)
     assert second[1:] == ("billing.command.completed", None), second
     assert first[0] < second[0]

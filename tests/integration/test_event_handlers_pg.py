@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from billing_sync.handlers.entitlements import refresh_entitlements
-from billing_sync.handlers.event_dispatch import handle_stripe_event
+from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.models import (
     EntitlementSnapshot,
     OutboxMessage,
@@ -23,7 +23,7 @@ from billing_sync.models import (
     utcnow,
 )
 
-from contexts import Clock, make_context, message
+from contexts import Clock, make_bus, message
 from fakes import FakeGateway
 
 
@@ -35,29 +35,29 @@ class SlowGateway(FakeGateway):
         return super().retrieve_subscription(subscription_id)
 
 
-def _ctx(pg_engine, make_settings, gw, clock):
-    return make_context(make_settings(database_url=str(pg_engine.url)), pg_engine, gw, clock)
+def _bus(pg_engine, make_settings, gw, clock):
+    return make_bus(make_settings(database_url=str(pg_engine.url)), pg_engine, gw, clock)
 
 
-def _count(ctx, model, *where) -> int:
-    with ctx.uow() as uow:
+def _count(bus, model, *where) -> int:
+    with bus.uow_factory() as uow:
         return uow.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
 
 def test_subscription_event_and_duplicate_on_postgres(pg_engine, make_settings):
     clock = Clock()
     gw = FakeGateway(clock)
-    ctx = _ctx(pg_engine, make_settings, gw, clock)
-    prices = gw.seed_catalog(ctx.catalog)
+    bus = _bus(pg_engine, make_settings, gw, clock)
+    prices = gw.seed_catalog(bus.catalog)
     customer = gw.add_customer("t1")
     sub = gw.add_subscription(customer["id"], prices["pro"]["id"], quantity=2)
     event = gw.add_event("customer.subscription.created", sub)
 
-    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "applied"
-    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "duplicate"
-    assert _count(ctx, OutboxMessage) == 1
-    assert _count(ctx, ProcessedMessage) == 1
-    with ctx.uow() as uow:
+    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "applied"
+    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "duplicate"
+    assert _count(bus, OutboxMessage) == 1
+    assert _count(bus, ProcessedMessage) == 1
+    with bus.uow_factory() as uow:
         snap = uow.session.get(EntitlementSnapshot, "t1")
         assert (snap.version, snap.plan, snap.limits["seats"]) == (1, "pro", 2)
 
@@ -65,8 +65,8 @@ def test_subscription_event_and_duplicate_on_postgres(pg_engine, make_settings):
 def test_concurrent_events_for_one_tenant_keep_versions_increasing(pg_engine, make_settings):
     """Two workers take the events of one tenant at the same time, each event delivered twice."""
     gw = SlowGateway()
-    ctx = _ctx(pg_engine, make_settings, gw, utcnow)
-    prices = gw.seed_catalog(ctx.catalog)
+    bus = _bus(pg_engine, make_settings, gw, utcnow)
+    prices = gw.seed_catalog(bus.catalog)
     customer = gw.add_customer("t1")
     sub = gw.add_subscription(customer["id"], prices["starter"]["id"], quantity=1)
 
@@ -91,7 +91,7 @@ def test_concurrent_events_for_one_tenant_keep_versions_increasing(pg_engine, ma
             if done < len(events):
                 event = events[done]
                 # Both workers get every event: the second delivery must be a no-op.
-                outcomes.append(handle_stripe_event(message(event, utcnow()), ctx))
+                outcomes.append(bus.handle(StripeEventReceived(message(event, utcnow()))))
                 done += 1
             else:
                 time.sleep(0.001)
@@ -103,22 +103,22 @@ def test_concurrent_events_for_one_tenant_keep_versions_increasing(pg_engine, ma
 
     assert outcomes.count("applied") == len(events)  # exactly once each
     assert outcomes.count("duplicate") == len(events)
-    with ctx.uow() as uow:
+    with bus.uow_factory() as uow:
         versions = [row.data["version"] for row in
                     uow.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()]
         snap = uow.session.get(EntitlementSnapshot, "t1")
         assert snap.limits["seats"] == 11  # the final Stripe state
         assert snap.version == versions[-1]
     assert versions == list(range(1, len(versions) + 1))  # strictly increasing, no gaps, no repeats
-    assert _count(ctx, Tenant) == 1 and _count(ctx, Subscription) == 1 and _count(ctx, SubscriptionItem) == 1
-    assert _count(ctx, ProcessedMessage) == len(events)
+    assert _count(bus, Tenant) == 1 and _count(bus, Subscription) == 1 and _count(bus, SubscriptionItem) == 1
+    assert _count(bus, ProcessedMessage) == len(events)
 
 
 def test_first_sight_of_a_tenant_from_two_workers_at_once(pg_engine, make_settings):
     """Subscription and invoice events of a brand-new tenant race: one tenant row, one version 1."""
     gw = SlowGateway()
-    ctx = _ctx(pg_engine, make_settings, gw, utcnow)
-    prices = gw.seed_catalog(ctx.catalog)
+    bus = _bus(pg_engine, make_settings, gw, utcnow)
+    prices = gw.seed_catalog(bus.catalog)
     customer = gw.add_customer("fresh")
     sub = gw.add_subscription(customer["id"], prices["pro"]["id"])
     sub_event = gw.add_event("customer.subscription.created", sub)
@@ -127,41 +127,40 @@ def test_first_sight_of_a_tenant_from_two_workers_at_once(pg_engine, make_settin
     invoice_event = gw.add_event("invoice.paid", invoice)
     barrier = threading.Barrier(2)
 
-    def run(handler, event):
+    def run(event):
         barrier.wait()
-        return handler(message(event, utcnow()), ctx)
+        return bus.handle(StripeEventReceived(message(event, utcnow())))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = [pool.submit(run, handle_stripe_event, sub_event),
-                   pool.submit(run, handle_stripe_event, invoice_event)]
+        results = [pool.submit(run, sub_event), pool.submit(run, invoice_event)]
         assert sorted(f.result(timeout=30) for f in results) == ["applied", "applied"]
-    assert _count(ctx, Tenant) == 1 and _count(ctx, Subscription) == 1
-    with ctx.uow() as uow:
+    assert _count(bus, Tenant) == 1 and _count(bus, Subscription) == 1
+    with bus.uow_factory() as uow:
         assert [r.data["version"] for r in uow.session.execute(select(OutboxMessage)).scalars()] == [1]
 
 
 def test_lock_serializes_writers_of_one_tenant(pg_engine, make_settings):
     """While one transaction holds the tenant lock, another waits for it (and then sees its writes)."""
     clock = Clock()
-    ctx = _ctx(pg_engine, make_settings, FakeGateway(clock), clock)
+    bus = _bus(pg_engine, make_settings, FakeGateway(clock), clock)
     holding = threading.Event()
     order: list[str] = []
 
     def first():
-        with ctx.uow() as uow:
+        with bus.uow_factory() as uow:
             tenant = uow.lock_tenant("t1")
             holding.set()
             time.sleep(0.2)
-            refresh_entitlements(uow, tenant, ctx, cause="first")
+            bus.call(refresh_entitlements, uow, tenant, cause="first")
             order.append("first")
             uow.commit()
 
     def second():
         holding.wait(5)
-        with ctx.uow() as uow:
+        with bus.uow_factory() as uow:
             tenant = uow.lock_tenant("t1")
             order.append("second")
-            assert refresh_entitlements(uow, tenant, ctx, cause="second") is False  # sees v1: no change
+            assert bus.call(refresh_entitlements, uow, tenant, cause="second") is False  # sees v1: no change
             uow.commit()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -173,30 +172,31 @@ def test_lock_serializes_writers_of_one_tenant(pg_engine, make_settings):
 def test_product_change_reaches_every_tenant_on_postgres(pg_engine, make_settings):
     clock = Clock()
     gw = FakeGateway(clock)
-    ctx = _ctx(pg_engine, make_settings, gw, clock)
-    prices = gw.seed_catalog(ctx.catalog)
+    bus = _bus(pg_engine, make_settings, gw, clock)
+    prices = gw.seed_catalog(bus.catalog)
     tenants = [f"t{i}" for i in range(5)]
     for tenant_id in tenants:
         customer = gw.add_customer(tenant_id)
         sub = gw.add_subscription(customer["id"], prices["enterprise"]["id"])
-        handle_stripe_event(message(gw.add_event("customer.subscription.created", sub), clock.advance(seconds=1)), ctx)
+        event = gw.add_event("customer.subscription.created", sub)
+        bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1))))
     product_id = prices["enterprise"]["product"]
     gw.product_features[product_id] = ["data_residency"]
     event = gw.add_event("product.updated", gw.products[product_id])
-    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "applied"
-    assert handle_stripe_event(message(event, clock.advance(seconds=1)), ctx) == "duplicate"
-    with ctx.uow() as uow:
+    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "applied"
+    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "duplicate"
+    with bus.uow_factory() as uow:
         snaps = uow.session.execute(select(EntitlementSnapshot)).scalars().all()
         assert sorted(s.tenant_id for s in snaps if "data_residency" in s.features) == tenants
         assert all(s.version == 2 for s in snaps)
-    assert _count(ctx, OutboxMessage) == 10
+    assert _count(bus, OutboxMessage) == 10
 
 
 def test_tenants_meeting_a_new_product_at_once_do_not_collide(pg_engine, make_settings):
     """Two tenants' handlers both insert the same never-seen Product row concurrently."""
     gw = SlowGateway()
-    ctx = _ctx(pg_engine, make_settings, gw, utcnow)
-    prices = gw.seed_catalog(ctx.catalog)
+    bus = _bus(pg_engine, make_settings, gw, utcnow)
+    prices = gw.seed_catalog(bus.catalog)
     events = []
     for tenant_id in ("a", "b", "c", "d"):
         customer = gw.add_customer(tenant_id)
@@ -206,11 +206,11 @@ def test_tenants_meeting_a_new_product_at_once_do_not_collide(pg_engine, make_se
 
     def run(event):
         barrier.wait()
-        return handle_stripe_event(message(event, utcnow()), ctx)
+        return bus.handle(StripeEventReceived(message(event, utcnow())))
 
     with ThreadPoolExecutor(max_workers=len(events)) as pool:
         assert [f.result(timeout=30) for f in [pool.submit(run, e) for e in events]] == ["applied"] * 4
     from billing_sync.models import Product
 
-    assert _count(ctx, Product) == 1
-    assert _count(ctx, EntitlementSnapshot, EntitlementSnapshot.plan == "pro") == 4
+    assert _count(bus, Product) == 1
+    assert _count(bus, EntitlementSnapshot, EntitlementSnapshot.plan == "pro") == 4

@@ -1,4 +1,4 @@
-"""The read API over a PostgreSQL-backed Context, through Starlette's TestClient."""
+"""The read API over a PostgreSQL-backed bus, through Starlette's TestClient."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from billing_sync.handlers.usage import add_usage
 from billing_sync.ingress.read_api import routes
 from billing_sync.models import EntitlementSnapshot, Tenant
-from contexts import Clock, make_context
+from contexts import Clock, make_bus
 
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=timezone.utc)
 AUTH = {"Authorization": "Bearer reader-2"}
@@ -24,19 +24,19 @@ class NoStripe:
 
 
 @pytest.fixture
-def ctx(pg_engine, make_settings):
+def bus(pg_engine, make_settings):
     settings = make_settings(database_url=str(pg_engine.url), api_tokens="reader-1,reader-2")
-    return make_context(settings, pg_engine, NoStripe(), Clock(NOW))
+    return make_bus(settings, pg_engine, NoStripe(), Clock(NOW))
 
 
 @pytest.fixture
-def client(ctx):
-    with TestClient(Starlette(routes=routes(ctx))) as test_client:
+def client(bus):
+    with TestClient(Starlette(routes=routes(bus))) as test_client:
         yield test_client
 
 
-def _snapshot(ctx, tenant_id="t1", version=3, **kw):
-    with ctx.uow() as uow:
+def _snapshot(bus, tenant_id="t1", version=3, **kw):
+    with bus.uow_factory() as uow:
         uow.session.add(Tenant(id=tenant_id))
         uow.session.flush()
         uow.session.add(EntitlementSnapshot(
@@ -49,8 +49,8 @@ def _snapshot(ctx, tenant_id="t1", version=3, **kw):
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic cmVhZGVyLTI="},
                                      {"Authorization": "Bearer"}, {"Authorization": "reader-2"}])
-def test_requests_without_a_valid_token_get_401(client, ctx, headers):
-    _snapshot(ctx)
+def test_requests_without_a_valid_token_get_401(client, bus, headers):
+    _snapshot(bus)
     for path in ("/v1/tenants/t1/entitlements", "/v1/tenants/t1/entitlements/sso"):
         response = client.get(path, headers=headers)
         assert response.status_code == 401
@@ -58,14 +58,14 @@ def test_requests_without_a_valid_token_get_401(client, ctx, headers):
         assert "t1" not in response.text
 
 
-def test_every_configured_token_is_accepted(client, ctx):
-    _snapshot(ctx)
+def test_every_configured_token_is_accepted(client, bus):
+    _snapshot(bus)
     for token in ("reader-1", "reader-2"):
         assert client.get("/v1/tenants/t1/entitlements", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
-def test_snapshot_with_etag_and_304(client, ctx):
-    _snapshot(ctx, version=3)
+def test_snapshot_with_etag_and_304(client, bus):
+    _snapshot(bus, version=3)
     response = client.get("/v1/tenants/t1/entitlements", headers=AUTH)
     assert response.status_code == 200
     assert response.headers["ETag"] == '"t1-v3"'
@@ -89,9 +89,9 @@ def test_unknown_tenant_is_404_json(client):
         assert response.json()["error"] == "unknown_tenant"
 
 
-def test_feature_check_with_usage(client, ctx):
-    _snapshot(ctx)
-    with ctx.uow() as uow:
+def test_feature_check_with_usage(client, bus):
+    _snapshot(bus)
+    with bus.uow_factory() as uow:
         add_usage(uow, "t1", "api_calls", 120, NOW)
         add_usage(uow, "t1", "api_calls", 30, NOW)
         uow.commit()
@@ -110,9 +110,9 @@ def test_feature_check_with_usage(client, ctx):
     assert (zero["enabled"], zero["limit"], zero["remaining"]) == (False, 0, 0)
 
 
-def test_remaining_never_goes_negative(client, ctx):
-    _snapshot(ctx, limits={"api_calls": 100})
-    with ctx.uow() as uow:
+def test_remaining_never_goes_negative(client, bus):
+    _snapshot(bus, limits={"api_calls": 100})
+    with bus.uow_factory() as uow:
         add_usage(uow, "t1", "api_calls", 130, NOW)
         uow.commit()
     body = client.get("/v1/tenants/t1/entitlements/api_calls", headers=AUTH).json()
@@ -136,16 +136,16 @@ BAD_TENANT_IDS = [
 
 
 @pytest.fixture
-def server_errors_as_responses(ctx):
+def server_errors_as_responses(bus):
     """A client that turns an unhandled exception into the 500 a real server would send."""
-    with TestClient(Starlette(routes=routes(ctx)), raise_server_exceptions=False) as test_client:
+    with TestClient(Starlette(routes=routes(bus)), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
 @pytest.mark.parametrize("name, tenant_id", BAD_TENANT_IDS, ids=[case[0] for case in BAD_TENANT_IDS])
-def test_a_tenant_id_that_breaks_the_rule_gets_400_with_a_clear_error(server_errors_as_responses, ctx, name,
+def test_a_tenant_id_that_breaks_the_rule_gets_400_with_a_clear_error(server_errors_as_responses, bus, name,
                                                                      tenant_id):
-    _snapshot(ctx)
+    _snapshot(bus)
     for path in (f"/v1/tenants/{tenant_id}/entitlements", f"/v1/tenants/{tenant_id}/entitlements/sso"):
         response = server_errors_as_responses.get(path, headers=AUTH)
         assert response.status_code == 400, (path, response.status_code, response.text)
@@ -171,8 +171,8 @@ def test_a_stored_tenant_id_outside_the_rule_still_gets_an_ascii_etag():
 
 
 @pytest.mark.parametrize("feature", ["a%00b", "%ED%A0%80", "x" * 300, "%E7%A7%9F"])
-def test_any_feature_name_gets_an_answer_not_a_500(server_errors_as_responses, ctx, feature):
-    _snapshot(ctx)
+def test_any_feature_name_gets_an_answer_not_a_500(server_errors_as_responses, bus, feature):
+    _snapshot(bus)
     response = server_errors_as_responses.get(f"/v1/tenants/t1/entitlements/{feature}", headers=AUTH)
     assert response.status_code == 200, response.text
     body = response.json()

@@ -27,28 +27,28 @@ class Inbox(FakeWorld):
 
     def receive(self, type: str, tenant: str, data: dict | None = None) -> dict:
         envelope = command_envelope(type, tenant, data or {}, id=str(uuid.uuid4()))
-        assert command_inbox.record_received(self.ctx, parse_command(envelope), envelope) is True
+        assert self.bus.call(command_inbox.record_received, parse_command(envelope), envelope) is True
         return envelope
 
     def work(self, envelope: dict) -> str:
         """What the apply_command actor does with one delivery."""
-        outcome = handle_command(envelope, self.ctx)
+        outcome = self.bus.call(handle_command, envelope)
         if outcome != "waiting":
-            command_inbox.send_next(self.ctx, envelope, self.sent.append)
+            self.bus.call(command_inbox.send_next, envelope, self.sent.append)
         return outcome
 
     def outcomes(self, command_id: str) -> list[dict]:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             rows = uow.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
             return [{**r.data, "event": r.type} for r in rows if r.data.get("command_id") == command_id]
 
     def row(self, command_id: str) -> SimpleNamespace:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             row = uow.session.execute(select(CommandInbox).where(CommandInbox.command_id == command_id)).scalar_one()
             return SimpleNamespace(repairs=row.repairs, finished_at=row.finished_at, waiting_since=row.waiting_since)
 
     def repair(self, older_than_s: float = 0.0) -> dict:
-        return command_inbox.repair(self.ctx, self.sent.append, older_than_s=older_than_s)
+        return self.bus.call(command_inbox.repair, self.sent.append, older_than_s=older_than_s)
 
 
 PROVISION = {"name": "Acme", "email": "a@example.test", "plan": "starter", "payment_method": "pm_card_visa"}
@@ -92,15 +92,15 @@ def test_commands_of_other_tenants_and_commands_outside_the_inbox_do_not_wait(in
     other = inbox.receive("billing.tenant.deleted", "t-other")
     assert inbox.work(other) == "completed"
     replay = command_envelope("billing.tenant.deleted", "t-slow", {}, id="replayed-without-inbox-row")
-    assert handle_command(replay, inbox.ctx) == "completed"
+    assert inbox.bus.call(handle_command, replay) == "completed"
 
 
 def test_a_finished_command_received_again_is_not_sent_again(inbox):
     envelope = inbox.receive("billing.tenant.deleted", "t-dup")
     cmd = parse_command(envelope)
-    assert command_inbox.record_received(inbox.ctx, cmd, envelope) is True  # no outcome yet: send (again)
+    assert inbox.bus.call(command_inbox.record_received, cmd, envelope) is True  # no outcome yet: send (again)
     assert inbox.work(envelope) == "completed"
-    assert command_inbox.record_received(inbox.ctx, cmd, envelope) is False
+    assert inbox.bus.call(command_inbox.record_received, cmd, envelope) is False
 
 
 def test_repair_resends_the_first_lost_command_of_each_tenant_once_it_is_old_enough(inbox):
@@ -123,7 +123,7 @@ def test_repair_sends_a_parked_command_whose_turn_came_at_once(inbox):
     first = inbox.receive("billing.tenant.provisioned", "t-parked", PROVISION)
     parked = inbox.receive("billing.subscription.change", "t-parked", {"seats": 3})
     assert inbox.work(parked) == "waiting"
-    assert handle_command(first, inbox.ctx) == "completed"  # the worker died before send_next
+    assert inbox.bus.call(handle_command, first) == "completed"  # the worker died before send_next
     assert inbox.repair(older_than_s=3600)["resent"] == 1
     assert [e["id"] for e in inbox.sent] == [parked["id"]]
     assert inbox.work(inbox.sent[0]) == "completed"
@@ -133,7 +133,7 @@ def test_repair_gives_a_command_that_never_finishes_its_one_failed_outcome(inbox
     stuck = inbox.receive("billing.tenant.provisioned", "t-stuck", PROVISION)
     after = inbox.receive("billing.tenant.deleted", "t-stuck")
     assert inbox.work(after) == "waiting"
-    with inbox.ctx.uow() as uow:
+    with inbox.bus.uow_factory() as uow:
         uow.session.execute(update(CommandInbox).where(CommandInbox.command_id == stuck["id"])
                             .values(repairs=command_inbox.REPAIR_LIMIT))
         uow.commit()
@@ -141,9 +141,9 @@ def test_repair_gives_a_command_that_never_finishes_its_one_failed_outcome(inbox
     assert inbox.repair(older_than_s=0)["failed"] == 1
     (failed,) = inbox.outcomes(stuck["id"])
     assert (failed["event"], failed["reason"]) == ("billing.command.failed", "bms_unavailable")
-    with inbox.ctx.uow() as uow:
+    with inbox.bus.uow_factory() as uow:
         letters = [(d.source, d.message_id) for d in uow.session.execute(select(DeadLetter)).scalars()]
     assert letters == [("inbox", stuck["id"])]
     assert [e["id"] for e in inbox.sent] == [after["id"]]  # and the next one's turn came
-    assert handle_command(stuck, inbox.ctx) == "duplicate"  # a late first delivery changes nothing
+    assert inbox.bus.call(handle_command, stuck) == "duplicate"  # a late first delivery changes nothing
     assert len(inbox.outcomes(stuck["id"])) == 1

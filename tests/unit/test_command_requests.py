@@ -19,7 +19,7 @@ def test_every_command_sends_the_requests_it_always_sent(sqlite_engine, make_set
 
     def send(n: int, type: str, tenant: str, data: dict) -> None:
         envelope = command_envelope(type, tenant, data, id=f"cmd-{n}", time=AT)
-        assert handle_command(envelope, world.ctx) == "completed"
+        assert world.bus.call(handle_command, envelope) == "completed"
 
     send(1, "tenant.provisioned", "t1", {"name": "Acme", "email": "t1@example.test", "plan": "starter",
                                          "seats": 2, "payment_method": "pm_card_visa"})
@@ -31,7 +31,7 @@ def test_every_command_sends_the_requests_it_always_sent(sqlite_engine, make_set
     period_end = world.gw.subscriptions[sub_id]["items"]["data"][0]["current_period_end"]
     world.gw.set_subscription(sub_id, cancel_at=period_end)  # staff set a cancellation date
     send(6, "subscription.change", "t1", {"seats": 4})
-    send(7, "usage.recorded", "t1", {"meter": next(iter(world.ctx.catalog.meters)), "quantity": 5})
+    send(7, "usage.recorded", "t1", {"meter": next(iter(world.bus.catalog.meters)), "quantity": 5})
     world.gw.set_subscription(sub_id, cancel_at=period_end)
     send(8, "subscription.resume", "t1", {})
     send(9, "subscription.cancel", "t1", {"at_period_end": False})

@@ -23,7 +23,7 @@ class World(FakeWorld):
 
     def send(self, type: str, tenant: str, data: dict | None = None, id: str | None = None) -> tuple[str, dict]:
         envelope = self.envelope(type, tenant, data, id)
-        return handle_command(envelope, self.ctx), envelope
+        return self.bus.call(handle_command, envelope), envelope
 
     def provision(self, tenant: str, **data) -> dict:
         payload = {"name": "Acme", "email": f"{tenant}@example.test", "plan": "starter",
@@ -33,7 +33,7 @@ class World(FakeWorld):
         return self.outcome(envelope["id"])
 
     def outcomes(self, command_id: str | None = None) -> list[dict]:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             rows = uow.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
             found = [{**r.data, "event": r.type, "subject": r.subject} for r in rows
                      if r.type.startswith("billing.command.")]
@@ -44,7 +44,7 @@ class World(FakeWorld):
         return only
 
     def tenant(self, tenant_id: str) -> SimpleNamespace | None:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             row = uow.session.get(Tenant, tenant_id)
             return row and SimpleNamespace(name=row.name, email=row.email, deleted=row.deleted,
                                            stripe_customer_id=row.stripe_customer_id)
@@ -72,9 +72,9 @@ def test_an_unreachable_database_is_a_transient_failure(make_settings, tmp_path)
     world = World(create_engine(f"sqlite:///{tmp_path}/no-such-dir/billing.db"), make_settings())
     envelope = world.envelope("billing.subscription.cancel", "t1")
     with pytest.raises(TransientError, match="database unavailable"):
-        handle_command(envelope, world.ctx)
+        world.bus.call(handle_command, envelope)
     with pytest.raises(TransientError, match="database unavailable"):
-        fail_command(envelope, "bms_unavailable", "gave up", world.ctx)
+        world.bus.call(fail_command, envelope, "bms_unavailable", "gave up")
     assert world.gw.calls == []
 
 
@@ -97,7 +97,7 @@ def test_provisioned_creates_customer_and_subscription_once(world):
     tenant = world.tenant("t1")
     assert (tenant.name, tenant.email, tenant.stripe_customer_id) == ("Acme", "a@acme.test", customer["id"])
     # Billing state comes back through webhooks, not from the command.
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Subscription)) == 0
         ledger = uow.session.get(ProcessedMessage, env["id"])
         assert (ledger.kind, ledger.outcome, ledger.type) == ("command", "completed", "billing.tenant.provisioned")
@@ -106,7 +106,7 @@ def test_provisioned_creates_customer_and_subscription_once(world):
 def test_every_stripe_write_carries_a_key_derived_from_the_command_id(world):
     env = world.envelope("billing.tenant.provisioned", "t1", {
         "name": "A", "email": "a@x.test", "payment_method": "pm_card_visa"}, id="cmd-42")
-    handle_command(env, world.ctx)
+    world.bus.call(handle_command, env)
     keys = [args[-1] for name, args in world.gw.calls if name.startswith("create_")]
     assert keys == ["cmd-42:customer", "cmd-42:subscription"]
 
@@ -162,7 +162,7 @@ def test_provisioned_twice_with_different_ids_keeps_one_subscription(world):
 
 
 def test_provisioned_with_test_clocks_puts_the_customer_on_a_clock(world):
-    world.ctx.settings = world.ctx.settings.model_copy(update={"stripe_test_clocks": True})
+    world.bus = world.bus.replace(settings=world.bus.settings.model_copy(update={"stripe_test_clocks": True}))
     done = world.provision("t1")
     (customer,) = world.customers("t1")
     clock = world.gw.test_clocks[customer["test_clock"]]
@@ -180,7 +180,7 @@ def test_card_declined_fails_with_card_declined(world):
     assert failed["detail"]
     assert world.customers("t1") == [] and world.subscriptions("t1") == []
     # permanent: a redelivery is a duplicate, not a retry
-    assert handle_command(env, world.ctx) == "duplicate"
+    assert world.bus.call(handle_command, env) == "duplicate"
     assert len(world.outcomes()) == 1
 
 
@@ -204,9 +204,9 @@ def test_plan_without_a_price_in_stripe_is_unknown(world):
 def test_a_duplicate_command_changes_and_publishes_nothing(world):
     env = world.envelope("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
                                                               "payment_method": "pm_card_visa"})
-    assert handle_command(env, world.ctx) == "completed"
+    assert world.bus.call(handle_command, env) == "completed"
     world.gw.reset_calls()
-    assert handle_command(env, world.ctx) == "duplicate"
+    assert world.bus.call(handle_command, env) == "duplicate"
     assert world.gw.calls == []
     assert len(world.outcomes()) == 1
 
@@ -216,10 +216,10 @@ def test_interrupted_between_two_stripe_calls_then_retried_makes_one_of_each(wor
                                                               "payment_method": "pm_card_visa"})
     world.gw.fail_next("create_subscription", TransientError("stripe 503"))
     with pytest.raises(TransientError):
-        handle_command(env, world.ctx)
+        world.bus.call(handle_command, env)
     assert world.outcomes() == []  # nothing committed: no ledger row, no event
     assert world.tenant("t1") is None or world.tenant("t1").stripe_customer_id is None
-    assert handle_command(env, world.ctx) == "completed"
+    assert world.bus.call(handle_command, env) == "completed"
     assert len(world.customers("t1")) == 1 and len(world.subscriptions("t1")) == 1
     assert len(world.outcomes(env["id"])) == 1
 
@@ -238,9 +238,9 @@ def test_retry_after_stripe_applied_but_the_answer_was_lost(world, monkeypatch):
     monkeypatch.setattr(world.gw, "create_subscription", create_then_crash)
     monkeypatch.setattr(world.gw, "find_customer_for_tenant", lambda tenant_id: None)  # search lag
     with pytest.raises(TransientError):
-        handle_command(env, world.ctx)
+        world.bus.call(handle_command, env)
     monkeypatch.setattr(world.gw, "create_subscription", real_create)
-    assert handle_command(env, world.ctx) == "completed"
+    assert world.bus.call(handle_command, env) == "completed"
     assert len(world.customers("t1")) == 1 and len(world.subscriptions("t1")) == 1
     assert world.gw.count("create_customer") == 2  # sent twice, replayed by Stripe
     assert world.outcome(env["id"])["subscription_id"] == world.only_subscription("t1")["id"]
@@ -257,10 +257,10 @@ def test_change_retried_after_stripe_applied_it_is_not_sent_again(world, monkeyp
 
     monkeypatch.setattr(world.gw, "update_subscription", update_then_crash)
     with pytest.raises(TransientError):
-        handle_command(env, world.ctx)
+        world.bus.call(handle_command, env)
     monkeypatch.setattr(world.gw, "update_subscription", real_update)
     world.gw.reset_calls()
-    assert handle_command(env, world.ctx) == "completed"
+    assert world.bus.call(handle_command, env) == "completed"
     assert world.gw.count("update_subscription") == 0
     item = world.only_subscription("t1")["items"]["data"][0]
     assert (item["price"]["lookup_key"], item["quantity"]) == ("pro_monthly", 4)
@@ -272,10 +272,10 @@ def test_exhausted_retries_fail_once_with_bms_unavailable(world):
     world.gw.fail_next("update_subscription", TransientError("stripe 503"), times=3)
     for _ in range(3):
         with pytest.raises(TransientError):
-            handle_command(env, world.ctx)
-    assert fail_command(env, "bms_unavailable", "stripe 503 after 3 attempts", world.ctx) == "failed"
-    assert fail_command(env, "bms_unavailable", "again", world.ctx) == "duplicate"
-    assert handle_command(env, world.ctx) == "duplicate"
+            world.bus.call(handle_command, env)
+    assert world.bus.call(fail_command, env, "bms_unavailable", "stripe 503 after 3 attempts") == "failed"
+    assert world.bus.call(fail_command, env, "bms_unavailable", "again") == "duplicate"
+    assert world.bus.call(handle_command, env) == "duplicate"
     failed = world.outcome(env["id"])
     assert (failed["event"], failed["reason"], failed["tenant_id"]) == ("billing.command.failed", "bms_unavailable",
                                                                        "t1")
@@ -285,8 +285,8 @@ def test_exhausted_retries_fail_once_with_bms_unavailable(world):
 
 def test_invalid_command_reaching_a_worker_fails_invalid_once(world):
     env = world.envelope("billing.subscription.change", "t1", {"seats": "many"}, id="cmd-bad")
-    assert handle_command(env, world.ctx) == "failed"
-    assert handle_command(env, world.ctx) == "duplicate"
+    assert world.bus.call(handle_command, env) == "failed"
+    assert world.bus.call(handle_command, env) == "duplicate"
     failed = world.outcome("cmd-bad")
     assert (failed["reason"], failed["tenant_id"], failed["event"]) == ("invalid", "t1", "billing.command.failed")
     assert "seats" in failed["detail"]
@@ -295,7 +295,7 @@ def test_invalid_command_reaching_a_worker_fails_invalid_once(world):
 def test_an_invalid_command_does_not_use_up_its_id(world):
     world.provision("t1")
     bad = world.envelope("billing.subscription.change", "t1", {"seats": "3"}, id="cmd-reused")
-    assert handle_command(bad, world.ctx) == "failed"
+    assert world.bus.call(handle_command, bad) == "failed"
     outcome, _ = world.send("billing.subscription.change", "t1", {"seats": 3}, id="cmd-reused")
     assert outcome == "completed"
     assert [o["event"] for o in world.outcomes("cmd-reused")] == ["billing.command.failed",
@@ -321,7 +321,7 @@ def test_usage_beyond_what_stripe_and_the_counter_take_fails_before_any_stripe_c
 
 def test_unknown_command_type_is_invalid(world):
     env = world.envelope("billing.tenant.teleported", "t1", {})
-    assert handle_command(env, world.ctx) == "failed"
+    assert world.bus.call(handle_command, env) == "failed"
     assert world.outcome(env["id"])["reason"] == "invalid"
 
 
@@ -507,8 +507,8 @@ def test_usage_sends_a_meter_event_keyed_by_the_command_and_counts_locally(world
     assert event["payload"] == {"stripe_customer_id": world.customers("t1")[0]["id"], "value": "42"}
     assert event["timestamp"] == ts
     world.send("billing.usage.recorded", "t1", {"meter": "api_calls", "quantity": 8, "timestamp": ts})
-    assert handle_command(env, world.ctx) == "duplicate"
-    with world.ctx.uow() as uow:
+    assert world.bus.call(handle_command, env) == "duplicate"
+    with world.bus.uow_factory() as uow:
         assert [c.used for c in uow.session.execute(select(UsageCounter)).scalars()] == [50]
     assert world.outcome(env["id"])["used"] == 42
     assert len(world.gw.meter_events) == 2
@@ -525,9 +525,9 @@ def test_usage_retried_after_a_lost_answer_counts_once(world, monkeypatch):
 
     monkeypatch.setattr(world.gw, "create_meter_event", send_then_crash)
     with pytest.raises(TransientError):
-        handle_command(env, world.ctx)
+        world.bus.call(handle_command, env)
     monkeypatch.setattr(world.gw, "create_meter_event", real)
-    assert handle_command(env, world.ctx) == "completed"
+    assert world.bus.call(handle_command, env) == "completed"
     assert len(world.gw.meter_events) == 1
     assert world.outcome(env["id"])["used"] == 5
 
@@ -556,7 +556,7 @@ def _usage(world, tenant: str, quantity: int, at) -> dict:
 def _used_now(world, tenant: str) -> int:
     from billing_sync.handlers.usage import current_usage
 
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         return current_usage(uow, tenant, "api_calls", world.clock())
 
 
@@ -569,7 +569,7 @@ def test_usage_recorded_while_the_local_copy_lags_counts_in_the_real_period(worl
     assert _usage(world, "t1", 100, world.clock())["used"] == 100
     assert _used_now(world, "t1") == 100
 
-    reconcile_tenant("t1", world.ctx)  # the copy catches up (what the delayed webhooks do)
+    world.bus.call(reconcile_tenant, "t1")  # the copy catches up (what the delayed webhooks do)
     assert _used_now(world, "t1") == 100
     assert _usage(world, "t1", 5, world.clock())["used"] == 105
 
@@ -579,7 +579,7 @@ def test_usage_counts_in_the_period_its_own_timestamp_falls_in(world):
 
     world.provision("t1", plan="pro")
     sub = world.only_subscription("t1")
-    reconcile_tenant("t1", world.ctx)
+    world.bus.call(reconcile_tenant, "t1")
     start = world.clock()
     _usage(world, "t1", 7, start - timedelta(hours=1))  # before the subscription began: not this period
     world.clock.advance(days=29)
@@ -589,7 +589,7 @@ def test_usage_counts_in_the_period_its_own_timestamp_falls_in(world):
     world.clock.advance(days=1, hours=1)
     item = world.gw.subscriptions[sub["id"]]["items"]["data"][0]
     item["current_period_start"], item["current_period_end"] = item["current_period_end"], item["current_period_end"] + 30 * 86400
-    reconcile_tenant("t1", world.ctx)
+    world.bus.call(reconcile_tenant, "t1")
     assert _used_now(world, "t1") == 0
     _usage(world, "t1", 3, start + timedelta(days=29, hours=1))  # recorded late, for the last period
     assert _usage(world, "t1", 4, world.clock())["used"] == 4
@@ -660,7 +660,7 @@ def test_a_change_that_keeps_meeting_a_moving_state_is_retried_not_failed(world)
 
     _staff_act_right_after_our_read(world, keep_replacing)
     with pytest.raises(TransientError):
-        handle_command(world.envelope("billing.subscription.change", "t1", {"seats": 3}), world.ctx)
+        world.bus.call(handle_command, world.envelope("billing.subscription.change", "t1", {"seats": 3}))
     assert world.outcomes() and all(o["event"] == "billing.command.completed" for o in world.outcomes())
 
 
@@ -687,7 +687,7 @@ def test_the_readme_documents_exactly_the_failure_reasons_of_the_contract():
 ])
 def test_a_failure_carries_a_documented_reason_whatever_raised_it(world, reason, expected):
     env = world.envelope("billing.subscription.cancel", "t1")
-    assert fail_command(env, reason, "gave up", world.ctx) == "failed"
+    assert world.bus.call(fail_command, env, reason, "gave up") == "failed"
     failed = world.outcome(env["id"])
     assert failed["reason"] == expected
     assert failed["detail"] == ("gave up" if reason == expected else f"{reason}: gave up")  # the original is kept
@@ -726,9 +726,9 @@ def test_provisioning_again_while_search_lags_reuses_the_customer_made_before(wo
     first = world.envelope("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
                                                                 "payment_method": "pm_card_visa"})
     with pytest.raises(TransientError):
-        handle_command(first, world.ctx)
+        world.bus.call(handle_command, first)
     assert len(world.customers("t1")) == 1
-    assert fail_command(first, "bms_unavailable", "gave up", world.ctx) == "failed"
+    assert world.bus.call(fail_command, first, "bms_unavailable", "gave up") == "failed"
 
     outcome, env = world.send("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test",
                                                                    "payment_method": "pm_card_visa"})

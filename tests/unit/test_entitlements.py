@@ -18,13 +18,8 @@ PRO = ["audit_log", "dashboard", "exports", "sso"]
 # -- refresh_entitlements over SQLite rows ----------------------------------------------------
 
 
-class _Ctx:
-    def __init__(self, now):
-        self.catalog = CATALOG
-        self._now = now
-
-    def now(self):
-        return self._now
+def _refresh(uow, tenant, cause: str, now=NOW) -> bool:
+    return refresh_entitlements(uow, tenant, catalog=CATALOG, now=lambda: now, cause=cause)
 
 
 def _uow(sqlite_engine):
@@ -43,19 +38,18 @@ def _add_sub(session, status="active", quantity=1):
 
 
 def test_first_refresh_gives_version_1_then_bumps_only_on_change(sqlite_engine):
-    ctx = _Ctx(NOW)
     with _uow(sqlite_engine) as uow:
         tenant = uow.lock_tenant("t1")
-        assert refresh_entitlements(uow, tenant, ctx, cause="evt_1") is True  # first sight: free tier, v1
+        assert _refresh(uow, tenant, cause="evt_1") is True  # first sight: free tier, v1
         uow.commit()
     with _uow(sqlite_engine) as uow:
         tenant = uow.lock_tenant("t1")
-        assert refresh_entitlements(uow, tenant, ctx, cause="evt_2") is False  # nothing changed
+        assert _refresh(uow, tenant, cause="evt_2") is False  # nothing changed
         sub_row = _add_sub(uow.session, quantity=2)
-        assert refresh_entitlements(uow, tenant, ctx, cause="evt_3") is True
-        assert refresh_entitlements(uow, tenant, ctx, cause="evt_4") is False
+        assert _refresh(uow, tenant, cause="evt_3") is True
+        assert _refresh(uow, tenant, cause="evt_4") is False
         sub_row.items[0].quantity = 5
-        assert refresh_entitlements(uow, tenant, ctx, cause="evt_5") is True
+        assert _refresh(uow, tenant, cause="evt_5") is True
         uow.commit()
     with _uow(sqlite_engine) as uow:
         snap = uow.session.get(EntitlementSnapshot, "t1")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync.errors import TransientError
-from billing_sync.handlers.event_dispatch import handle_stripe_event
+from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.reconcile import reconcile_tenant
 from billing_sync.models import (
     EntitlementSnapshot,
@@ -36,10 +36,10 @@ class World(FakeWorld):
     def deliver(self, event: dict, *, after_s: float = 1) -> str:
         """The ingress receives `event` now (+after_s) and a worker handles it."""
         self.clock.advance(seconds=after_s)
-        return handle_stripe_event(message(event, self.clock()), self.ctx)
+        return self.bus.handle(StripeEventReceived(message(event, self.clock())))
 
     def snapshot(self, tenant_id: str) -> dict | None:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             snap = uow.session.get(EntitlementSnapshot, tenant_id)
             if snap is None:
                 return None
@@ -47,18 +47,18 @@ class World(FakeWorld):
                     "features": list(snap.features), "limits": dict(snap.limits), "period_end": snap.period_end}
 
     def outbox(self, tenant_id: str | None = None) -> list[dict]:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             query = select(OutboxMessage).order_by(OutboxMessage.id)
             if tenant_id:
                 query = query.where(OutboxMessage.subject == tenant_id)
             return [row.data for row in uow.session.execute(query).scalars()]
 
     def ledger(self) -> dict[str, str]:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             return {row.id: row.outcome for row in uow.session.execute(select(ProcessedMessage)).scalars()}
 
     def subscription_row(self, sub_id: str) -> dict:
-        with self.ctx.uow() as uow:
+        with self.bus.uow_factory() as uow:
             row = uow.session.get(Subscription, sub_id)
             return {"status": row.status, "past_due_since": row.past_due_since,
                     "items": [(i.price_lookup_key, i.quantity) for i in row.items]}
@@ -77,7 +77,7 @@ def test_subscription_event_applies_stripe_state_and_publishes_once(world):
     snap = world.snapshot("t1")
     assert (snap["version"], snap["plan"], snap["status"]) == (1, "pro", "active")
     assert snap["limits"]["seats"] == 3
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         tenant = uow.session.get(Tenant, "t1")
         assert (tenant.stripe_customer_id, tenant.email) == (customer["id"], "t1@example.com")
 
@@ -155,8 +155,8 @@ def test_events_received_together_cost_one_read(world):
 
     received = world.clock.advance(seconds=1)  # both reach the ingress now
     world.clock.advance(seconds=1)  # and a worker takes them a moment later
-    assert handle_stripe_event(message(first, received), world.ctx) == "applied"
-    assert handle_stripe_event(message(second, received), world.ctx) == "applied"
+    assert world.bus.handle(StripeEventReceived(message(first, received))) == "applied"
+    assert world.bus.handle(StripeEventReceived(message(second, received))) == "applied"
     assert world.gw.count("retrieve_subscription") == 1
     snap = world.snapshot("t1")
     assert snap["limits"]["seats"] == 5 and snap["version"] == 2
@@ -206,12 +206,12 @@ def test_past_due_keeps_the_plan_for_the_grace_period_then_free_tier(world):
     world.deliver(world.gw.add_event("customer.subscription.updated", world.gw.subscriptions[sub["id"]]))
     assert world.subscription_row(sub["id"])["past_due_since"] == went_past_due
 
-    grace = timedelta(days=world.ctx.catalog.past_due_grace_days)
+    grace = timedelta(days=world.bus.catalog.past_due_grace_days)
     world.clock.current = went_past_due + grace - timedelta(seconds=5)
-    reconcile_tenant("t1", world.ctx)
+    world.bus.call(reconcile_tenant, "t1")
     assert world.snapshot("t1")["plan"] == "pro"
     world.clock.advance(seconds=10)  # grace over: the sweep's reconcile applies the time rule
-    report = reconcile_tenant("t1", world.ctx)
+    report = world.bus.call(reconcile_tenant, "t1")
     snap = world.snapshot("t1")
     assert report["entitlements_changed"] and (snap["plan"], snap["status"], snap["version"]) == ("free", "past_due", 3)
     assert snap["features"] == ["dashboard"]
@@ -275,7 +275,7 @@ def test_customer_events_mirror_the_customer_and_a_deletion_means_free_tier(worl
 
     world.gw.customers[customer["id"]]["name"] = "Acme"
     world.deliver(world.gw.add_event("customer.updated", world.gw.customers[customer["id"]]))
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(Tenant, "t1").name == "Acme"
 
     del world.gw.customers[customer["id"]]
@@ -283,7 +283,7 @@ def test_customer_events_mirror_the_customer_and_a_deletion_means_free_tier(worl
     world.deliver(world.gw.add_event("customer.deleted", customer))
     snap = world.snapshot("t1")
     assert (snap["plan"], snap["status"]) == ("free", "canceled")
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(Tenant, "t1").stripe_customer_id is None
 
 
@@ -358,7 +358,7 @@ def test_dispatch_rejects_a_message_that_is_not_an_event(world):
     from billing_sync.errors import InvalidMessage
 
     with pytest.raises(InvalidMessage):
-        handle_stripe_event({"event": {"no": "id"}}, world.ctx)
+        world.bus.handle(StripeEventReceived({"event": {"no": "id"}}))
 
 
 def test_feature_detached_from_a_product_reaches_tenants_through_their_summaries(world):
@@ -382,7 +382,7 @@ def test_feature_detached_from_a_product_reaches_tenants_through_their_summaries
     received = world.clock.advance(seconds=1)
     world.clock.advance(seconds=1)
     for event in events:
-        assert handle_stripe_event(message(event, received), world.ctx) == "applied"
+        assert world.bus.handle(StripeEventReceived(message(event, received))) == "applied"
     for tenant_id in ("a", "b"):
         assert "sandbox" not in world.snapshot(tenant_id)["features"]
         assert world.snapshot(tenant_id)["version"] == 2
@@ -418,7 +418,7 @@ def test_an_event_received_during_a_read_is_read_again(world):
     assert world.snapshot("t1")["limits"]["seats"] == 2  # what Stripe said when it answered
 
     world.clock.advance(seconds=1)
-    assert handle_stripe_event(message(during["event"], during["received_at"]), world.ctx) == "applied"
+    assert world.bus.handle(StripeEventReceived(message(during["event"], during["received_at"]))) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 7
     assert world.subscription_row(sub["id"])["items"] == [("pro_monthly", 7)]
 
@@ -432,7 +432,7 @@ def test_a_worker_clock_slightly_ahead_of_the_ingress_does_not_skip_an_event(wor
     received_at = read_at - timedelta(seconds=0.2)  # ...and stamped by the slow ingress clock
 
     world.clock.advance(seconds=1)
-    assert handle_stripe_event(message(event, received_at), world.ctx) == "applied"
+    assert world.bus.handle(StripeEventReceived(message(event, received_at))) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 4
 
 
@@ -457,9 +457,9 @@ def test_an_event_received_after_the_sweep_listed_stripe_is_read_again(world):
         return iter(listed)
 
     world.gw.list_subscriptions = list_then_staff_change
-    assert sweep(world.ctx)["errors"] == 0
+    assert world.bus.call(sweep)["errors"] == 0
     assert world.snapshot("t1")["limits"]["seats"] == 2  # what the listing said
 
     world.clock.advance(seconds=1)
-    assert handle_stripe_event(message(during["event"], during["received_at"]), world.ctx) == "applied"
+    assert world.bus.handle(StripeEventReceived(message(during["event"], during["received_at"]))) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 9

@@ -98,9 +98,9 @@ def test_rabbitmq_uses_billing_redis_url_when_set_else_a_local_limiter(make_sett
     assert isinstance(make_rate_limiter(make_settings(broker_url=amqp)), LocalRateLimiter)
 
 
-def test_build_context_gives_the_gateway_the_chosen_limiter(make_settings):
-    from billing_sync.bootstrap import build_context
+def test_bootstrap_gives_the_gateway_the_chosen_limiter(make_settings):
+    from billing_sync.bootstrap import bootstrap
 
-    ctx = build_context(make_settings(stripe_rate_limit=5))
-    assert isinstance(ctx.bms.limiter, LocalRateLimiter)
-    assert ctx.bms.limiter.interval == pytest.approx(0.2)
+    bus = bootstrap(make_settings(stripe_rate_limit=5))
+    assert isinstance(bus.gateway.limiter, LocalRateLimiter)
+    assert bus.gateway.limiter.interval == pytest.approx(0.2)

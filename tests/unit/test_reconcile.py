@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from billing_sync.errors import TransientError
 from billing_sync.handlers.catch_up import CATCH_UP_OVERLAP_S, EVENTS_CURSOR, catch_up
-from billing_sync.handlers.event_dispatch import handle_stripe_event
+from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.reconcile import reconcile_tenant
 from billing_sync.handlers.sweep import SWEEP_CURSOR, sweep
 from billing_sync.models import OutboxMessage, SyncCursor, Tenant
@@ -26,7 +26,7 @@ def test_reconcile_repairs_drift_that_no_webhook_announced(world):
     world.gw.set_item(sub["id"], price="pro_monthly", quantity=4)
     world.gw.set_active_entitlements(customer["id"], ["analytics"])
 
-    report = reconcile_tenant("t1", world.ctx)
+    report = world.bus.call(reconcile_tenant, "t1")
     assert report["found"] and report["entitlements_changed"] and report["version"] == 2
     assert any(sub["id"] in line for line in report["drift"])
     assert any("stripe features" in line for line in report["drift"])
@@ -34,7 +34,7 @@ def test_reconcile_repairs_drift_that_no_webhook_announced(world):
     assert snap["plan"] == "pro" and snap["limits"]["seats"] == 4 and "analytics" in snap["features"]
     assert world.outbox("t1")[-1]["cause"] == "reconcile"
 
-    again = reconcile_tenant("t1", world.ctx)  # nothing left to repair
+    again = world.bus.call(reconcile_tenant, "t1")  # nothing left to repair
     assert again["drift"] == [] and not again["entitlements_changed"] and again["version"] == 2
 
 
@@ -42,7 +42,7 @@ def test_reconcile_dry_run_reports_but_writes_nothing(world):
     _, sub = world.tenant_on("t1", "starter")
     world.deliver(world.gw.add_event("customer.subscription.created", sub))
     world.gw.set_item(sub["id"], price="pro_monthly")
-    report = reconcile_tenant("t1", world.ctx, dry_run=True)
+    report = world.bus.call(reconcile_tenant, "t1", dry_run=True)
     assert report["drift"] and report["entitlements_changed"] and report["version"] == 2
     assert world.snapshot("t1")["plan"] == "starter" and world.snapshot("t1")["version"] == 1
     assert len(world.outbox("t1")) == 1
@@ -50,15 +50,15 @@ def test_reconcile_dry_run_reports_but_writes_nothing(world):
 
 def test_reconcile_finds_the_customer_of_a_tenant_never_seen(world):
     world.tenant_on("new", "enterprise", quantity=2)
-    report = reconcile_tenant("new", world.ctx)
+    report = world.bus.call(reconcile_tenant, "new")
     assert report["found"] and report["version"] == 1
     assert world.snapshot("new")["plan"] == "enterprise"
 
 
 def test_reconcile_of_an_unknown_tenant_creates_nothing(world):
-    report = reconcile_tenant("ghost", world.ctx)
+    report = world.bus.call(reconcile_tenant, "ghost")
     assert report["found"] is False
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(Tenant, "ghost") is None
 
 
@@ -66,7 +66,7 @@ def test_reconcile_applies_a_subscription_gone_from_stripe(world):
     _, sub = world.tenant_on("t1", "pro")
     world.deliver(world.gw.add_event("customer.subscription.created", sub))
     del world.gw.subscriptions[sub["id"]]
-    reconcile_tenant("t1", world.ctx)
+    world.bus.call(reconcile_tenant, "t1")
     assert world.subscription_row(sub["id"])["status"] == "canceled"
     assert world.snapshot("t1")["plan"] == "free"
 
@@ -82,32 +82,32 @@ def test_sweep_reconciles_every_tenant_and_reports_counts(world):
     world.gw.subscriptions[gone_sub["id"]]["status"] = "canceled"
     world.gw.reset_calls()
 
-    report = sweep(world.ctx)
+    report = world.bus.call(sweep)
     assert report["customers"] == 4 and report["subscriptions"] == 4 and report["products"] == 3
     assert report["tenants"] == 4 and report["missing_in_stripe"] == 1 and report["errors"] == 0
     assert report["entitlements_changed"] == 4
     assert [world.snapshot(t)["plan"] for t in ("a", "b", "c", "gone")] == ["pro", "starter", "enterprise", "free"]
     # Listed once, not re-read per tenant.
     assert world.gw.count("list_customers") == 1 and world.gw.count("retrieve_subscription") == 0
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(SyncCursor, SWEEP_CURSOR) is not None
 
-    assert sweep(world.ctx)["entitlements_changed"] == 0  # converged
+    assert world.bus.call(sweep)["entitlements_changed"] == 0  # converged
 
 
 def test_sweep_counts_failures_and_does_not_claim_success(world):
     world.tenant_on("a", "pro")
     world.tenant_on("b", "pro")
     world.gw.fail_next("list_active_entitlement_keys", TransientError("429"))
-    report = sweep(world.ctx)
+    report = world.bus.call(sweep)
     assert report["errors"] == 1 and len(report["failed"]) == 1 and report["tenants"] == 2
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(SyncCursor, SWEEP_CURSOR) is None
 
 
 def test_sweep_dry_run_writes_nothing(world):
     world.tenant_on("a", "pro")
-    report = sweep(world.ctx, dry_run=True)
+    report = world.bus.call(sweep, dry_run=True)
     assert report["entitlements_changed"] == 1
     assert world.snapshot("a") is None
 
@@ -120,17 +120,17 @@ def test_catch_up_enqueues_missed_events_once_and_advances_the_cursor(world):
     missed = world.gw.add_event("customer.subscription.updated", sub)
     queue: list[dict] = []
 
-    assert catch_up(world.ctx, queue.append) == 1
+    assert world.bus.call(catch_up, queue.append) == 1
     assert [m["event"]["id"] for m in queue] == [missed["id"]]
     assert queue[0]["received_at"] == world.clock().isoformat()
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(SyncCursor, EVENTS_CURSOR).value == str(missed["created"])
 
     # The enqueued event is processed; the next pass looks back only by the overlap.
     for m in queue:
-        handle_stripe_event(m, world.ctx)
+        world.bus.handle(StripeEventReceived(m))
     world.gw.reset_calls()
-    assert catch_up(world.ctx, queue.append) == 0
+    assert world.bus.call(catch_up, queue.append) == 0
     assert world.gw.calls[:2] == [("retrieve_account", ()),  # the account pin, then the listing
                                   ("list_events", (missed["created"] - CATCH_UP_OVERLAP_S, ()))]
 
@@ -143,17 +143,17 @@ def test_catch_up_keeps_the_cursor_when_enqueueing_fails(world):
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
-        catch_up(world.ctx, broken)
-    with world.ctx.uow() as uow:
+        world.bus.call(catch_up, broken)
+    with world.bus.uow_factory() as uow:
         assert uow.session.get(SyncCursor, EVENTS_CURSOR) is None
     queue: list[dict] = []
-    assert catch_up(world.ctx, queue.append) == 1
+    assert world.bus.call(catch_up, queue.append) == 1
 
 
 def test_reconcile_cause_is_recorded(world):
     world.tenant_on("t1", "pro")
-    reconcile_tenant("t1", world.ctx, cause="cmd_123")
-    with world.ctx.uow() as uow:
+    world.bus.call(reconcile_tenant, "t1", cause="cmd_123")
+    with world.bus.uow_factory() as uow:
         row = uow.session.execute(select(OutboxMessage)).scalar_one()
         assert row.data["cause"] == "cmd_123"
 
@@ -172,13 +172,13 @@ def test_refresh_due_applies_time_rules_without_stripe(world):
     world.deliver(world.gw.add_event("customer.subscription.updated", ending))
     world.gw.reset_calls()
 
-    assert refresh_due(world.ctx) == 0  # nothing lapsed yet
-    world.clock.advance(days=world.ctx.catalog.past_due_grace_days, seconds=1)
-    assert refresh_due(world.ctx) == 2
+    assert world.bus.call(refresh_due) == 0  # nothing lapsed yet
+    world.clock.advance(days=world.bus.catalog.past_due_grace_days, seconds=1)
+    assert world.bus.call(refresh_due) == 2
     assert world.gw.calls == []  # the database alone
     assert [world.snapshot(t)["plan"] for t in ("grace", "ending", "fine")] == ["free", "free", "pro"]
     assert world.outbox("grace")[-1]["cause"] == "schedule"
-    assert refresh_due(world.ctx) == 0  # already applied: no second event
+    assert world.bus.call(refresh_due) == 0  # already applied: no second event
 
 
 def test_catch_up_hands_unusable_listed_events_to_the_worker_once_and_keeps_going(world):
@@ -195,9 +195,9 @@ def test_catch_up_hands_unusable_listed_events_to_the_worker_once_and_keeps_goin
             del event["id"]
     queue: list[dict] = []
 
-    assert catch_up(world.ctx, queue.append) == 4
+    assert world.bus.call(catch_up, queue.append) == 4
     assert missed["id"] in [m["event"].get("id") for m in queue]
     world.clock.advance(seconds=5)
     queue.clear()
-    assert catch_up(world.ctx, queue.append) == 1  # the usable one again (not processed yet), no others
+    assert world.bus.call(catch_up, queue.append) == 1  # the usable one again (not processed yet), no others
     assert [m["event"]["id"] for m in queue] == [missed["id"]]

@@ -20,7 +20,7 @@ class Resyncs:
     def __init__(self):
         self.tenants: list[str] = []
 
-    def __call__(self, uow, tenant, ctx, event) -> None:
+    def __call__(self, uow, tenant, event, *, gateway, now) -> None:
         self.tenants.append(tenant.id)
 
 
@@ -31,11 +31,11 @@ def world(sqlite_engine, make_settings):
 
 def run(world, event: dict, family) -> str:
     world.clock.advance(seconds=1)
-    return stripe_pipeline.run(parse(message(event, world.clock()), world.ctx), family, world.ctx)
+    return world.bus.call(stripe_pipeline.run, world.bus.call(parse, message(event, world.clock())), family)
 
 
 def ledger(world, event_id: str) -> tuple[str, str | None, str | None]:
-    with world.ctx.uow() as uow:
+    with world.bus.uow_factory() as uow:
         row = uow.session.get(ProcessedMessage, event_id)
         return row.outcome, row.reason, row.tenant_id
 
@@ -48,7 +48,7 @@ def test_the_family_resyncs_the_customers_tenant_once_and_the_event_is_ledgered(
     assert run(world, event, family) == "applied"
     assert run(world, event, family) == "duplicate"
     assert resyncs.tenants == ["t1"] and ledger(world, event["id"]) == ("applied", None, "t1")
-    with world.ctx.uow() as uow:  # the customer new to the tenant was mapped before the resync
+    with world.bus.uow_factory() as uow:  # the customer new to the tenant was mapped before the resync
         assert uow.tenants.get("t1").stripe_customer_id == customer["id"]
 
 

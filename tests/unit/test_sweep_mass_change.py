@@ -3,8 +3,6 @@
 `allow_mass_change` (reconcile --allow-mass-change) or a higher ratio lets it through."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from billing_sync.errors import SafetyRefusal
@@ -21,7 +19,7 @@ def world(sqlite_engine, make_settings):
     world = World(sqlite_engine, make_settings())
     for n in range(TENANTS):
         world.tenant_on(f"t{n}", "pro")
-    first = sweep(world.ctx)  # a backfill: every tenant is new, which is not a mass change
+    first = world.bus.call(sweep)  # a backfill: every tenant is new, which is not a mass change
     assert first["entitlements_changed"] == TENANTS and first["errors"] == 0
     return world
 
@@ -29,8 +27,8 @@ def world(sqlite_engine, make_settings):
 def other_account(world) -> None:
     """The key now belongs to another Stripe account: the same catalog, none of our customers."""
     other = FakeGateway(world.clock)
-    other.seed_catalog(world.ctx.catalog)
-    world.ctx = dataclasses.replace(world.ctx, bms=other)
+    other.seed_catalog(world.bus.catalog)
+    world.bus = world.bus.replace(gateway=other)
 
 
 def plans(world) -> list[str]:
@@ -41,7 +39,7 @@ def test_a_sweep_that_would_downgrade_every_tenant_is_refused_and_changes_nothin
     outbox_before = len(world.outbox())
     other_account(world)
     with pytest.raises(MassChangeRefused) as refused:
-        sweep(world.ctx)
+        world.bus.call(sweep)
     assert isinstance(refused.value, SafetyRefusal)
     message = str(refused.value)
     assert f"{TENANTS} of {TENANTS} tenants" in message and "--allow-mass-change" in message
@@ -51,34 +49,34 @@ def test_a_sweep_that_would_downgrade_every_tenant_is_refused_and_changes_nothin
 
 def test_allow_mass_change_applies_it(world):
     other_account(world)
-    report = sweep(world.ctx, allow_mass_change=True)
+    report = world.bus.call(sweep, allow_mass_change=True)
     assert report["entitlements_changed"] == TENANTS
     assert plans(world) == ["free"] * TENANTS
 
 
 def test_a_dry_run_is_never_refused_by_the_share_rule(world):
     other_account(world)
-    report = sweep(world.ctx, dry_run=True)
+    report = world.bus.call(sweep, dry_run=True)
     assert report["known_tenants_changed"] == TENANTS and plans(world) == ["pro"] * TENANTS
 
 
 def test_ordinary_drift_below_the_share_is_applied(world):
     for sid in list(world.gw.subscriptions)[:3]:  # three tenants' webhooks were lost
         world.gw.set_item(sid, price="starter_monthly")
-    report = sweep(world.ctx)
+    report = world.bus.call(sweep)
     assert report["entitlements_changed"] == 3 and sorted(plans(world)).count("starter") == 3
 
 
 def test_the_share_is_a_setting(world):
-    world.ctx = dataclasses.replace(world.ctx, settings=world.ctx.settings.model_copy(
+    world.bus = world.bus.replace(settings=world.bus.settings.model_copy(
         update={"sweep_max_change_ratio": 1.0}))
     other_account(world)
-    assert sweep(world.ctx)["entitlements_changed"] == TENANTS
+    assert world.bus.call(sweep)["entitlements_changed"] == TENANTS
 
 
 def test_the_dry_pass_costs_no_extra_stripe_reads(world):
     world.gw.reset_calls()
-    sweep(world.ctx)  # more than the floor: a dry pass, then the real one
+    world.bus.call(sweep)  # more than the floor: a dry pass, then the real one
     assert world.gw.count("list_active_entitlement_keys") == TENANTS
     assert world.gw.count("list_customers") == 1
 
@@ -89,8 +87,8 @@ def test_sweep_and_catch_up_refuse_another_account_before_reading_anything(world
 
     world.gw.account_id = "acct_someone_else"
     world.gw.reset_calls()
-    for run in (lambda: sweep(world.ctx), lambda: sweep(world.ctx, dry_run=True),
-                lambda: catch_up(world.ctx, lambda message: None)):
+    for run in (lambda: world.bus.call(sweep), lambda: world.bus.call(sweep, dry_run=True),
+                lambda: world.bus.call(catch_up, lambda message: None)):
         with pytest.raises(WrongStripeAccount, match="pinned to acct_fake"):
             run()
     assert {name for name, _ in world.gw.calls} == {"retrieve_account"}

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from billing_sync.models import ProcessedMessage, Tenant, make_session_factory, utcnow
 from billing_sync.models.tables import DeadLetter
-from contexts import make_context
+from contexts import make_bus
 from fakes import FakeGateway
 from hostile_events import HOSTILE_EVENTS, HOSTILE_TENANT_IDS, hostile_event, valid_event
 from worker_fixtures import own_redis_url, redis_cleanup, worker_settings  # noqa: F401
@@ -24,18 +24,16 @@ from worker_fixtures import own_redis_url, redis_cleanup, worker_settings  # noq
 
 @pytest.fixture
 def fleet(worker_settings, pg_engine, redis_cleanup):  # noqa: F811
-    """The real actors and handlers on Redis, a Context on PostgreSQL over a FakeGateway:
-    `send(message)` to process_stripe_event, `drain()`, `ctx`, `gateway`."""
+    """The real actors and handlers on Redis, their bus on PostgreSQL over a FakeGateway:
+    `send(message)` to process_stripe_event, `drain()`, `bus`, `gateway`."""
     from billing_sync.workers.actors import declare_actors
     from billing_sync.workers.broker import make_broker
-    from billing_sync.workers.context import set_context
     from billing_sync.workers.worker import InProcessWorkers
 
     settings = worker_settings()
     gateway = FakeGateway()
-    ctx = make_context(settings, pg_engine, gateway, utcnow)
-    set_context(ctx)
-    broker = make_broker(settings)
+    bus = make_bus(settings, pg_engine, gateway, utcnow)
+    broker = make_broker(settings, bus=bus)
     workers = InProcessWorkers(broker, threads=2, idle_poll_ms=50).start()
     actors = declare_actors(broker, settings.queue_prefix)
 
@@ -44,14 +42,13 @@ def fleet(worker_settings, pg_engine, redis_cleanup):  # noqa: F811
         broker.join(actors.process_stripe_event.queue_name, timeout=30_000)
         workers.join()
 
-    yield SimpleNamespace(send=actors.process_stripe_event.send, drain=drain, ctx=ctx, gateway=gateway)
+    yield SimpleNamespace(send=actors.process_stripe_event.send, drain=drain, bus=bus, gateway=gateway)
     workers.stop()
     broker.close()
-    set_context(None)
 
 
-def rows(ctx, model) -> list:
-    with make_session_factory(ctx.engine)() as session:
+def rows(bus, model) -> list:
+    with make_session_factory(bus.engine)() as session:
         return list(session.execute(select(model)).scalars())
 
 
@@ -60,7 +57,7 @@ def message(event: dict) -> dict:
 
 
 def test_each_unusable_event_fails_invalid_with_one_dead_letter(fleet):
-    ctx, gateway = fleet.ctx, fleet.gateway
+    bus, gateway = fleet.bus, fleet.gateway
 
     for index, (_name, path, value) in enumerate(HOSTILE_EVENTS):
         event = hostile_event(path, value)
@@ -68,7 +65,7 @@ def test_each_unusable_event_fails_invalid_with_one_dead_letter(fleet):
         fleet.send(message(event))
 
     fleet.drain()
-    letters = rows(ctx, DeadLetter)
+    letters = rows(bus, DeadLetter)
     by_case: dict[int, list[DeadLetter]] = {}
     for letter in letters:
         by_case.setdefault(json.loads(letter.body)["args"][0]["event"]["test_case"], []).append(letter)
@@ -78,13 +75,13 @@ def test_each_unusable_event_fails_invalid_with_one_dead_letter(fleet):
     assert wrong == {}
     assert all(letter.source == "process_stripe_event" for letter in letters)
     assert all("not a Stripe event" in letter.detail for letter in letters)
-    assert rows(ctx, ProcessedMessage) == []  # nothing was half-applied
+    assert rows(bus, ProcessedMessage) == []  # nothing was half-applied
     assert gateway.calls == []  # and nothing reached Stripe
 
 
 @pytest.mark.parametrize("name, tenant_id", HOSTILE_TENANT_IDS, ids=[case[0] for case in HOSTILE_TENANT_IDS])
 def test_metadata_tenant_id_that_breaks_the_rule_is_ignored(fleet, name, tenant_id):
-    ctx, gateway = fleet.ctx, fleet.gateway
+    bus, gateway = fleet.bus, fleet.gateway
     customer = gateway.add_customer()
     gateway.customers[customer["id"]]["metadata"] = {"tenant_id": tenant_id}
     event = valid_event("customer.updated")
@@ -92,7 +89,7 @@ def test_metadata_tenant_id_that_breaks_the_rule_is_ignored(fleet, name, tenant_
     fleet.send(message(event))
 
     fleet.drain()
-    [ledgered] = rows(ctx, ProcessedMessage)
+    [ledgered] = rows(bus, ProcessedMessage)
     assert (ledgered.id, ledgered.outcome, ledgered.reason) == (event["id"], "ignored", "no_tenant")
-    assert rows(ctx, Tenant) == []
-    assert rows(ctx, DeadLetter) == []
+    assert rows(bus, Tenant) == []
+    assert rows(bus, DeadLetter) == []

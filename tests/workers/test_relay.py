@@ -13,7 +13,7 @@ from kombu import Connection, Queue
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.config.bus import EVENTS_EXCHANGE, connect
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import OutboxMessage
@@ -94,7 +94,7 @@ def unpublished(engine) -> int:
 
 @pytest.fixture
 def pg_ctx(pg_engine, make_settings):
-    return build_context(make_settings(relay_poll_interval_s=0.05), engine=pg_engine)
+    return bootstrap(make_settings(relay_poll_interval_s=0.05), engine=pg_engine)
 
 
 def test_every_row_is_published_once_as_a_cloudevent_in_id_order(pg_ctx, bus_url, events_queue):
@@ -207,8 +207,8 @@ def test_two_relays_on_postgres_publish_every_row_once_and_keep_tenant_order(pg_
 def test_run_publishes_new_rows_as_they_commit_and_stops(sqlite_engine, make_settings, bound_queue):
     """Embedded mode: SQLite and the in-process bus."""
     events_queue = bound_queue("memory://")
-    ctx = build_context(make_settings(relay_poll_interval_s=0.05), engine=sqlite_engine)
-    relay = Relay(ctx)  # embedded settings: memory://
+    bus = bootstrap(make_settings(relay_poll_interval_s=0.05), engine=sqlite_engine)
+    relay = Relay(bus)  # embedded settings: memory://
     assert relay.url == "memory://localhost/"
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, kwargs={"stop_event": stop})

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 import structlog
 
-from billing_sync.bootstrap import build_context
+from billing_sync.bootstrap import bootstrap
 from billing_sync.errors import TransientError
 from billing_sync.handlers import catch_up as catch_up_job
 from billing_sync.handlers import lapses, reconcile
@@ -59,8 +59,8 @@ def jobs(monkeypatch):
 
 
 @pytest.fixture
-def pg_ctx(pg_engine, make_settings):
-    return build_context(make_settings(catch_up_interval_s=60, sweep_interval_s=600), engine=pg_engine)
+def pg_bus(pg_engine, make_settings):
+    return bootstrap(make_settings(catch_up_interval_s=60, sweep_interval_s=600), engine=pg_engine)
 
 
 def cursor(engine, name: str):
@@ -76,16 +76,16 @@ def set_cursor(engine, name: str, value: str) -> None:
         session.add(row)
 
 
-def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_ctx, jobs):
+def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_bus, jobs):
     catch_up, _ = jobs
-    first, second = Scheduler(pg_ctx, enqueue=print), Scheduler(pg_ctx, enqueue=print)
+    first, second = Scheduler(pg_bus, enqueue=print), Scheduler(pg_bus, enqueue=print)
     try:
         assert first.tick() == ["catch_up", "repair_commands", "refresh_due"]
         assert second.tick() == []  # standby: the advisory lock is taken
         assert isinstance(second.lock, AdvisoryLock) and not second.lock.held
         assert catch_up.calls == 1
 
-        set_cursor(pg_ctx.engine, "scheduler.catch_up_at", (utcnow() - timedelta(hours=1)).isoformat())
+        set_cursor(pg_bus.engine, "scheduler.catch_up_at", (utcnow() - timedelta(hours=1)).isoformat())
         assert second.tick() == []
         first.lock.release()  # the leader goes away
         assert second.tick() == ["catch_up"]
@@ -96,8 +96,8 @@ def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_ctx, jobs):
         second.lock.release()
 
 
-def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_ctx, jobs):
-    first, second = Scheduler(pg_ctx, enqueue=print), Scheduler(pg_ctx, enqueue=print)
+def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_bus, jobs):
+    first, second = Scheduler(pg_bus, enqueue=print), Scheduler(pg_bus, enqueue=print)
     try:
         assert first.lock.try_acquire()
         assert not second.lock.try_acquire()
@@ -116,7 +116,7 @@ def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, m
     """The lock's key derives from BILLING_QUEUE_PREFIX: another deployment's scheduler on the same
     database does not make ours a standby (advisory locks are per database, so deployments on
     their own databases, as they normally are, never meet at all)."""
-    ours, theirs = (build_context(make_settings(queue_prefix=p), engine=pg_engine) for p in ("dep-a", "dep-b"))
+    ours, theirs = (bootstrap(make_settings(queue_prefix=p), engine=pg_engine) for p in ("dep-a", "dep-b"))
     a, b, a_standby = Scheduler(ours, enqueue=print), Scheduler(theirs, enqueue=print), Scheduler(ours, enqueue=print)
     try:
         assert a.lock.try_acquire() and b.lock.try_acquire()
@@ -126,37 +126,37 @@ def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, m
             scheduler.lock.release()
 
 
-def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_ctx, jobs):
+def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_bus, jobs):
     catch_up, sweep = jobs
-    first = Scheduler(pg_ctx, enqueue=print)
+    first = Scheduler(pg_bus, enqueue=print)
     assert first.tick() == ["catch_up", "repair_commands", "refresh_due"]
     first.lock.release()
-    second = Scheduler(pg_ctx, enqueue=print)
+    second = Scheduler(pg_bus, enqueue=print)
     try:
         assert second.tick() == []  # ran a moment ago, by the other scheduler
         # The first sweep of a fresh deployment is one interval away, and recorded as such.
-        assert sweep.calls == 0 and cursor(pg_ctx.engine, "scheduler.sweep_at") is not None
-        set_cursor(pg_ctx.engine, "scheduler.sweep_at", (utcnow() - timedelta(seconds=601)).isoformat())
+        assert sweep.calls == 0 and cursor(pg_bus.engine, "scheduler.sweep_at") is not None
+        set_cursor(pg_bus.engine, "scheduler.sweep_at", (utcnow() - timedelta(seconds=601)).isoformat())
         assert second.tick() == ["sweep"]
         assert sweep.calls == 1
     finally:
         second.lock.release()
 
 
-def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_ctx, monkeypatch):
+def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_bus, monkeypatch):
     failing, sweep = Recorder(fail=1), Recorder(result={})
     monkeypatch.setattr(catch_up_job, "catch_up", failing)
     monkeypatch.setattr(sweep_job, "sweep", sweep)
-    set_cursor(pg_ctx.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
-    scheduler = Scheduler(pg_ctx, enqueue=print)
+    set_cursor(pg_bus.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
+    scheduler = Scheduler(pg_bus, enqueue=print)
     try:
         assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due"]
         assert failing.calls == 1 and sweep.calls == 1
-        assert cursor(pg_ctx.engine, "scheduler.catch_up_at") is None  # not recorded as done
+        assert cursor(pg_bus.engine, "scheduler.catch_up_at") is None  # not recorded as done
         assert scheduler.tick() == []  # waits before retrying
         scheduler._retry_at.clear()
         assert scheduler.tick() == ["catch_up"]
-        assert cursor(pg_ctx.engine, "scheduler.catch_up_at") is not None
+        assert cursor(pg_bus.engine, "scheduler.catch_up_at") is not None
     finally:
         scheduler.lock.release()
 
@@ -165,12 +165,12 @@ def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_ctx, monk
     (TransientError("stripe 500: APIError"), "warning", False),  # Stripe away for a moment
     (KeyError("a bug"), "error", True),
 ])
-def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_ctx, jobs, monkeypatch, error, level, traceback):
+def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_bus, jobs, monkeypatch, error, level, traceback):
     def fail(*_args, **_kwargs):
         raise error
 
     monkeypatch.setattr(catch_up_job, "catch_up", fail)
-    scheduler = Scheduler(pg_ctx, enqueue=print)
+    scheduler = Scheduler(pg_bus, enqueue=print)
     try:
         with structlog.testing.capture_logs() as logs:
             scheduler.tick()
@@ -181,35 +181,36 @@ def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_ctx, jobs, 
     assert ("exc_info" in line) is traceback
 
 
-def test_catch_up_gets_the_context_and_the_enqueue_function(pg_ctx, monkeypatch):
+def test_catch_up_gets_the_bus_dependencies_and_the_enqueue_function(pg_bus, monkeypatch):
     seen = {}
-    monkeypatch.setattr(catch_up_job, "catch_up", lambda ctx, enqueue: seen.update(ctx=ctx, enqueue=enqueue) or 0)
+    monkeypatch.setattr(catch_up_job, "catch_up", lambda enqueue, *, uow_factory: seen.update(
+        uow_factory=uow_factory, enqueue=enqueue) or 0)
     sink = []
-    scheduler = Scheduler(pg_ctx, enqueue=sink.append)
+    scheduler = Scheduler(pg_bus, enqueue=sink.append)
     try:
         scheduler.tick()
     finally:
         scheduler.lock.release()
-    assert seen["ctx"] is pg_ctx
+    assert seen["uow_factory"] is pg_bus.uow_factory
     seen["enqueue"]({"event": {"id": "evt_1"}})
     assert sink == [{"event": {"id": "evt_1"}}]
 
 
-def test_repair_commands_gets_the_context_the_send_function_and_the_configured_age(pg_engine, make_settings,
+def test_repair_commands_gets_the_bus_dependencies_the_send_function_and_the_configured_age(pg_engine, make_settings,
                                                                                      monkeypatch):
     from billing_sync.handlers import command_inbox
 
     seen = {}
-    monkeypatch.setattr(command_inbox, "repair", lambda ctx, send, older_than_s: seen.update(
-        ctx=ctx, send=send, older_than_s=older_than_s) or {})
-    ctx = build_context(make_settings(command_repair_after_s=20), engine=pg_engine)
+    monkeypatch.setattr(command_inbox, "repair", lambda send, *, older_than_s, uow_factory: seen.update(
+        uow_factory=uow_factory, send=send, older_than_s=older_than_s) or {})
+    bus = bootstrap(make_settings(command_repair_after_s=20), engine=pg_engine)
     sink = []
-    scheduler = Scheduler(ctx, enqueue=print, send_command=sink.append)
+    scheduler = Scheduler(bus, enqueue=print, send_command=sink.append)
     try:
         assert "repair_commands" in scheduler.tick()
     finally:
         scheduler.lock.release()
-    assert seen["ctx"] is ctx and seen["older_than_s"] == 20
+    assert seen["uow_factory"] is bus.uow_factory and seen["older_than_s"] == 20
     assert [job.interval_s for job in scheduler.jobs if job.name == "repair_commands"] == [10]
     seen["send"]({"id": "cmd-1"})
     assert sink == [{"id": "cmd-1"}]
@@ -217,8 +218,8 @@ def test_repair_commands_gets_the_context_the_send_function_and_the_configured_a
 
 def test_two_running_schedulers_run_catch_up_once_per_interval(pg_engine, make_settings, jobs):
     catch_up, _ = jobs
-    ctx = build_context(make_settings(catch_up_interval_s=1, sweep_interval_s=600), engine=pg_engine)
-    schedulers = [Scheduler(ctx, enqueue=print, tick_s=0.05).start() for _ in range(2)]
+    bus = bootstrap(make_settings(catch_up_interval_s=1, sweep_interval_s=600), engine=pg_engine)
+    schedulers = [Scheduler(bus, enqueue=print, tick_s=0.05).start() for _ in range(2)]
     time.sleep(2.5)
     for scheduler in schedulers:
         scheduler.stop()
@@ -228,49 +229,49 @@ def test_two_running_schedulers_run_catch_up_once_per_interval(pg_engine, make_s
 
 
 def test_sqlite_has_one_process_and_always_leads(sqlite_engine, make_settings, jobs):
-    ctx = build_context(make_settings(), engine=sqlite_engine)
-    scheduler = Scheduler(ctx, enqueue=print)
+    bus = bootstrap(make_settings(), engine=sqlite_engine)
+    scheduler = Scheduler(bus, enqueue=print)
     assert isinstance(scheduler.lock, ProcessLock)
     assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due"]
 
 
-def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_ctx, monkeypatch):
+def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_bus, monkeypatch):
     calls = []
 
-    def fake(tenant_id, ctx, cause="reconcile", dry_run=False):
+    def fake(tenant_id, cause="reconcile", dry_run=False):
         calls.append((tenant_id, cause, dry_run))
         return {"tenant_id": tenant_id, "found": True, "drift": ["status: active -> past_due"],
                 "entitlements_changed": False, "version": 3, "dry_run": dry_run}
 
     monkeypatch.setattr(reconcile, "reconcile_tenant", fake)
     out = io.StringIO()
-    assert run_reconcile(tenant="t1", dry_run=True, ctx=pg_ctx, out=out) == 0
+    assert run_reconcile(tenant="t1", dry_run=True, bus=pg_bus, out=out) == 0
     assert calls == [("t1", "reconcile", True)]
     first_line = json.loads(out.getvalue().splitlines()[0])
     assert first_line["drift"] == ["status: active -> past_due"] and first_line["dry_run"] is True
     assert "status: active -> past_due" in out.getvalue().split("\n", 1)[1]  # the table
 
 
-def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_ctx, monkeypatch):
-    monkeypatch.setattr(reconcile, "reconcile_tenant", lambda tenant_id, ctx, **kw: {
+def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_bus, monkeypatch):
+    monkeypatch.setattr(reconcile, "reconcile_tenant", lambda tenant_id, **kw: {
         "tenant_id": tenant_id, "found": False, "drift": [], "dry_run": False})
-    assert run_reconcile(tenant="nobody", ctx=pg_ctx, out=io.StringIO()) == 1
+    assert run_reconcile(tenant="nobody", bus=pg_bus, out=io.StringIO()) == 1
 
-    monkeypatch.setattr(sweep_job, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 1, "failed": ["t4"]})
-    assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 1
-    monkeypatch.setattr(sweep_job, "sweep", lambda ctx, dry_run=False, **kw: {"tenants": 5, "errors": 0, "failed": []})
-    assert run_reconcile(ctx=pg_ctx, out=io.StringIO()) == 0
+    monkeypatch.setattr(sweep_job, "sweep", lambda dry_run=False, **kw: {"tenants": 5, "errors": 1, "failed": ["t4"]})
+    assert run_reconcile(bus=pg_bus, out=io.StringIO()) == 1
+    monkeypatch.setattr(sweep_job, "sweep", lambda dry_run=False, **kw: {"tenants": 5, "errors": 0, "failed": []})
+    assert run_reconcile(bus=pg_bus, out=io.StringIO()) == 0
 
 
-def test_reconcile_reports_a_bms_outage_and_exits_1(pg_ctx, monkeypatch):
+def test_reconcile_reports_a_bms_outage_and_exits_1(pg_bus, monkeypatch):
     from billing_sync.errors import TransientError
 
-    def down(ctx, dry_run=False, **kw):
+    def down(dry_run=False, **kw):
         raise TransientError("stripe: APIConnectionError")
 
     monkeypatch.setattr(sweep_job, "sweep", down)
     out = io.StringIO()
-    assert run_reconcile(ctx=pg_ctx, out=out) == 1
+    assert run_reconcile(bus=pg_bus, out=out) == 1
     assert json.loads(out.getvalue())["reason"] == "bms_unavailable"
 
 
@@ -278,8 +279,8 @@ def test_the_loop_survives_an_unreachable_database(make_settings, jobs):
     from billing_sync.models import make_engine
 
     engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere", pool_pre_ping=False)
-    ctx = build_context(make_settings(), engine=engine)
-    scheduler = Scheduler(ctx, enqueue=print, tick_s=0.05).start()
+    bus = bootstrap(make_settings(), engine=engine)
+    scheduler = Scheduler(bus, enqueue=print, tick_s=0.05).start()
     time.sleep(0.3)
     assert scheduler._thread.is_alive()  # still trying, not crashed
     scheduler.stop()

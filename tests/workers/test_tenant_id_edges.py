@@ -63,20 +63,20 @@ BAD_ACTOR_TENANTS = [
 ]
 
 
-def _dead_letters(ctx) -> list[DeadLetter]:
-    with make_session_factory(ctx.engine)() as session:
+def _dead_letters(bus) -> list[DeadLetter]:
+    with make_session_factory(bus.engine)() as session:
         return list(session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars())
 
 
 def test_reconcile_actor_fails_a_bad_tenant_id_for_good_with_one_dead_letter(plumbing, handlers):  # noqa: F811
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     actor = broker.get_actor("reconcile_tenant")
     for _name, tenant_id in BAD_ACTOR_TENANTS:
         actor.send(tenant_id, "reconcile")
     actor.send("t1", "reconcile")  # a good one after them is still applied
 
     wait_until(lambda: handlers.reconcile.calls, what="the valid tenant reconciled")
-    letters = wait_until(lambda: len(found := _dead_letters(ctx)) >= len(BAD_ACTOR_TENANTS) and found,
+    letters = wait_until(lambda: len(found := _dead_letters(bus)) >= len(BAD_ACTOR_TENANTS) and found,
                          what="a dead letter per bad tenant id")
     assert [call[0] for call in handlers.reconcile.calls] == ["t1"]
     assert [(letter.source, letter.reason) for letter in letters] == [("reconcile_tenant", "invalid")] * len(
@@ -85,7 +85,7 @@ def test_reconcile_actor_fails_a_bad_tenant_id_for_good_with_one_dead_letter(plu
 
 
 def test_reconcile_actor_refuses_a_cause_that_is_not_a_word(plumbing, handlers):  # noqa: F811
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     broker.get_actor("reconcile_tenant").send("t1", "x\x00" * 100)
-    [letter] = wait_until(lambda: _dead_letters(ctx))
+    [letter] = wait_until(lambda: _dead_letters(bus))
     assert letter.reason == "invalid" and handlers.reconcile.calls == []

@@ -21,7 +21,7 @@ def _event_message() -> dict:
 
 
 def test_a_retry_is_one_warning_line_and_a_bug_one_error_line_with_its_traceback(plumbing, handlers, caplog):
-    broker, ctx, _ = plumbing(max_retries=3, min_backoff_ms=20, max_backoff_ms=50)
+    broker, bus, _ = plumbing(max_retries=3, min_backoff_ms=20, max_backoff_ms=50)
     caplog.set_level(logging.DEBUG, logger="dramatiq")
     handlers.event.raise_(TransientError("stripe 503: APIError"), times=1)
     handlers.reconcile.raise_(KeyError("a bug"))

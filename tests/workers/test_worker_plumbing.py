@@ -31,8 +31,8 @@ def command(command_id: str | None = None) -> dict:
             "data": {"tenant_id": "tenant-1", "plan": "pro"}}
 
 
-def dead_letter_rows(ctx) -> list[DeadLetter]:
-    with make_session_factory(ctx.engine)() as session:
+def dead_letter_rows(bus) -> list[DeadLetter]:
+    with make_session_factory(bus.engine)() as session:
         return list(session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars())
 
 
@@ -51,23 +51,23 @@ def record_delays(monkeypatch, broker) -> list:
 
 
 def test_success_is_processed_once_and_not_dead_lettered(plumbing, handlers):
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     message = event_message()
-    declare_actors(broker, ctx.settings.queue_prefix).process_stripe_event.send(message)
+    declare_actors(broker, bus.settings.queue_prefix).process_stripe_event.send(message)
     wait_until(lambda: handlers.event.calls)
-    [(received, received_ctx)] = handlers.event.calls
-    assert received == message and received_ctx is ctx
-    assert dead_letter_rows(ctx) == []
+    [(received, received_uow_factory)] = handlers.event.calls
+    assert received == message and received_uow_factory is bus.uow_factory
+    assert dead_letter_rows(bus) == []
 
 
 def test_transient_errors_retry_with_capped_backoff_then_dead_letter(plumbing, handlers, monkeypatch):
-    broker, ctx, _ = plumbing(max_retries=5, min_backoff_ms=20, max_backoff_ms=50)
+    broker, bus, _ = plumbing(max_retries=5, min_backoff_ms=20, max_backoff_ms=50)
     delays = record_delays(monkeypatch, broker)
     handlers.event.raise_(TransientError("stripe 503, key sk_test_abcdefgh12345 in message"))
     message = event_message()
     broker.get_actor("process_stripe_event").send(message)
 
-    [row] = wait_until(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(bus))
     assert len(handlers.event.calls) == 6  # the first attempt and max_retries retries
     assert len(delays) == 5
     # Dramatiq's exponential backoff (jittered) is capped: 20 ms doubling would reach 320+ ms.
@@ -81,20 +81,20 @@ def test_transient_errors_retry_with_capped_backoff_then_dead_letter(plumbing, h
 
 
 def test_transient_error_that_clears_is_applied_without_dead_letter(plumbing, handlers):
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     handlers.event.raise_(TransientError("blip"), times=2)
     broker.get_actor("process_stripe_event").send(event_message())
     wait_until(lambda: len(handlers.event.calls) == 3)
-    assert dead_letter_rows(ctx) == []
+    assert dead_letter_rows(bus) == []
 
 
 def test_database_outage_is_transient(plumbing, handlers):
     from sqlalchemy.exc import OperationalError
 
-    broker, ctx, _ = plumbing(max_retries=2)
+    broker, bus, _ = plumbing(max_retries=2)
     handlers.event.raise_(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
     broker.get_actor("process_stripe_event").send(event_message())
-    [row] = wait_until(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(bus))
     assert len(handlers.event.calls) == 3
     assert row.reason == "unavailable"
 
@@ -105,22 +105,22 @@ def test_database_outage_is_transient(plumbing, handlers):
     (KeyError("a bug"), "internal_error"),
 ])
 def test_permanent_errors_and_bugs_are_not_retried(plumbing, handlers, monkeypatch, error, reason):
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     delays = record_delays(monkeypatch, broker)
     handlers.event.raise_(error)
     broker.get_actor("process_stripe_event").send(event_message())
-    [row] = wait_until(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(bus))
     assert len(handlers.event.calls) == 1
     assert delays == []
     assert row.reason == reason
 
 
 def test_failed_command_reports_billing_command_failed_once(plumbing, handlers):
-    broker, ctx, _ = plumbing(max_retries=1)
+    broker, bus, _ = plumbing(max_retries=1)
     handlers.command.raise_(TransientError("stripe unreachable"))
     envelope = command()
     broker.get_actor("apply_command").send(envelope)
-    [row] = wait_until(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(bus))
     assert len(handlers.command.calls) == 2
     assert row.source == "apply_command" and row.message_id == envelope["id"]
     [(failed_envelope, failed_reason, detail)] = handlers.failed_commands
@@ -129,51 +129,51 @@ def test_failed_command_reports_billing_command_failed_once(plumbing, handlers):
 
 
 def test_invalid_message_is_dead_lettered_without_calling_the_handler(plumbing, handlers):
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     broker.get_actor("process_stripe_event").send({"not": "an event"})
-    [row] = wait_until(lambda: dead_letter_rows(ctx))
+    [row] = wait_until(lambda: dead_letter_rows(bus))
     assert handlers.event.calls == []
     assert row.reason == "invalid" and row.message_id is None
 
 
 def test_dlq_list_replay_and_purge(plumbing, handlers):
-    broker, ctx, _ = plumbing()
+    broker, bus, _ = plumbing()
     handlers.event.raise_(PermanentError("stripe said no"))
     handlers.reconcile.raise_(PermanentError("nope"))
     message = event_message()
     broker.get_actor("process_stripe_event").send(message)
     broker.get_actor("reconcile_tenant").send("tenant-9", "sweep")
-    event_row, reconcile_row = wait_until(lambda: (rows := dead_letter_rows(ctx)) and len(rows) == 2 and rows)
+    event_row, reconcile_row = wait_until(lambda: (rows := dead_letter_rows(bus)) and len(rows) == 2 and rows)
     if event_row.source != "process_stripe_event":
         event_row, reconcile_row = reconcile_row, event_row
     assert reconcile_row.message_id == "tenant-9"
 
     out = io.StringIO()
-    assert dead_letters.list_dead_letters(limit=10, ctx=ctx, out=out) == 2
+    assert dead_letters.list_dead_letters(limit=10, bus=bus, out=out) == 2
     listing = out.getvalue()
     assert message["event"]["id"] in listing and "reconcile_tenant" in listing and "invalid" in listing
 
     # The cause is fixed: a replay sends the same message to its actor, which now succeeds.
     handlers.event.behaviour = lambda *args: "applied"
     out = io.StringIO()
-    assert dead_letters.replay([event_row.id], ctx=ctx, broker=broker, out=out) == 0
+    assert dead_letters.replay([event_row.id], bus=bus, broker=broker, out=out) == 0
     wait_until(lambda: len(handlers.event.calls) == 2)
     assert handlers.event.calls[1][0] == message
-    rows = {row.id: row for row in dead_letter_rows(ctx)}
+    rows = {row.id: row for row in dead_letter_rows(bus)}
     assert rows[event_row.id].replayed_at is not None
     assert rows[reconcile_row.id].replayed_at is None
 
     # --all replays what has not been replayed yet; a second failure is a new dead letter.
-    assert dead_letters.replay([], replay_all=True, ctx=ctx, broker=broker, out=io.StringIO()) == 0
-    wait_until(lambda: len(dead_letter_rows(ctx)) == 3)
+    assert dead_letters.replay([], replay_all=True, bus=bus, broker=broker, out=io.StringIO()) == 0
+    wait_until(lambda: len(dead_letter_rows(bus)) == 3)
     assert len(handlers.reconcile.calls) == 2
 
-    assert dead_letters.replay([999_999], ctx=ctx, broker=broker, out=io.StringIO()) == 1
-    assert dead_letters.purge([event_row.id], ctx=ctx, out=io.StringIO()) == 0
-    assert event_row.id not in {row.id for row in dead_letter_rows(ctx)}
-    assert dead_letters.purge([999_999], ctx=ctx, out=io.StringIO()) == 1
-    assert dead_letters.purge([], purge_all=True, ctx=ctx, out=io.StringIO()) == 0
-    assert dead_letter_rows(ctx) == []
+    assert dead_letters.replay([999_999], bus=bus, broker=broker, out=io.StringIO()) == 1
+    assert dead_letters.purge([event_row.id], bus=bus, out=io.StringIO()) == 0
+    assert event_row.id not in {row.id for row in dead_letter_rows(bus)}
+    assert dead_letters.purge([999_999], bus=bus, out=io.StringIO()) == 1
+    assert dead_letters.purge([], purge_all=True, bus=bus, out=io.StringIO()) == 0
+    assert dead_letter_rows(bus) == []
 
 
 def test_actor_metrics_count_outcomes(plumbing, handlers):
@@ -182,7 +182,7 @@ def test_actor_metrics_count_outcomes(plumbing, handlers):
     def value(name: str, **labels) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
-    broker, ctx, _ = plumbing(max_retries=1)
+    broker, bus, _ = plumbing(max_retries=1)
     before = (value("billing_actor_messages_processed_total", actor="reconcile_tenant"),
               value("billing_actor_messages_retried_total", actor="reconcile_tenant"),
               value("billing_actor_messages_failed_total", actor="reconcile_tenant", reason="bms_unavailable"))
@@ -190,7 +190,7 @@ def test_actor_metrics_count_outcomes(plumbing, handlers):
     wait_until(lambda: handlers.reconcile.calls)
     handlers.reconcile.raise_(TransientError("down"))
     broker.get_actor("reconcile_tenant").send("tenant-2", "test")
-    wait_until(lambda: dead_letter_rows(ctx))
+    wait_until(lambda: dead_letter_rows(bus))
     after = (value("billing_actor_messages_processed_total", actor="reconcile_tenant"),
              value("billing_actor_messages_retried_total", actor="reconcile_tenant"),
              value("billing_actor_messages_failed_total", actor="reconcile_tenant", reason="bms_unavailable"))
@@ -201,15 +201,12 @@ def test_rabbitmq_worker_retries_then_applies(worker_settings, pg_engine, handle
     """The same plumbing on RabbitMQ (publisher confirms, delay queue for the backoff)."""
     import pika
 
-    from billing_sync.bootstrap import build_context
     from billing_sync.workers.broker import make_broker, pika_url
-    from billing_sync.workers.context import set_context
     from billing_sync.workers.worker import InProcessWorkers
 
     settings = worker_settings(broker_url=amqp_url)
-    ctx = build_context(settings, engine=pg_engine)
-    set_context(ctx)
-    broker = make_broker(settings)
+    bus = handlers.bus(settings, pg_engine)
+    broker = make_broker(settings, bus=bus)
     workers = InProcessWorkers(broker, threads=2, idle_poll_ms=50).start()
     try:
         handlers.event.raise_(TransientError("blip"), times=2)
@@ -217,11 +214,10 @@ def test_rabbitmq_worker_retries_then_applies(worker_settings, pg_engine, handle
         broker.get_actor("process_stripe_event").send(message)
         wait_until(lambda: len(handlers.event.calls) == 3, timeout=15)
         assert all(call[0] == message for call in handlers.event.calls)
-        assert dead_letter_rows(ctx) == []
+        assert dead_letter_rows(bus) == []
     finally:
         workers.stop()
         broker.close()
-        set_context(None)
         connection = pika.BlockingConnection(pika.URLParameters(pika_url(amqp_url)))
         channel = connection.channel()
         for queue in ("stripe-events", "commands", "reconcile"):

@@ -1,27 +1,23 @@
 """Fixtures for the actor-plumbing tests: a real Redis broker under a unique namespace, the real
-actors and middleware on it, in-process workers, and stand-in handler modules.
+actors and middleware on it, in-process workers, and stand-in handlers.
 
-The handlers (written separately) are replaced by small recorders installed in `sys.modules`:
-these tests are about what the worker does around a handler — retries, dead letters, replay —
-not about the handlers. The actors import their handler at call time, so they find these.
+The handlers (written separately) are replaced by small recorders routed by a bus of the test's
+own (`FakeHandlers.routes()`): these tests are about what the worker does around a handler —
+retries, dead letters, replay — not about the handlers. The recorders get the message's own
+values and the bus's unit-of-work factory, as a handler would.
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
 
 import pytest
 
-from billing_sync.bootstrap import build_context
-from billing_sync.workers.middleware import record_dead_letter
-
-HANDLER_MODULES = {
-    "billing_sync.handlers.event_dispatch": "handle_stripe_event",
-    "billing_sync.handlers.command_dispatch": "handle_command",
-    "billing_sync.handlers.reconcile": "reconcile_tenant",
-}
+from billing_sync.bootstrap import bootstrap
+from billing_sync.handlers.messagebus import Bus
+from billing_sync.handlers.messages import (CommandFailed, CommandReceived, MessageFailed, ReconcileRequested,
+                                            StripeEventReceived)
+from billing_sync.handlers.worker_messages import keep_dead_letter
 
 
 class Handler:
@@ -60,26 +56,31 @@ class FakeHandlers:
         self.reconcile = Handler()
         self.failed_commands: list[tuple] = []
 
-    def fail_command(self, envelope, reason, detail, ctx, *, raw_body=None, dead_letter_source=None):
-        """Like the real one: the failure, and the dead letter when asked for, recorded together."""
-        self.failed_commands.append((envelope, reason, detail))
-        if dead_letter_source is not None:
-            record_dead_letter(ctx, source=dead_letter_source, message_id=envelope["id"], body=raw_body,
-                               reason=reason, detail=detail)
-        return "failed"
+    def command_failed(self, message: CommandFailed, *, uow_factory) -> None:
+        """Like the real one: the failure, and its dead letter, recorded together."""
+        failure = message.failure
+        self.failed_commands.append((message.envelope, failure.reason, failure.detail))
+        keep_dead_letter(failure, uow_factory=uow_factory)
+
+    def routes(self) -> dict:
+        """The bus routes of these stand-ins; a failed message's dead letter is the real one."""
+        return {
+            StripeEventReceived: lambda m, *, uow_factory: self.event(m.message, uow_factory),
+            CommandReceived: lambda m, *, uow_factory: self.command(m.envelope, uow_factory),
+            ReconcileRequested: lambda m, *, uow_factory: self.reconcile(m.tenant_id, uow_factory, cause=m.cause),
+            MessageFailed: keep_dead_letter,
+            CommandFailed: self.command_failed,
+        }
+
+    def bus(self, settings, engine) -> Bus:
+        """A bus with the real dependencies for `settings` over `engine` that routes to these."""
+        real = bootstrap(settings, engine=engine)
+        return Bus(self.routes(), real.dependencies, engine=engine)
 
 
 @pytest.fixture
-def handlers(monkeypatch):
-    fakes = FakeHandlers()
-    for name, function in HANDLER_MODULES.items():
-        module = types.ModuleType(name)
-        setattr(module, function, {"handle_stripe_event": fakes.event, "handle_command": fakes.command,
-                                   "reconcile_tenant": fakes.reconcile}[function])
-        if name.endswith("command_dispatch"):
-            module.fail_command = fakes.fail_command
-        monkeypatch.setitem(sys.modules, name, module)
-    return fakes
+def handlers():
+    return FakeHandlers()
 
 
 @pytest.fixture
@@ -114,26 +115,24 @@ def redis_cleanup(own_redis_url, unique_prefix):
 
 @pytest.fixture
 def plumbing(worker_settings, pg_engine, handlers, redis_cleanup):
-    """`fleet()` → (broker, ctx, workers): real actors on real Redis, a Context on PostgreSQL."""
+    """`fleet()` → (broker, bus, workers): real actors on real Redis, their bus on PostgreSQL
+    routing to the stand-in handlers."""
     from billing_sync.workers.broker import make_broker
-    from billing_sync.workers.context import set_context
     from billing_sync.workers.worker import InProcessWorkers
 
     started = []
 
     def start(**overrides):
         settings = worker_settings(**overrides)
-        ctx = build_context(settings, engine=pg_engine)
-        set_context(ctx)
-        broker = make_broker(settings)
+        bus = handlers.bus(settings, pg_engine)
+        broker = make_broker(settings, bus=bus)
         workers = InProcessWorkers(broker, threads=2, idle_poll_ms=50).start()
         started.append((broker, workers))
-        return broker, ctx, workers
+        return broker, bus, workers
 
     yield start
     for broker, workers in started:
         workers.stop()
         broker.close()
-    set_context(None)
 
 

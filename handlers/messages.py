@@ -1,0 +1,55 @@
+"""What the bus handles: one plain type per kind of work a worker is given.
+
+Entry points build these from what they received (an actor from its Dramatiq message, the
+bridge from a bus message) and call `bus.handle(message)`; `handlers/registry.py` routes each
+type to its handler. Product commands themselves are typed in `contract/`; `CommandReceived`
+carries one as it came off the wire, since telling a valid command from an invalid one (which
+gets its own failed outcome) is the command pipeline's first step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StripeEventReceived:
+    """A verified Stripe event as the ingress (or catch-up, or `dlq replay`) enqueued it:
+    `{"event": <event>, "received_at": <ISO-8601>}`."""
+
+    message: dict
+
+
+@dataclass(frozen=True)
+class CommandReceived:
+    """A CloudEvents command envelope from `billing.commands` (handed over by the bridge)."""
+
+    envelope: dict
+
+
+@dataclass(frozen=True)
+class ReconcileRequested:
+    """Re-read one tenant from Stripe and repair drift (the scheduler's or an operator's)."""
+
+    tenant_id: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class MessageFailed:
+    """A worker message failed for good (retries exhausted, or a permanent error): keep it as a
+    dead letter. `body` is `{"args": [...], "kwargs": {...}}`, what `dlq replay` sends again."""
+
+    source: str  # the actor's name
+    message_id: str | None
+    body: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class CommandFailed:
+    """`apply_command` failed for good: the command's one billing.command.failed, its dead letter,
+    then its tenant's next command. `envelope` is what the actor was given (maybe not a command)."""
+
+    envelope: object
+    failure: MessageFailed
