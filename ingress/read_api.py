@@ -44,6 +44,15 @@ def routes(bus: Bus) -> list[Route]:
     def invalid_tenant_id() -> JSONResponse:
         return JSONResponse({"error": "invalid_tenant_id", "detail": TENANT_ID_RULE}, status_code=400)
 
+    def refusal(request: Request) -> JSONResponse | None:
+        """401 without a valid token (first, whatever the path), 400 for a tenant id that breaks
+        the rule; None when the request may be answered."""
+        if not authorized(request):
+            return unauthorized()
+        if not is_tenant_id(request.path_params["tenant_id"]):
+            return invalid_tenant_id()
+        return None
+
     def not_found(tenant_id: str) -> JSONResponse:
         return JSONResponse({"error": "unknown_tenant", "tenant_id": tenant_id}, status_code=404)
 
@@ -69,11 +78,9 @@ def routes(bus: Bus) -> list[Route]:
                     "used": used, "remaining": remaining, "version": snapshot.version}
 
     async def entitlements(request: Request) -> Response:
-        if not authorized(request):
-            return unauthorized()
+        if (refused := refusal(request)) is not None:
+            return refused
         tenant_id = request.path_params["tenant_id"]
-        if not is_tenant_id(tenant_id):
-            return invalid_tenant_id()
         body = await run_in_threadpool(load_snapshot, tenant_id)
         if body is None:
             return not_found(tenant_id)
@@ -84,11 +91,9 @@ def routes(bus: Bus) -> list[Route]:
         return JSONResponse(body, headers=headers)
 
     async def feature(request: Request) -> Response:
-        if not authorized(request):
-            return unauthorized()
+        if (refused := refusal(request)) is not None:
+            return refused
         tenant_id = request.path_params["tenant_id"]
-        if not is_tenant_id(tenant_id):
-            return invalid_tenant_id()
         body = await run_in_threadpool(load_feature, tenant_id, request.path_params["feature"])
         if body is None:
             return not_found(tenant_id)
