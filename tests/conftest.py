@@ -14,7 +14,8 @@ from billing_sync.config.settings import Settings
 from billing_sync.models import Base, make_engine
 from billing_sync.models.migrate import upgrade
 
-from services import AMQP_URL, FIXTURE_MARKERS, PARAM_MARKERS, PG_ADMIN_URL, REDIS_URL, reach
+from services import AMQP_URL, FIXTURE_MARKERS, PARAM_MARKERS, REDIS_URL, reach
+from throwaway import migrated_database, start_emulator_with_catalog
 
 billing_logging.CACHE_LOGGERS = False  # see its comment: capture_logs must reach every logger
 
@@ -35,18 +36,8 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def pg_url():
     """A fresh PostgreSQL database for the session, migrated to head, dropped at the end."""
-    import psycopg
-
-    name = f"bs_test_{uuid.uuid4().hex[:8]}"
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with reach("postgres", admin, lambda: psycopg.connect(admin, autocommit=True, connect_timeout=5),
-               psycopg.OperationalError) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database("bs_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -117,15 +108,17 @@ def make_settings(tmp_path):
 def emulator():
     """The Stripe emulator, one per test module, with the plan catalog in it (tests/emulator/ has
     its own: a fresh, empty one per test)."""
-    from billing_sync.bms.catalog_sync import ensure_catalog
-    from billing_sync.bms.gateway import StripeGateway
-    from billing_sync.config.catalog import load_catalog
-    from billing_sync.config.settings import DEFAULT_CATALOG
-    from billing_sync_emulator.server import EmulatorServer
-
-    server = EmulatorServer().start()
+    server = start_emulator_with_catalog()
     try:
-        ensure_catalog(StripeGateway("sk_test_seed", api_base=server.url), load_catalog(DEFAULT_CATALOG))
         yield server
     finally:
         server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test (`item.rep_setup`, `rep_call`, …), for fixtures that print
+    a fleet's logs when the test failed (tests/e2e, tests/chaos)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,13 +13,12 @@ import psycopg
 from billing_sync_emulator.webhooks import sign
 
 from contexts import wait_until  # noqa: F401  (the chaos tests import it from here)
+from services import PG_ADMIN_URL
 
 SECRET = "whsec_chaos_secret"
 TOKEN = "chaos-token"
-PG_ADMIN = os.environ.get("BILLING_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test").replace(
-    "postgresql+psycopg://", "postgresql://")
-PG_HOST = urlsplit(PG_ADMIN).hostname or "127.0.0.1"
-PG_PORT = urlsplit(PG_ADMIN).port or 5432
+PG_HOST = urlsplit(PG_ADMIN_URL).hostname or "127.0.0.1"
+PG_PORT = urlsplit(PG_ADMIN_URL).port or 5432
 
 
 def via_proxy(url: str, port: int) -> str:

@@ -10,26 +10,18 @@ from __future__ import annotations
 import uuid
 from contextlib import ExitStack
 
-import psycopg
 import pytest
 
-from billing_sync.models.migrate import upgrade
-
+from chaos_helpers import PG_HOST, PG_PORT, SECRET, TOKEN
 from fleet_processes import FleetProcesses, fleet_env, free_port
-from chaos_helpers import PG_ADMIN, PG_HOST, PG_PORT, SECRET, TOKEN
+from throwaway import migrated_database
 
 
 @pytest.fixture(scope="module")
 def chaos_db():
     """A fresh, migrated database for this module (its URL), dropped afterwards."""
-    name = f"bs_chaos_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database("bs_chaos") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +43,8 @@ def chaos_prefix():
 def make_fleet(tmp_path_factory, emulator, stack, chaos_prefix):
     """`make_fleet(database_url=, broker_url=, roles=, **BILLING_overrides)` → started FleetProcesses."""
 
-    def make(*, database_url: str, broker_url: str, roles=("ingress", "worker", "relay"), **overrides) -> FleetProcesses:
+    def make(*, database_url: str, broker_url: str, roles=("ingress", "worker", "relay"),
+             **overrides) -> FleetProcesses:
         prefix = chaos_prefix
         env = fleet_env(database_url=database_url, broker_url=broker_url, prefix=prefix,
                         stripe_api_base=emulator.url, webhook_secrets=SECRET, api_token=TOKEN,
@@ -115,13 +108,6 @@ def _delete_keys(url: str, prefix: str) -> None:
 
 
 # -- logs of the fleet on failure -----------------------------------------------------------------
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
-
 
 @pytest.fixture(autouse=True)
 def _dump_logs_on_failure(request):

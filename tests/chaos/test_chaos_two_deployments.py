@@ -12,17 +12,13 @@ import threading
 import uuid
 from contextlib import ExitStack
 
-import psycopg
 import pytest
 
 from billing_sync.client import CommandPublisher
-from billing_sync.config.catalog import load_catalog
-from billing_sync.config.settings import DEFAULT_CATALOG
-from billing_sync.models.migrate import upgrade
-from billing_sync_emulator.server import EmulatorServer
 
-from chaos_helpers import PG_ADMIN, SECRET, TOKEN
+from chaos_helpers import SECRET, TOKEN
 from fleet_processes import FleetProcesses, fleet_env
+from throwaway import migrated_database, start_emulator_with_catalog
 
 pytestmark = pytest.mark.slow
 
@@ -36,21 +32,14 @@ def shared_broker(request):
 
 @pytest.fixture
 def deployments(shared_broker, tmp_path):
-    from billing_sync.bms.catalog_sync import ensure_catalog
-    from billing_sync.bms.gateway import StripeGateway
     from billing_sync.demo import EventWatcher
 
     with ExitStack() as stack:
         made = []
         for side in "ab":
-            name = f"bs_chaos_{side}_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            stack.callback(_drop_database, name)
-            db = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-            upgrade(db)
-            emulator = stack.enter_context(EmulatorServer(account_id=f"acct_deployment_{side}"))
-            ensure_catalog(StripeGateway("sk_test_seed", api_base=emulator.url), load_catalog(DEFAULT_CATALOG))
+            db = stack.enter_context(migrated_database(f"bs_chaos_{side}"))
+            emulator = start_emulator_with_catalog(account_id=f"acct_deployment_{side}")
+            stack.callback(emulator.stop)
             prefix = f"chaos-{side}-{uuid.uuid4().hex[:6]}"
             env = fleet_env(database_url=db, broker_url=shared_broker, prefix=prefix, stripe_api_base=emulator.url,
                             webhook_secrets=SECRET, api_token=TOKEN, BILLING_STRIPE_API_KEY=f"sk_test_{side}")
@@ -62,11 +51,6 @@ def deployments(shared_broker, tmp_path):
             fleet.start_all(roles=("worker", "bridge", "relay"))
             made.append((fleet, watcher, prefix))
         yield made
-
-
-def _drop_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _outcomes(watcher, ids: set[str]) -> list[dict]:

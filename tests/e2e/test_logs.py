@@ -15,8 +15,8 @@ import pytest
 
 from billing_sync.client import publish_command
 
-from conftest import _fleet  # tests/e2e/conftest.py
 from contexts import wait_until
+from e2e_fleet import start_fleet
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,9 @@ def fleet(tmp_path_factory, pg_url, redis_url):
     ones included, must not reach this fleet's bridge and its log."""
     prefix = f"e2e-logs-{uuid.uuid4().hex[:6]}"
     own_redis_url = redis_url.rsplit("/", 1)[0] + "/11"
-    fleet = _fleet(tmp_path_factory, own_redis_url, pg_url, prefix, roles=("ingress", "bridge", "relay", "scheduler"),
-                   BILLING_CATCH_UP_INTERVAL_S="1", BILLING_SWEEP_INTERVAL_S="2")
+    fleet = start_fleet(tmp_path_factory, own_redis_url, pg_url, prefix,
+                        roles=("ingress", "bridge", "relay", "scheduler"),
+                        BILLING_CATCH_UP_INTERVAL_S="1", BILLING_SWEEP_INTERVAL_S="2")
     fleet.start("worker", "--processes", "2", "--threads", "2")
     yield fleet
     fleet.close()

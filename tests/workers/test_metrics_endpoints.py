@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,15 +21,9 @@ from billing_sync.config.metrics_http import LiveProcessesCollector
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import OutboxMessage, ProcessedMessage
 from contexts import wait_until
+from fleet_processes import BIN, free_port
 
-BIN = Path(sys.executable).parent / "billing-sync"
 EVENT_TYPE = "billing.entitlements.changed"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

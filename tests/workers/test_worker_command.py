@@ -4,20 +4,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import redis
 
 from billing_sync.ingress.signature import sign_header
 from contexts import wait_until
+from fleet_processes import BIN, free_port
 from worker_fixtures import own_redis_url, redis_cleanup  # noqa: F401
-
-BIN = Path(sys.executable).parent / "billing-sync"
 
 
 def env_for(**values) -> dict:
@@ -56,12 +52,6 @@ def test_worker_command_boots_dramatiq_workers_and_stops_on_sigterm(tmp_path, ow
             proc.kill()
             proc.wait()
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_ingress_command_serves_and_enqueues(tmp_path, own_redis_url, unique_prefix, sqlite_url, redis_cleanup):
