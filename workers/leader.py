@@ -19,6 +19,13 @@ from sqlalchemy import Engine, text
 log = structlog.get_logger(__name__)
 
 
+# How the PostgreSQL server notices a leader that vanished without closing its connection (its
+# machine died, a partition): TCP keepalives on the lock's session, idle 10 s, then 3 probes 5 s
+# apart, so the lock is free for a standby within about 25 s. The server's defaults follow the
+# OS's (Linux: 2 h idle), and for that long no scheduler would act.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3
+
+
 def lock_key(name: str) -> int:
     """A stable signed 64-bit key for pg_advisory_lock, derived from a name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -29,7 +36,10 @@ class AdvisoryLock:
 
     The lock lives as long as the connection that took it, so it is held on a connection of its
     own, kept out of the pool; `try_acquire()` on every tick also checks that connection is still
-    alive, so a leader that lost its database stops acting.
+    alive, so a leader that lost its database stops acting. The session asks the server for TCP
+    keepalives (`KEEPALIVE_IDLE_S`…), so a leader that vanished frees the lock within about 25 s.
+    Caveat: over a Unix socket there are no keepalives, and the leader's host must be gone for
+    them to fail: a leader that is alive but stuck keeps the lock.
     """
 
     def __init__(self, engine: Engine, name: str):
@@ -56,11 +66,20 @@ class AdvisoryLock:
         except Exception:
             conn.close()
             raise
-        if got:
-            self._conn = conn
-        else:
+        if not got:
             conn.close()
-        return got
+            return False
+        self._conn = conn
+        try:
+            conn.execute(text("SELECT set_config('tcp_keepalives_idle', :idle, false), "
+                              "set_config('tcp_keepalives_interval', :interval, false), "
+                              "set_config('tcp_keepalives_count', :count, false)"),
+                         {"idle": str(KEEPALIVE_IDLE_S), "interval": str(KEEPALIVE_INTERVAL_S),
+                          "count": str(KEEPALIVE_COUNT)})
+        except Exception:
+            self._close()  # and the lock with its session
+            raise
+        return True
 
     def release(self) -> None:
         if self._conn is None:

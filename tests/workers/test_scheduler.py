@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 import structlog
+from sqlalchemy import text
 
 from billing_sync.bootstrap import bootstrap
 from billing_sync.errors import TransientError
@@ -110,6 +111,21 @@ def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_bus, jo
     finally:
         first.lock.release()
         second.lock.release()
+
+
+def test_the_leaders_session_has_postgresql_notice_a_vanished_leader_within_seconds(pg_bus, jobs):
+    """A leader whose machine dies never closes its connection; without TCP keepalives on the
+    lock's session the server would keep the session, and the lock, for the OS's 2 hours."""
+    scheduler = Scheduler(pg_bus, enqueue=print)
+    try:
+        assert scheduler.lock.try_acquire()
+        # As the server applies them to this TCP session (SHOW gives the socket's real values).
+        idle, interval, count = (int(v) for v in scheduler.lock._conn.execute(text(
+            "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'), "
+            "current_setting('tcp_keepalives_count')")).one())
+        assert 0 < idle + interval * count <= 30, (idle, interval, count)
+    finally:
+        scheduler.lock.release()
 
 
 def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, make_settings, jobs):
