@@ -139,10 +139,12 @@ class BillingGateway(Protocol):
         `PaymentFailed` instead of leaving an `incomplete` subscription behind."""
 
     def change_plan(self, sub: SubscriptionView, item: ItemView, *, price_id: str | None, quantity: int | None,
-                    unschedule_cancel: bool, idempotency_key: str) -> SubscriptionView:
-        """Move `item` to another price and/or quantity (prorated), and remove a scheduled cancellation
-        if asked. The request depends on the decision, so the key sent is `idempotency_key` plus a
-        digest of the request: deciding again after the state moved sends a new request."""
+                    unschedule_cancel: bool, idempotency_key: str,
+                    proration_date: int | None = None) -> SubscriptionView:
+        """Move `item` to another price and/or quantity (prorated from `proration_date`, a preview's,
+        else now), and remove a scheduled cancellation if asked. The request depends on the
+        decision, so the key sent is `idempotency_key` plus a digest of the request: deciding again
+        after the state moved sends a new request."""
 
     def schedule_cancel(self, sub: SubscriptionView, *, idempotency_key: str) -> SubscriptionView:
         """Cancel at the end of the current period."""

@@ -141,16 +141,15 @@ class StripeIntents:
         return subscription_view(self._wire.create_subscription(params, idempotency_key=idempotency_key))
 
     def change_plan(self, sub: SubscriptionView, item: ItemView, *, price_id: str | None, quantity: int | None,
-                    unschedule_cancel: bool, idempotency_key: str) -> SubscriptionView:
+                    unschedule_cancel: bool, idempotency_key: str,
+                    proration_date: int | None = None) -> SubscriptionView:
         params: dict[str, Any] = {}
-        change: dict[str, Any] = {}
-        if price_id is not None:
-            change["price"] = price_id
-        if quantity is not None:
-            change["quantity"] = quantity
-        if change:
-            params["items"] = [{"id": item.id, **change}]
+        items = change_items(item, price_id, quantity)
+        if items:
+            params["items"] = items
             params["proration_behavior"] = "create_prorations"
+            if proration_date is not None:
+                params["proration_date"] = proration_date
         if unschedule_cancel:
             params.update(_unschedule_cancel_params(sub))
         return self._update(sub, params, request_key(idempotency_key, params))
@@ -205,6 +204,16 @@ class StripeIntents:
 
     def events_since(self, created: int) -> Iterator[dict[str, Any]]:
         return iter(self._wire.list_events(created_gte=created))
+
+
+def change_items(item: ItemView, price_id: str | None, quantity: int | None) -> list[dict[str, Any]]:
+    """The `items` of a plan change: what change_plan sends, and what a preview of it asks about."""
+    change: dict[str, Any] = {}
+    if price_id is not None:
+        change["price"] = price_id
+    if quantity is not None:
+        change["quantity"] = quantity
+    return [{"id": item.id, **change}] if change else []
 
 
 def _unschedule_cancel_params(sub: SubscriptionView) -> dict[str, Any]:

@@ -4,10 +4,11 @@ have the wire methods below; the contract suite checks that they answer alike.""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import NotFound
 from .port import ENDED_STATUSES, ItemView, SubscriptionView
+from .requests import change_items
 from .selfserve_port import (
     CheckoutSessionView,
     InvoicePreviewView,
@@ -57,16 +58,6 @@ def payment_method_view(pm: dict) -> PaymentMethodView:
     card = pm.get("card") or {}
     return PaymentMethodView(id=pm["id"], type=pm.get("type") or "card", brand=card.get("brand"),
                              last4=card.get("last4"), exp_month=card.get("exp_month"), exp_year=card.get("exp_year"))
-
-
-def change_items(item: ItemView, price_id: str | None, quantity: int | None) -> list[dict]:
-    """The `items` of a plan change: what change_plan sends and a preview of it asks about."""
-    change: dict[str, Any] = {}
-    if price_id is not None:
-        change["price"] = price_id
-    if quantity is not None:
-        change["quantity"] = quantity
-    return [{"id": item.id, **change}] if change else []
 
 
 class SelfServeIntents:

@@ -102,6 +102,8 @@ class TenantUpdated(_Data):
 class SubscriptionChange(_Data):
     plan: NonEmpty | None = None
     seats: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
+    # Unix seconds from `GET /v1/tenants/{id}/preview`: prorate from then, so the charge is the preview's.
+    proration_date: Annotated[int, Field(ge=0, le=2**32)] | None = None
 
 
 class SubscriptionCancel(_Data):

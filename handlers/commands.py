@@ -122,7 +122,7 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
         return {**result, "changed": False}  # already as asked (or applied by an earlier attempt of this command)
     updated = write_to_subscription(gateway, sub, lambda: gateway.change_plan(
         sub, item, price_id=new_price, quantity=new_quantity, unschedule_cancel=True,
-        idempotency_key=step_key(cmd, f"subscription_update:{sub.id}")))
+        idempotency_key=step_key(cmd, f"subscription_update:{sub.id}"), proration_date=data.proration_date))
     return {**result, "changed": True, "subscription_status": updated.status}
 
 
@@ -216,13 +216,23 @@ def write_to_subscription(gateway: BillingGateway, sub: SubscriptionView,
 
 def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, *,
                      gateway: BillingGateway, settings: Settings, now: Clock) -> CustomerView:
+    customer = create_customer_once(
+        tenant, uow, gateway, key=step_key(cmd, "customer"),
+        params=lambda: _customer_params(cmd, data, gateway=gateway, settings=settings, now=now))
+    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer.id)
+    return customer
+
+
+def create_customer_once(tenant: Tenant, uow: UnitOfWork, gateway: BillingGateway, *, key: str,
+                         params: dict | Callable[[], dict]) -> CustomerView:
     """The tenant's customer, created once even when Stripe's search lags behind: the request is
-    recorded (tenant.pending_customer, committed) before it is sent, and a later command that
-    finds no customer sends that same request with its key again, which Stripe answers with the
-    customer made the first time (keys last 24 h; search catches up within a minute)."""
+    recorded (tenant.pending_customer, committed) before it is sent, and a later command (or
+    session request) that finds no customer sends that same request with its key again, which
+    Stripe answers with the customer made the first time (keys last 24 h; search catches up within
+    a minute). `params` may be a function: it is called only when no recorded request is replayed."""
     pending = tenant.pending_customer
     if pending:
-        log.info("command.customer_creation_replayed", command_id=cmd.id, tenant_id=cmd.tenant_id)
+        log.info("customer.creation_replayed", tenant_id=tenant.id)
         try:
             customer = gateway.create_customer_from(pending["params"], idempotency_key=pending["idempotency_key"])
         except PermanentError:  # Stripe refused that request (a declined card): it made nothing
@@ -230,16 +240,13 @@ def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow:
         tenant.pending_customer = None
         if customer is not None:
             return customer
-    key = step_key(cmd, "customer")
-    params = _customer_params(cmd, data, gateway=gateway, settings=settings, now=now)
-    tenant.pending_customer = {"idempotency_key": key, "params": params}
+    request = params() if callable(params) else params
+    tenant.pending_customer = {"idempotency_key": key, "params": request}
     uow.checkpoint(tenant.id)
     try:
-        customer = gateway.create_customer_from(params, idempotency_key=key)
+        return gateway.create_customer_from(request, idempotency_key=key)
     finally:  # a transient failure rolls this back to the checkpoint: the record stays
         tenant.pending_customer = None
-    log.info("command.customer_created", command_id=cmd.id, tenant_id=cmd.tenant_id, customer_id=customer.id)
-    return customer
 
 
 def _customer_params(cmd: Command, data: TenantProvisioned, *, gateway: BillingGateway, settings: Settings,

@@ -35,6 +35,7 @@ from ..config import metrics
 from ..contract import stripe_event
 from ..handlers.messagebus import Bus
 from .read_api import routes as read_api_routes
+from .sessions_api import routes as sessions_api_routes
 from .signature import SignatureError, verify
 
 log = structlog.get_logger(__name__)
@@ -161,6 +162,7 @@ def create_app(bus: Bus, broker=None, enqueue: Callable[[dict], object] | None =
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *read_api_routes(bus),
+        *sessions_api_routes(bus),
     ]
     app = Starlette(routes=routes)
     app.state.bus = bus

@@ -11,7 +11,6 @@ Database calls are synchronous SQLAlchemy and run in the thread pool, off the ev
 """
 from __future__ import annotations
 
-import hmac
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -19,30 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..contract.ids import TENANT_ID_RULE, is_tenant_id
+from ..contract.ids import is_tenant_id
 from ..handlers.messagebus import Bus
 from ..handlers.usage import current_usage
 from ..models import EntitlementSnapshot
+from .service_auth import bearer_check, invalid_tenant_id, unauthorized
 
 
 def routes(bus: Bus) -> list[Route]:
-    tokens = [token.get_secret_value().encode() for token in bus.settings.api_tokens if token.get_secret_value()]
-
-    def authorized(request: Request) -> bool:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            return False
-        presented_bytes = presented.strip().encode()
-        # Compare with every token (no early exit), each in constant time.
-        matches = [hmac.compare_digest(presented_bytes, token) for token in tokens]
-        return any(matches)
-
-    def unauthorized() -> JSONResponse:
-        return JSONResponse({"error": "unauthorized"}, status_code=401,
-                            headers={"WWW-Authenticate": 'Bearer realm="billing-sync"'})
-
-    def invalid_tenant_id() -> JSONResponse:
-        return JSONResponse({"error": "invalid_tenant_id", "detail": TENANT_ID_RULE}, status_code=400)
+    authorized = bearer_check(bus.settings)
 
     def refusal(request: Request) -> JSONResponse | None:
         """401 without a valid token (first, whatever the path), 400 for a tenant id that breaks

@@ -215,6 +215,21 @@ class DeadLetter(Base):
     replayed_at: Mapped[datetime | None]
 
 
+class SessionAnswer(Base):
+    """The first answer to a self-serve session request (checkout, portal, setup intent) under its
+    `Idempotency-Key`, so that a repeat gets the same session back, also after a restart."""
+
+    __tablename__ = "session_answers"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(32), primary_key=True)  # checkout-sessions, …
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(64))  # of the validated request body
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SyncCursor(Base):
     """Named positions of the scheduler: the newest Stripe event seen, the last sweep."""
 

@@ -17,6 +17,7 @@ from .inbox import Inbox
 from .ledger import Ledger
 from .mirror import Products, Subscriptions
 from .outbox import Outbox
+from .session_answers import SessionAnswers
 from .snapshots import Snapshots
 from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant
 from .tenants import Tenants
@@ -46,8 +47,8 @@ class UnitOfWork:
     """The one way to open a session: `with uow_factory() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
-    `uow.subscriptions`, `uow.products`) work in its transaction. `uow.session` is theirs (and the
-    tests', to check what was stored): outside models/ the service does not touch it
+    `uow.subscriptions`, `uow.products`, `uow.session_answers`) work in its transaction. `uow.session` is
+    theirs (and the tests', to check what was stored): outside models/ the service does not touch it
     (tests/unit/test_repository_seam.py)."""
 
     def __init__(self, session_factory: Callable[[], Session]):
@@ -63,6 +64,7 @@ class UnitOfWork:
         self.usage: Usage
         self.subscriptions: Subscriptions
         self.products: Products
+        self.session_answers: SessionAnswers
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -77,6 +79,7 @@ class UnitOfWork:
         self.usage = Usage(self.session)
         self.subscriptions = Subscriptions(self.session)
         self.products = Products(self.session)
+        self.session_answers = SessionAnswers(self.session)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,36 @@
+"""The read API's and the session endpoints' one bearer-token check (BILLING_API_TOKENS) and the
+answers every tenant route gives before it reads anything: 401 and 400 `invalid_tenant_id`."""
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..contract.ids import TENANT_ID_RULE
+
+
+def bearer_check(settings) -> Callable[[Request], bool]:
+    """Whether a request carries one of the configured service tokens."""
+    tokens = [token.get_secret_value().encode() for token in settings.api_tokens if token.get_secret_value()]
+
+    def authorized(request: Request) -> bool:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        presented_bytes = presented.strip().encode()
+        # Compare with every token (no early exit), each in constant time.
+        matches = [hmac.compare_digest(presented_bytes, token) for token in tokens]
+        return any(matches)
+
+    return authorized
+
+
+def unauthorized() -> JSONResponse:
+    return JSONResponse({"error": "unauthorized"}, status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="billing-sync"'})
+
+
+def invalid_tenant_id() -> JSONResponse:
+    return JSONResponse({"error": "invalid_tenant_id", "detail": TENANT_ID_RULE}, status_code=400)
