@@ -84,6 +84,12 @@ def test_unknown_fields_in_data_are_ignored():
     assert cmd.data.seats == 2
 
 
+def test_a_change_takes_the_proration_date_of_its_preview():
+    dated = parse_command(envelope(data={"seats": 2, "proration_date": 1796256000}))
+    assert dated.data.proration_date == 1796256000
+    assert parse_command(envelope(data={"seats": 2})).data.proration_date is None
+
+
 def _nested(depth: int) -> list:
     value: list = []
     for _ in range(depth):
@@ -128,6 +134,9 @@ def _nested(depth: int) -> list:
     (envelope("billing.usage.recorded", {"meter": "api_calls", "quantity": 10**30}), "quantity"),
     (envelope("billing.usage.recorded", {"meter": "api_calls", "quantity": 10**15}), "quantity"),
     (envelope(data={"seats": 2**31}), "data.seats"),
+    (envelope(data={"seats": 2, "proration_date": "1796256000"}), "data.proration_date"),
+    (envelope(data={"seats": 2, "proration_date": -1}), "data.proration_date"),
+    (envelope(data={"seats": 2, "proration_date": 2**40}), "data.proration_date"),
     (envelope("billing.tenant.provisioned", {"name": "A" * 257, "email": "a@x.test"}), "data.name"),
     (envelope("billing.tenant.updated", {"address": {"city": "x" * 201}}), "address.city"),
     (envelope(source="s" * 1025), "source"),
