@@ -3,7 +3,8 @@
 One module per command group: `roles` (the processes: `up`, `worker`, `bridge`, …), `jobs`
 (`reconcile`, `inbox`: a scheduler job run now), `dlq`, `status`, `catalog`, `db`, `account`,
 `bus`. Each module lists its commands in `COMMANDS` and imports nothing from this one; a new
-group is a new module added to `GROUPS` below. Each sub-command imports its role lazily, so
+group is a new module added to `GROUPS` below (tests/unit/test_cli_layout.py fails on a module
+or command left out). Each sub-command imports its role lazily, so
 `billing-sync emulator` does not pay for Dramatiq and `billing-sync db upgrade` does not pay for
 Starlette.
 """
