@@ -18,24 +18,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..contract.ids import is_tenant_id
 from ..handlers.messagebus import Bus
 from ..handlers.usage import current_usage
 from ..models import EntitlementSnapshot
-from .service_auth import bearer_check, invalid_tenant_id, unauthorized
+from .service_auth import bearer_check, tenant_refusal
 
 
 def routes(bus: Bus) -> list[Route]:
     authorized = bearer_check(bus.settings)
 
     def refusal(request: Request) -> JSONResponse | None:
-        """401 without a valid token (first, whatever the path), 400 for a tenant id that breaks
-        the rule; None when the request may be answered."""
-        if not authorized(request):
-            return unauthorized()
-        if not is_tenant_id(request.path_params["tenant_id"]):
-            return invalid_tenant_id()
-        return None
+        return tenant_refusal(authorized, request)
 
     def not_found(tenant_id: str) -> JSONResponse:
         return JSONResponse({"error": "unknown_tenant", "tenant_id": tenant_id}, status_code=404)

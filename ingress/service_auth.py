@@ -8,7 +8,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..contract.ids import TENANT_ID_RULE
+from ..contract.ids import TENANT_ID_RULE, is_tenant_id
 
 
 def bearer_check(settings) -> Callable[[Request], bool]:
@@ -25,6 +25,16 @@ def bearer_check(settings) -> Callable[[Request], bool]:
         return any(matches)
 
     return authorized
+
+
+def tenant_refusal(authorized: Callable[[Request], bool], request: Request) -> JSONResponse | None:
+    """401 without a valid token (first, whatever the path), 400 for a tenant id that breaks the
+    rule; None when the request may be answered."""
+    if not authorized(request):
+        return unauthorized()
+    if not is_tenant_id(request.path_params["tenant_id"]):
+        return invalid_tenant_id()
+    return None
 
 
 def unauthorized() -> JSONResponse:

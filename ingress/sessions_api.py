@@ -21,12 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..contract.ids import is_tenant_id
 from ..errors import PermanentError, TransientError, UnknownPlan, UnknownTenant
 from ..handlers import sessions
 from ..handlers.messagebus import Bus
 from . import session_requests as schema
-from .service_auth import bearer_check, invalid_tenant_id, unauthorized
+from .service_auth import bearer_check, tenant_refusal
 
 log = structlog.get_logger(__name__)
 BODY_TIMEOUT_S = 10.0  # as the webhook's: a slow client must not hold a connection
@@ -53,11 +52,10 @@ def routes(bus: Bus) -> list[Route]:
     async def serve(request: Request, work: Callable[[str, bytes], tuple[int, dict]]) -> Response:
         """Auth, the tenant id, the body (bounded), then `work(tenant_id, body)` in the thread
         pool; errors as answers."""
-        if not authorized(request):
-            return unauthorized()
+        refused = tenant_refusal(authorized, request)
+        if refused is not None:
+            return refused
         tenant_id = request.path_params["tenant_id"]
-        if not is_tenant_id(tenant_id):
-            return invalid_tenant_id()
         try:
             raw = await _bounded_body(request)
             status, body = await run_in_threadpool(work, tenant_id, raw)
