@@ -8,8 +8,8 @@ import logging
 
 import structlog
 
+from bridge_helpers import Running, dead_letters, failed_events, raw_publish
 from contexts import Clock, make_bus, wait_until
-from test_bridge import Running, dead_letters, failed_events, raw_publish
 
 
 def test_an_undecodable_message_is_failed_and_its_body_never_logged(make_settings, pg_url, pg_engine,

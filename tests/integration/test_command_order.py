@@ -18,8 +18,8 @@ from billing_sync.models import OutboxMessage, utcnow
 from billing_sync.workers import broker as brokers
 from billing_sync.workers.worker import InProcessWorkers
 
+from bridge_helpers import Running, delete_commands_queue
 from contexts import make_bus, wait_until
-from test_bridge import Running, _delete_queue
 
 PROVISION = {"name": "Acme", "email": "acme@example.test", "plan": "starter", "payment_method": "pm_card_visa"}
 
@@ -60,7 +60,7 @@ def fleet(request, emulator, pg_url, pg_engine, redis_url, make_settings, unique
         broker.close()
         if previous is not None:
             brokers.set_current_broker(previous)
-        _delete_queue(redis_url, unique_prefix)
+        delete_commands_queue(redis_url, unique_prefix)
 
 
 def _delete_dramatiq_queues(broker, prefix: str) -> None:
