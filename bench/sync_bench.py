@@ -39,24 +39,24 @@ import random
 import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
+from bench.process_stats import cpu_seconds, machine_cpu, memory
 from bench.relay_bench import temporary_database
+from bench.sync_probes import BareReceiver, StampedWatcher, StripeRequestCounter
+from bench.sync_report import percentiles, print_report
 from tests.fleet_processes import FleetProcesses, fleet_env
 
 from billing_sync.bms.catalog_sync import ensure_catalog
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG, Settings
-from billing_sync.demo import EventWatcher
 from billing_sync_emulator.server import EmulatorServer
 
 PG_URL = os.environ.get("BILLING_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -68,111 +68,6 @@ STRIPE_RATE_LIMIT = 1000     # requests/s, fleet-wide: far above what the fleet 
 WORKER_THREADS = 8
 CLIENT_THREADS = 4           # support staff clicking in parallel during the burst
 TARGET_P99_S = 2.0
-CHANGED = "billing.entitlements.changed"
-
-
-# -- observing both ends ------------------------------------------------------------------------
-
-
-class StampedWatcher(EventWatcher):
-    """billing.events as a product service sees them, each stamped with when it arrived here, and
-    indexed by (tenant, plan, seats) so a wait is a dictionary lookup."""
-
-    def __init__(self, url: str):
-        self.by_state: dict[tuple, dict] = {}
-        super().__init__(url)
-
-    def _on_message(self, body, message) -> None:
-        event = body if isinstance(body, dict) else json.loads(body)
-        event["_seen"], event["_seen_wall"] = time.monotonic(), time.time()
-        if event.get("type") == CHANGED:
-            data = event["data"]
-            self.by_state.setdefault((data["tenant_id"], data["plan"], data["limits"].get("seats")), event)
-        super()._on_message(event, message)
-
-    def seen(self, tenant: str, plan: str, seats: int, timeout: float) -> dict:
-        """The entitlements event for that state, stamped `_seen` (monotonic) and `_seen_wall` when
-        it arrived here; TimeoutError if it does not come."""
-        key = (tenant, plan, seats)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while key not in self.by_state:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no {CHANGED} for {key} within {timeout}s")
-                self._cond.wait(remaining)
-            return self.by_state[key]
-
-    def changes_since(self, since: float, tenants: set[str]) -> list[dict]:
-        with self._cond:
-            return [e for e in self.events if e.get("type") == CHANGED and e["_seen"] >= since
-                    and e["data"]["tenant_id"] in tenants]
-
-
-class BareReceiver:
-    """The baseline: a webhook endpoint that only notes when each subscription event arrived."""
-
-    def __init__(self):
-        self.arrivals: dict[tuple, float] = {}   # (subscription id, price id, quantity) -> first arrival
-        self.cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                seen = time.monotonic()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                receiver.note(json.loads(body), seen)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/webhooks"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def note(self, event: dict, seen: float) -> None:
-        obj = event.get("data", {}).get("object", {})
-        if obj.get("object") != "subscription":
-            return
-        item = obj["items"]["data"][0]
-        with self.cond:
-            self.arrivals.setdefault((obj["id"], item["price"]["id"], item["quantity"]), seen)
-            self.cond.notify_all()
-
-    def seen(self, key: tuple, timeout: float) -> float | None:
-        with self.cond:
-            self.cond.wait_for(lambda: key in self.arrivals, timeout)
-            return self.arrivals.get(key)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class StripeRequestCounter:
-    """Counts emulator API requests by (who, method): the fleet (its API key) or support staff."""
-
-    def __init__(self, emulator: EmulatorServer):
-        self.counts: Counter = Counter()
-        self._lock = threading.Lock()
-        handle = emulator.handle
-
-        def counting(method, target, headers, body):
-            if not target.startswith("/_emulator"):
-                who = "fleet" if FLEET_KEY in (headers.get("Authorization") or "") else "staff"
-                with self._lock:
-                    self.counts[(who, method)] += 1
-            return handle(method, target, headers, body)
-
-        emulator.handle = counting   # the HTTP handler looks it up per request
-
-    def snapshot(self) -> Counter:
-        with self._lock:
-            return Counter(self.counts)
 
 
 # -- support staff in the Stripe dashboard ------------------------------------------------------
@@ -211,19 +106,6 @@ class Staff:
 
 
 # -- phases -------------------------------------------------------------------------------------
-
-
-def percentiles(values: list[float]) -> dict:
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {"n": len(ordered), "p50_ms": round(pick(0.50) * 1000, 1), "p95_ms": round(pick(0.95) * 1000, 1),
-            "p99_ms": round(pick(0.99) * 1000, 1), "max_ms": round(ordered[-1] * 1000, 1),
-            "mean_ms": round(sum(ordered) / len(ordered) * 1000, 1)}
 
 
 def setup_tenants(staff: Staff, watcher: StampedWatcher, n: int) -> tuple[list[Tenant], dict]:
@@ -321,98 +203,7 @@ def burst_phase(staff: Staff, watcher: StampedWatcher, fleet: FleetProcesses, co
     }
 
 
-# -- memory -------------------------------------------------------------------------------------
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def process_tree(root: int) -> list[int]:
-    children = defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        children[int(fields[1])].append(int(stat.parent.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(fleet: FleetProcesses) -> dict:
-    """CPU time (user + system) used so far by each role's process tree, and by this process
-    (the emulator, the support-staff clients, the event watcher and the bare receiver)."""
-    def of(pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / TICKS
-    out = {role: sum(of(pid) for pid in process_tree(proc.pid)) for role, proc in fleet.procs.items()}
-    out["bench process (emulator, clients)"] = of(os.getpid())
-    return out
-
-
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, all CPUs: PostgreSQL, Redis and neighbours too."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def memory(fleet: FleetProcesses) -> dict:
-    out = {}
-    for role, proc in fleet.procs.items():
-        per_process = {pid: rss_kb(pid) for pid in process_tree(proc.pid)}
-        out[role] = {"rss_mb": round(sum(per_process.values()) / 1024, 1), "processes": len(per_process),
-                     "per_process_mb": [round(kb / 1024, 1) for kb in per_process.values()]}
-    return out
-
-
 # -- main ---------------------------------------------------------------------------------------
-
-
-def print_report(report: dict) -> None:
-    lat, burst = report["latency"], report["burst"]
-    print(f"\nStripe dashboard change -> billing.entitlements.changed  ({report['params']['tenants']} tenants, "
-          f"Stripe rate limit {STRIPE_RATE_LIMIT}/s so it is not the bottleneck)")
-    print(f"{'one change at a time':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    rows = (("end to end (fleet)", lat["end_to_end"]),
-            ("  change -> outbox row written", lat["split"]["change_to_outbox_row"]),
-            ("  outbox row -> consumer (relay poll)", lat["split"]["outbox_row_to_consumer"]),
-            ("baseline: webhook to a bare receiver", lat["baseline_webhook_delivery"]),
-            ("the Stripe API call itself", lat["stripe_api_call"]))
-    for name, row in rows:
-        print(f"{name:40} {row['n']:>5} {row['p50_ms']:>8} {row['p95_ms']:>8} {row['p99_ms']:>8} {row['max_ms']:>8}")
-    verdict = "meets" if lat["end_to_end"]["p99_ms"] < TARGET_P99_S * 1000 else "MISSES"
-    print(f"pipeline adds {report['pipeline_adds_p50_ms']} ms at p50 over Stripe's delivery; p99 {verdict} the "
-          f"{TARGET_P99_S:.0f} s target")
-    lag = burst["final_state_lag_after_last_change"]
-    print(f"burst: {burst['changes']} changes over {burst['tenants']} tenants from {burst['client_threads']} threads "
-          f"(Stripe took {burst['stripe_accepted_changes_per_s']}/s): all final states published after "
-          f"{burst['until_last_final_state_s']} s = {burst['changes_per_s']} changes/s; "
-          f"{burst['entitlement_events']} entitlement events ({burst['events_per_change']}/change, "
-          f"{burst['events_per_s']}/s); final state {lag['p50_ms']} ms (p50) / {lag['max_ms']} ms (max) after "
-          f"a tenant's last change; {burst['fleet_stripe_reads_per_webhook']} Stripe reads per webhook "
-          f"({burst['webhooks_delivered_to_ingress']} webhooks)")
-    print("burst CPU seconds: " + ", ".join(f"{k} {v}" for k, v in burst["cpu_s"].items())
-          + f"; machine {burst['machine_cpu_busy']:.0%} busy over {report['cpus']} CPUs")
-    print("memory (VmRSS): " + ", ".join(f"{role} {m['rss_mb']} MB ({m['processes']} proc)"
-                                         for role, m in report["memory"].items()))
 
 
 def main() -> int:
@@ -432,7 +223,7 @@ def main() -> int:
     ok = False
     try:
         emulator = EmulatorServer().start()
-        counter = StripeRequestCounter(emulator)
+        counter = StripeRequestCounter(emulator, FLEET_KEY)
         ensure_catalog(StripeGateway("sk_test_seed", api_base=emulator.url), load_catalog(DEFAULT_CATALOG))
         env = fleet_env(database_url=db_url, broker_url=REDIS_URL, prefix=prefix, stripe_api_base=emulator.url,
                         webhook_secrets=SECRET, api_token="bench-token", BILLING_STRIPE_API_KEY=FLEET_KEY,
