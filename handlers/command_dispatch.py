@@ -54,15 +54,15 @@ def handle_command(envelope: dict, *, uow_factory: UowFactory, command_handlers:
     handler = command_handlers[cmd.type]
     try:
         with database_errors_are_transient(), uow_factory() as uow:
-            tenant = uow.lock_tenant(cmd.tenant_id)
-            if uow.already_processed(cmd.id):
+            tenant = uow.tenants.lock(cmd.tenant_id)
+            if uow.ledger.contains(cmd.id):
                 log.info("command.duplicate", command_id=cmd.id, command_type=cmd.type)
-                uow.finish_command(cmd.id)  # e.g. a row recorded again after its outcome: done
+                uow.inbox.finish(cmd.id)  # e.g. a row recorded again after its outcome: done
                 uow.commit()
                 return "duplicate"
-            earlier = uow.earlier_unfinished_command(cmd.id, cmd.tenant_id)
+            earlier = uow.inbox.earlier_unfinished(cmd.id, cmd.tenant_id)
             if earlier is not None:  # not its turn: park it, send_next brings it back
-                uow.park_command(cmd.id)
+                uow.inbox.park(cmd.id)
                 uow.commit()
                 log.info("command.waiting", command_id=cmd.id, command_type=cmd.type, tenant_id=cmd.tenant_id,
                          waits_for=earlier)
@@ -132,17 +132,17 @@ def fail_command(envelope: object, reason: str, detail: str, *, uow_factory: Uow
     try:
         with database_errors_are_transient(), uow_factory() as uow:
             if lockable:  # serialize with a handler that may still be working on this tenant
-                uow.lock_tenant(tenant_id)
-            if key is not None and uow.already_processed(key):
+                uow.tenants.lock(tenant_id)
+            if key is not None and uow.ledger.contains(key):
                 log.info("command.duplicate", command_id=command_id, command_type=command_type)
                 if key == command_id:
-                    uow.finish_command(command_id)
+                    uow.inbox.finish(command_id)
                     uow.commit()
                 return "duplicate"
             _record_outcome(uow, command_id, tenant_id, command_type, FAILED, reason=reason,
                             detail=detail[:MAX_EVENT_DETAIL], ledger_key=key)
             if dead_letter_source is not None:
-                uow.add_dead_letter(source=dead_letter_source, message_id=command_id, reason=reason,
+                uow.dead_letters.add(source=dead_letter_source, message_id=command_id, reason=reason,
                                     detail=detail, body=body)
             uow.commit()
     except IntegrityError:
@@ -179,9 +179,9 @@ def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | No
         reason = documented_reason(reason)
     key = ledger_key or command_id
     if command_id is not None and key == command_id:
-        uow.finish_command(command_id)
+        uow.inbox.finish(command_id)
     if key is not None:
-        uow.record_processed(key, kind=KIND, type=(command_type or "unknown")[:128],
+        uow.ledger.record(key, kind=KIND, type=(command_type or "unknown")[:128],
                              tenant_id=(tenant_id or None) and tenant_id[:128], outcome=outcome, reason=reason)
     data = {"command_id": command_id, "tenant_id": tenant_id, "type": command_type}
     for key, value in (details or {}).items():
@@ -189,12 +189,12 @@ def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | No
     if outcome_type == FAILED:
         data["reason"] = reason
         data["detail"] = detail
-    uow.add_event(outcome_type, tenant_id, data)
+    uow.outbox.add(outcome_type, tenant_id, data)
 
 
 def _already_processed(uow_factory: UowFactory, command_id: str) -> bool:
     with uow_factory() as uow:
-        return uow.already_processed(command_id)
+        return uow.ledger.contains(command_id)
 
 
 def _dump(envelope: object) -> str:

@@ -42,7 +42,7 @@ def keep_dead_letter(message: MessageFailed, *, uow_factory: UowFactory) -> None
     """
     try:
         with uow_factory() as uow:
-            uow.add_dead_letter(source=message.source, message_id=message.message_id, body=message.body,
+            uow.dead_letters.add(source=message.source, message_id=message.message_id, body=message.body,
                                 reason=message.reason, detail=message.detail)
             uow.commit()
     except Exception:

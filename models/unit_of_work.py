@@ -19,7 +19,7 @@ from .mirror import Products, Subscriptions
 from .outbox import Outbox
 from .session_answers import SessionAnswers
 from .snapshots import Snapshots
-from .tables import CommandInbox, DeadLetter, OutboxMessage, Tenant
+from .tables import Tenant
 from .tenants import Tenants
 from .upsert import insert_if_missing
 from .usage import Usage
@@ -102,40 +102,3 @@ class UnitOfWork:
         caller's later writes go into a new transaction; a concurrent worker may run between."""
         self.session.commit()
         return self.tenants.lock(tenant_id)
-
-    # -- the repositories' older names, for the modules not yet moved onto them ----------------
-
-    def lock_tenant(self, tenant_id: str) -> Tenant:
-        return self.tenants.lock(tenant_id)
-
-    def tenant_by_customer(self, customer_id: str) -> Tenant | None:
-        return self.tenants.by_customer(customer_id)
-
-    def already_processed(self, message_id: str) -> bool:
-        return self.ledger.contains(message_id)
-
-    def record_processed(self, message_id: str, *, kind: str, type: str, tenant_id: str | None = None,
-                         outcome: str = "applied", reason: str | None = None) -> None:
-        self.ledger.record(message_id, kind=kind, type=type, tenant_id=tenant_id, outcome=outcome, reason=reason)
-
-    def record_command(self, command_id: str, tenant_id: str, type: str, envelope: str) -> CommandInbox:
-        return self.inbox.record(command_id, tenant_id, type, envelope)
-
-    def finish_command(self, command_id: str) -> None:
-        self.inbox.finish(command_id)
-
-    def earlier_unfinished_command(self, command_id: str, tenant_id: str) -> str | None:
-        return self.inbox.earlier_unfinished(command_id, tenant_id)
-
-    def park_command(self, command_id: str) -> None:
-        self.inbox.park(command_id)
-
-    def next_parked_command(self, tenant_id: str) -> CommandInbox | None:
-        return self.inbox.next_parked(tenant_id)
-
-    def add_event(self, type: str, subject: str | None, data: dict) -> OutboxMessage:
-        return self.outbox.add(type, subject, data)
-
-    def add_dead_letter(self, *, source: str, message_id: str | None, body: str, reason: str,
-                        detail: str | None) -> DeadLetter:
-        return self.dead_letters.add(source=source, message_id=message_id, body=body, reason=reason, detail=detail)

@@ -148,7 +148,7 @@ def test_lock_serializes_writers_of_one_tenant(pg_engine, make_settings):
 
     def first():
         with bus.uow_factory() as uow:
-            tenant = uow.lock_tenant("t1")
+            tenant = uow.tenants.lock("t1")
             holding.set()
             time.sleep(0.2)
             bus.call(refresh_entitlements, uow, tenant, cause="first")
@@ -158,7 +158,7 @@ def test_lock_serializes_writers_of_one_tenant(pg_engine, make_settings):
     def second():
         holding.wait(5)
         with bus.uow_factory() as uow:
-            tenant = uow.lock_tenant("t1")
+            tenant = uow.tenants.lock("t1")
             order.append("second")
             assert bus.call(refresh_entitlements, uow, tenant, cause="second") is False  # sees v1: no change
             uow.commit()

@@ -39,11 +39,11 @@ def _add_sub(session, status="active", quantity=1):
 
 def test_first_refresh_gives_version_1_then_bumps_only_on_change(sqlite_engine):
     with _uow(sqlite_engine) as uow:
-        tenant = uow.lock_tenant("t1")
+        tenant = uow.tenants.lock("t1")
         assert _refresh(uow, tenant, cause="evt_1") is True  # first sight: free tier, v1
         uow.commit()
     with _uow(sqlite_engine) as uow:
-        tenant = uow.lock_tenant("t1")
+        tenant = uow.tenants.lock("t1")
         assert _refresh(uow, tenant, cause="evt_2") is False  # nothing changed
         sub_row = _add_sub(uow.session, quantity=2)
         assert _refresh(uow, tenant, cause="evt_3") is True
