@@ -23,9 +23,9 @@ def _refresh(uow, tenant, cause: str, now=NOW) -> bool:
 
 
 def _uow(sqlite_engine):
-    from billing_sync.models import UnitOfWork, make_session_factory
+    from billing_sync.models import unit_of_work_factory
 
-    return UnitOfWork(make_session_factory(sqlite_engine))
+    return unit_of_work_factory(sqlite_engine)()
 
 
 def _add_sub(session, status="active", quantity=1):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from billing_sync.models import EntitlementSnapshot, Subscription, SubscriptionItem, UnitOfWork, make_session_factory
+from billing_sync.models import EntitlementSnapshot, Subscription, SubscriptionItem, UnitOfWork, unit_of_work_factory
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def _uow(engine) -> UnitOfWork:
-    return UnitOfWork(make_session_factory(engine))
+    return unit_of_work_factory(engine)()
 
 
 def _subscribe(uow: UnitOfWork, tenant_id: str, sub_id: str, *items: tuple[str, str | None], plan: str = "pro",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from billing_sync.models import Subscription, UnitOfWork, make_session_factory
+from billing_sync.models import Subscription, UnitOfWork, unit_of_work_factory
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def _uow(engine) -> UnitOfWork:
-    return UnitOfWork(make_session_factory(engine))
+    return unit_of_work_factory(engine)()
 
 
 def test_a_cursor_is_created_then_moved_and_kept_only_on_commit(sqlite_engine):
