@@ -86,6 +86,15 @@ def amqp_url():
     return AMQP_URL
 
 
+@pytest.fixture(params=["memory", "redis", "rabbitmq"])
+def bus_url(request):
+    """Each event bus in turn: the in-process memory:// of `billing-sync up`, Redis and RabbitMQ
+    (the parameter names the service, so the root's marking gives `redis` or `rabbitmq`)."""
+    if request.param == "memory":
+        return "memory://"
+    return request.getfixturevalue("redis_url" if request.param == "redis" else "amqp_url")
+
+
 @pytest.fixture
 def unique_prefix():
     """Queue/namespace prefix unique to one test, so leftovers of another test never interfere."""

@@ -24,14 +24,6 @@ from bridge_helpers import Running, dead_letters, delete_commands_queue, failed_
 from contexts import Clock, make_bus, wait_until
 
 
-@pytest.fixture(params=["redis", "rabbitmq", "memory"])
-def bus_url(request):
-    """The event bus: Redis and RabbitMQ, and the in-process memory:// of `billing-sync up`."""
-    if request.param == "memory":
-        return "memory://"
-    return request.getfixturevalue("redis_url" if request.param == "redis" else "amqp_url")
-
-
 @pytest.fixture
 def bus(make_settings, pg_url, pg_engine, unique_prefix, bus_url):
     settings = make_settings(database_url=pg_url, events_url=bus_url, queue_prefix=unique_prefix)
