@@ -9,7 +9,7 @@ commands, CLI, actors) validates with `is_tenant_id` or the `TenantId` type, not
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 from pydantic import StringConstraints
 
@@ -23,6 +23,6 @@ TENANT_ID_RULE = "a tenant id is 1-128 ASCII letters, digits and _ . : -, starti
 TenantId = Annotated[str, StringConstraints(min_length=1, max_length=TENANT_ID_MAX_LENGTH, pattern=TENANT_ID_PATTERN)]
 
 
-def is_tenant_id(value: object) -> bool:
+def is_tenant_id(value: object) -> TypeGuard[str]:
     """True when `value` is a string that follows the tenant-id rule."""
     return isinstance(value, str) and _TENANT_ID_RE.fullmatch(value) is not None

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..bms.port import BillingGateway
 from ..errors import SafetyRefusal, TransientError
+from ..models import UnitOfWork
 from .dependencies import Clock, UowFactory
 
 log = structlog.get_logger(__name__)
@@ -30,7 +31,7 @@ class WrongStripeAccount(SafetyRefusal):
     pass
 
 
-def pinned_account(uow) -> str | None:
+def pinned_account(uow: UnitOfWork) -> str | None:
     """The pinned Stripe account id, if any (read in `uow`'s transaction)."""
     return uow.cursors.value(PIN)
 

@@ -7,7 +7,7 @@ check (contract/stripe_event.py) before anything reads it.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import structlog
 
@@ -26,7 +26,7 @@ CATCH_UP_OVERLAP_S = 60
 CATCH_UP_INITIAL_LOOKBACK_S = 3600
 
 
-def catch_up(enqueue: Callable[[dict], None], *, uow_factory: UowFactory, gateway: BillingGateway,
+def catch_up(enqueue: Callable[[dict[str, Any]], None], *, uow_factory: UowFactory, gateway: BillingGateway,
              now: Clock) -> int:
     """Enqueue the Stripe events created since the newest one seen that are not in the ledger.
 
@@ -47,8 +47,8 @@ def catch_up(enqueue: Callable[[dict], None], *, uow_factory: UowFactory, gatewa
     # ledger query). It goes to the worker, which fails it as invalid with one dead letter, in the
     # pass whose window first holds it (caveat: one with a `created` that is no integer, which
     # Stripe's own filter never lists, goes every pass).
-    usable: list[tuple[StripeEventFacts, dict]] = []
-    unusable: list[dict] = []
+    usable: list[tuple[StripeEventFacts, dict[str, Any]]] = []
+    unusable: list[dict[str, Any]] = []
     for event in listed:
         try:
             usable.append((read_event(event), event))

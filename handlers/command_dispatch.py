@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +36,7 @@ log = structlog.get_logger(__name__)
 
 # A command type's handler, its dependencies injected: (command, its locked tenant, the unit of
 # work) -> the details of billing.command.completed.
-CommandHandler = Callable[[Command, Tenant, UnitOfWork], dict | None]
+CommandHandler = Callable[[Command, Tenant, UnitOfWork], dict[str, Any] | None]
 
 KIND = "command"
 COMPLETED = "billing.command.completed"
@@ -44,7 +44,7 @@ FAILED = "billing.command.failed"
 MAX_EVENT_DETAIL = 1000  # characters of `detail` in a failure event; the dead letter keeps it all
 
 
-def handle_command(envelope: dict, *, uow_factory: UowFactory, command_handlers: Mapping[str, CommandHandler]) -> str:
+def handle_command(envelope: dict[str, Any], *, uow_factory: UowFactory, command_handlers: Mapping[str, CommandHandler]) -> str:
     """Apply one command; returns completed, failed, duplicate, or waiting (parked behind an
     earlier command of its tenant that has no outcome yet: the caller acks it, nothing else)."""
     try:
@@ -94,7 +94,7 @@ def handle_command(envelope: dict, *, uow_factory: UowFactory, command_handlers:
 REDECISIONS = 3
 
 
-def _decide_and_apply(handler: CommandHandler, cmd: Command, tenant: Tenant, uow: UnitOfWork) -> dict:
+def _decide_and_apply(handler: CommandHandler, cmd: Command, tenant: Tenant, uow: UnitOfWork) -> dict[str, Any]:
     """Run the handler; when it reports that Stripe's state moved between its read and its
     write (`StateMoved`), run it again: it reads afresh and decides anew (the local writes it
     made before are idempotent assignments, and its Stripe writes carry the keys of their
@@ -127,11 +127,10 @@ def fail_command(envelope: object, reason: str, detail: str, *, uow_factory: Uow
     command_id, tenant_id, command_type = readable_ids(envelope)
     body = raw_body if raw_body is not None else _dump(envelope)
     key = ledger_key(envelope, body)
-    lockable = is_tenant_id(tenant_id)
     detail = db_text(detail) or ""
     try:
         with database_errors_are_transient(), uow_factory() as uow:
-            if lockable:  # serialize with a handler that may still be working on this tenant
+            if is_tenant_id(tenant_id):  # serialize with a handler that may still be working on this tenant
                 uow.tenants.lock(tenant_id)
             if key is not None and uow.ledger.contains(key):
                 log.info("command.duplicate", command_id=command_id, command_type=command_type)
@@ -169,7 +168,7 @@ def ledger_key(envelope: object, body: str) -> str | None:
 
 def _record_outcome(uow: UnitOfWork, command_id: str | None, tenant_id: str | None, command_type: str | None,
                     outcome_type: str, *, reason: str | None = None, detail: str | None = None,
-                    details: dict | None = None, ledger_key: str | None = None) -> None:
+                    details: dict[str, Any] | None = None, ledger_key: str | None = None) -> None:
     """The ledger row (under `ledger_key`, else the command id), the outcome event and the
     finished inbox row: always written together. A message ledgered under another key than its
     id is not a valid command and has no inbox row; one of a valid command with its id stays open."""

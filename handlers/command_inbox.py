@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import structlog
 from ..models import database_errors_are_transient, utcnow
@@ -31,14 +31,14 @@ from .dependencies import UowFactory
 
 log = structlog.get_logger(__name__)
 
-Send = Callable[[dict], None]
+Send = Callable[[dict[str, Any]], None]
 
 REPAIR_LIMIT = 30  # re-sends of one command before it is failed (≥ 30 × older_than_s without an outcome)
 REPAIR_BATCH = 500  # commands re-sent per run at most; the next run takes the rest
 KEEP_FINISHED = timedelta(days=7)  # finished rows are kept this long (redeliveries are answered from them)
 
 
-def record_received(cmd: Command, envelope: dict, *, uow_factory: UowFactory) -> bool:
+def record_received(cmd: Command, envelope: dict[str, Any], *, uow_factory: UowFactory) -> bool:
     """Record a valid command before the bridge acks it. Returns False when the command already
     has its outcome (a redelivery: nothing to send), True when it must be sent to the workers."""
     text = json.dumps(envelope, separators=(",", ":"))  # ASCII: storable whatever the strings hold
@@ -71,7 +71,7 @@ def send_next(envelope: object, send: Send, *, uow_factory: UowFactory) -> bool:
     return True
 
 
-def repair(send: Send, *, older_than_s: float, uow_factory: UowFactory) -> dict:
+def repair(send: Send, *, older_than_s: float, uow_factory: UowFactory) -> dict[str, Any]:
     """Send again each tenant's first unfinished command that is parked or was last sent more
     than `older_than_s` ago; fail those re-sent `REPAIR_LIMIT` times already. Returns counts."""
     from .command_dispatch import fail_command

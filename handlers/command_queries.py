@@ -21,9 +21,10 @@ def resolve_plan(catalog: Catalog, name: str) -> Plan:
 
 
 def plan_price_id(gateway: BillingGateway, plan: Plan) -> str:
-    price_id = gateway.price_id_for_lookup_key(plan.price.lookup_key)
+    lookup_key = plan.paid_price.lookup_key
+    price_id = gateway.price_id_for_lookup_key(lookup_key)
     if price_id is None:
-        raise UnknownPlan(f"no active Stripe price with lookup_key {plan.price.lookup_key!r} (plan {plan.key!r})")
+        raise UnknownPlan(f"no active Stripe price with lookup_key {lookup_key!r} (plan {plan.key!r})")
     return price_id
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
                       ValidationError, field_validator)
@@ -47,18 +47,26 @@ def _printable(value: object) -> object:
     return value
 
 
-def _text(min_length: int = 1, max_length: int = 256, **constraints) -> object:
-    """A strict string without control characters (checked before surrounding spaces are
-    stripped, so a trailing newline is refused rather than quietly removed)."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=True,
-                                            **constraints), BeforeValidator(_printable)]
+# Text: a strict string without control characters (checked before surrounding spaces are
+# stripped, so a trailing newline is refused rather than quietly removed), within the bounds of
+# its StringConstraints.
+_PRINTABLE = BeforeValidator(_printable)
+
+
+def _bounds(min_length: int = 1, max_length: int = 256, pattern: str | None = None) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=True, pattern=pattern)
 
 
 # Stripe idempotency keys are at most 255 characters and we append ":<step>" to the command id.
-CommandId = _text(max_length=200)
-NonEmpty = _text()  # tenants.name is 256 wide, as is Stripe's customer name
-Email = _text(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")  # tenants.email is 320 wide
-AddressLine = _text(min_length=0, max_length=200)
+CommandId = Annotated[str, _bounds(max_length=200), _PRINTABLE]
+NonEmpty = Annotated[str, _bounds(), _PRINTABLE]  # tenants.name is 256 wide, as is Stripe's customer name
+# tenants.email is 320 wide
+Email = Annotated[str, _bounds(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), _PRINTABLE]
+AddressLine = Annotated[str, _bounds(min_length=0, max_length=200), _PRINTABLE]
+CountryCode = Annotated[str, _bounds(min_length=2, max_length=2), _PRINTABLE]
+PaymentMethodId = Annotated[str, _bounds(min_length=3, max_length=255), _PRINTABLE]
+EventSource = Annotated[str, _bounds(max_length=1024), _PRINTABLE]
+TypeName = Annotated[str, _bounds(max_length=128), _PRINTABLE]
 # Times are the one lax type: JSON carries them as ISO-8601 text or Unix seconds.
 Moment = Annotated[datetime, Field(strict=False)]
 
@@ -79,7 +87,7 @@ class Address(BaseModel):
     city: AddressLine | None = None
     state: AddressLine | None = None
     postal_code: AddressLine | None = None
-    country: _text(min_length=2, max_length=2) | None = None
+    country: CountryCode | None = None
 
 
 class TenantProvisioned(_Data):
@@ -90,7 +98,7 @@ class TenantProvisioned(_Data):
     trial_days: Annotated[int, Field(ge=1, le=MAX_TRIAL_DAYS)] | None = None
     # A Stripe PaymentMethod id collected by the product's checkout (`pm_card_visa` in test mode).
     # Without one the subscription needs a trial, else the command fails with `payment_required`.
-    payment_method: _text(min_length=3, max_length=255) | None = None
+    payment_method: PaymentMethodId | None = None
 
 
 class TenantUpdated(_Data):
@@ -151,12 +159,12 @@ class Envelope(BaseModel):
 
     specversion: Literal["1.0"]
     id: CommandId
-    source: _text(max_length=1024)
-    type: _text(max_length=128)
+    source: EventSource
+    type: TypeName
     subject: TenantId | None = None
     time: Moment | None = None
-    datacontenttype: _text(max_length=128) | None = None
-    data: dict = Field(default_factory=dict)
+    datacontenttype: TypeName | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type")
     @classmethod
@@ -222,10 +230,12 @@ def readable_ids(envelope: object) -> tuple[str | None, str | None, str | None]:
     """
     if not isinstance(envelope, dict):
         return None, None, None
-    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        data = {}
     tenant = next((t for t in (data.get("tenant_id"), envelope.get("subject")) if is_tenant_id(t)), None)
     command_id = envelope.get("id")
-    command_id = command_id.strip() if _valid(_COMMAND_ID, command_id) else None
+    command_id = command_id.strip() if isinstance(command_id, str) and _valid(_COMMAND_ID, command_id) else None
     command_type = envelope.get("type")
     command_type = command_type if isinstance(command_type, str) and _TYPE_NAME.fullmatch(command_type) else None
     return command_id, tenant, command_type
@@ -266,7 +276,7 @@ def _check_nesting_and_text(value: object) -> None:
             raise InvalidMessage("text holds a NUL character or a lone surrogate")
 
 
-def _valid(adapter: TypeAdapter, value: object) -> bool:
+def _valid(adapter: TypeAdapter[str], value: object) -> bool:
     try:
         adapter.validate_python(value)
     except ValidationError:

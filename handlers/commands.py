@@ -31,7 +31,7 @@ any dashboard change. The one exception is the usage counter, which only command
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import structlog
 
@@ -54,7 +54,7 @@ log = structlog.get_logger(__name__)
 # -- the commands -------------------------------------------------------------------------------
 
 def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway, catalog: Catalog,
-                       settings: Settings, now: Clock) -> dict:
+                       settings: Settings, now: Clock) -> dict[str, Any]:
     """A customer with metadata `tenant_id` and a subscription on the requested plan, once."""
     data: TenantProvisioned = cmd.data  # type: ignore[assignment]
     plan = resolve_plan(catalog, data.plan or catalog.default_plan)
@@ -65,7 +65,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway
     if customer is None:
         customer = _create_customer(cmd, data, tenant, uow, gateway=gateway, settings=settings, now=now)
     tenant.stripe_customer_id = customer.id
-    result: dict = {"stripe_customer_id": customer.id, "plan": plan.key}
+    result: dict[str, Any] = {"stripe_customer_id": customer.id, "plan": plan.key}
     if customer.test_clock:
         result["test_clock"] = customer.test_clock
     if price_id is None:  # the free plan: a customer, no subscription
@@ -80,7 +80,7 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway
     return result
 
 
-def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
+def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
     """The customer's name, email and/or address changed in Stripe (and the name/email locally)."""
     data: TenantUpdated = cmd.data  # type: ignore[assignment]
     customer_id = require_customer_id(tenant, gateway)
@@ -100,7 +100,7 @@ def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: Bi
 
 
 def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
-                        catalog: Catalog) -> dict:
+                        catalog: Catalog) -> dict[str, Any]:
     """Price and/or seats; a canceling subscription is resumed, an ended one replaced."""
     data: SubscriptionChange = cmd.data  # type: ignore[assignment]
     customer_id = require_customer_id(tenant, gateway)
@@ -126,12 +126,12 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
     return {**result, "changed": True, "subscription_status": updated.status}
 
 
-def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
+def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
     """Cancel the live subscription now, or at the end of its period (the default)."""
     data: SubscriptionCancel = cmd.data  # type: ignore[assignment]
     customer_id = require_customer_id(tenant, gateway)
     sub = live_subscription(gateway, customer_id)
-    result: dict = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
+    result: dict[str, Any] = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
     if sub is None:  # nothing live (or an earlier attempt already canceled it now)
         return {**result, "subscription_id": None, "detail": "no live subscription"}
     result["subscription_id"] = sub.id
@@ -146,7 +146,7 @@ def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
     return {**result, "changed": True}
 
 
-def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
+def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
     """Remove a scheduled cancellation; with none scheduled the command is `invalid` (nothing to
     resume). An ended subscription cannot be resumed (use change).
 
@@ -164,7 +164,7 @@ def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
     return {"stripe_customer_id": customer_id, "subscription_id": sub.id, "changed": True}
 
 
-def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict:
+def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
     """Every live subscription canceled now; the customer stays in Stripe for its invoices."""
     tenant.deleted = True
     customer_id = customer_id_for(tenant, gateway)
@@ -179,7 +179,7 @@ def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: Bi
 
 
 def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
-                   catalog: Catalog) -> dict:
+                   catalog: Catalog) -> dict[str, Any]:
     """A Stripe meter event (deduplicated by Stripe on the command id) and the local counter."""
     data: UsageRecorded = cmd.data  # type: ignore[assignment]
     meter = catalog.meters.get(data.meter)
@@ -224,7 +224,7 @@ def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow:
 
 
 def create_customer_once(tenant: Tenant, uow: UnitOfWork, gateway: BillingGateway, *, key: str,
-                         params: dict | Callable[[], dict]) -> CustomerView:
+                         params: dict[str, Any] | Callable[[], dict[str, Any]]) -> CustomerView:
     """The tenant's customer, created once even when Stripe's search lags behind: the request is
     recorded (tenant.pending_customer, committed) before it is sent, and a later command (or
     session request) that finds no customer sends that same request with its key again, which
@@ -250,7 +250,7 @@ def create_customer_once(tenant: Tenant, uow: UnitOfWork, gateway: BillingGatewa
 
 
 def _customer_params(cmd: Command, data: TenantProvisioned, *, gateway: BillingGateway, settings: Settings,
-                     now: Clock) -> dict:
+                     now: Clock) -> dict[str, Any]:
     test_clock = None
     if settings.stripe_test_clocks:
         # Frozen at the command's own time, not "now": a retried step must repeat its request.
@@ -276,7 +276,7 @@ def _create_subscription(cmd: Command, gateway: BillingGateway, customer: Custom
 
 
 def _replace_subscription(cmd: Command, gateway: BillingGateway, catalog: Catalog, tenant: Tenant, customer_id: str,
-                          ended: list[SubscriptionView], price_id: str | None, seats: int | None) -> dict:
+                          ended: list[SubscriptionView], price_id: str | None, seats: int | None) -> dict[str, Any]:
     """No live subscription: start a new one, on the asked plan or else the last one's.
     `ended` is every subscription the customer had, newest first."""
     previous = plan_item(catalog, ended[0]) if ended else None

@@ -14,10 +14,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from ..models import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 Clock = Callable[[], datetime]
-SendCommand = Callable[[dict], None]
+SendCommand = Callable[[dict[str, Any]], None]

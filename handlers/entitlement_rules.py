@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import structlog
 
@@ -64,7 +64,7 @@ class SubscriptionState:
 class ProductInfo:
     """What Stripe says about a product: its metadata and attached Entitlements features."""
 
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     features: tuple[str, ...] = ()
 
 
@@ -76,7 +76,7 @@ class Entitlements:
     limits: dict[str, int]
     period_end: datetime | None
 
-    def as_data(self) -> dict:
+    def as_data(self) -> dict[str, Any]:
         return {
             "plan": self.plan,
             "status": self.status,
@@ -115,20 +115,25 @@ def derive(
         grants = plan_item is not None and _grants_plan(catalog, sub, now)
         candidates.append((sub, plan_item, grants))
     sub, plan_item, grants = min(candidates, key=_preference)
-    if not grants:
+    if not grants or plan_item is None:  # (a granting candidate has a plan item)
         return _free(catalog, sub.status)
     plan, item = plan_item
     return _paid(plan, item, sub, stripe_features, products)
 
 
-def _preference(candidate) -> tuple:
+# A live subscription, its (plan, item) if any, and whether it grants the plan.
+_Candidate = tuple[SubscriptionState, tuple[Plan, ItemState] | None, bool]
+
+
+def _preference(candidate: _Candidate) -> tuple[int, int, float, str]:
     """Sort key of the best live subscription: granting first, then by status, then newest."""
     sub, _plan_item, grants = candidate
     created = sub.created.timestamp() if sub.created else 0.0
     return (0 if grants else 1, STATUS_RANK.get(sub.status, 9), -created, sub.id)
 
 
-def _plan_item(catalog: Catalog, sub: SubscriptionState, products: dict[str, ProductInfo]):
+def _plan_item(catalog: Catalog, sub: SubscriptionState,
+               products: dict[str, ProductInfo]) -> tuple[Plan, ItemState] | None:
     """(plan, item) for the first item whose price names a catalog plan, or None."""
     for item in sub.items:
         plan = catalog.plan_for_lookup_key(item.price_lookup_key)
@@ -192,7 +197,7 @@ def _csv(value: object) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _metadata_limits(metadata: dict, product_id: str | None) -> dict[str, int]:
+def _metadata_limits(metadata: dict[str, Any], product_id: str | None) -> dict[str, int]:
     limits = {}
     for key, value in metadata.items():
         if not key.startswith("limit_") or len(key) == len("limit_"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
 from sqlalchemy import Engine
 
@@ -88,19 +88,19 @@ class Bus:
     # handler), typed.
     @property
     def uow_factory(self) -> UowFactory:
-        return self.dependencies["uow_factory"]
+        return cast(UowFactory, self.dependencies["uow_factory"])
 
     @property
     def gateway(self) -> BillingGateway:
-        return self.dependencies["gateway"]
+        return cast(BillingGateway, self.dependencies["gateway"])
 
     @property
     def catalog(self) -> Catalog:
-        return self.dependencies["catalog"]
+        return cast(Catalog, self.dependencies["catalog"])
 
     @property
     def settings(self) -> Settings:
-        return self.dependencies["settings"]
+        return cast(Settings, self.dependencies["settings"])
 
     def now(self) -> datetime:
-        return self.dependencies["now"]()
+        return cast(datetime, self.dependencies["now"]())

@@ -8,6 +8,8 @@ gets its own failed outcome) is the command pipeline's first step.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 
@@ -16,14 +18,14 @@ class StripeEventReceived:
     """A verified Stripe event as the ingress (or catch-up, or `dlq replay`) enqueued it:
     `{"event": <event>, "received_at": <ISO-8601>}`."""
 
-    message: dict
+    message: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class CommandReceived:
     """A CloudEvents command envelope from `billing.commands` (handed over by the bridge)."""
 
-    envelope: dict
+    envelope: dict[str, Any]
 
 
 @dataclass(frozen=True)

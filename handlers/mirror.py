@@ -15,8 +15,12 @@ from ..bms.port import CustomerView, ItemView, ProductView, SubscriptionView
 from ..models import Subscription, SubscriptionItem, Tenant, UnitOfWork
 
 
+def to_datetime(value: int | float) -> datetime:
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
 def from_ts(value: int | float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, timezone.utc) if value else None
+    return to_datetime(value) if value else None
 
 
 # -- customers --------------------------------------------------------------------------------
@@ -68,7 +72,7 @@ def apply_active_entitlements(tenant: Tenant, lookup_keys: list[str], synced_at:
 # -- subscriptions ----------------------------------------------------------------------------
 
 
-def subscription_signature(sub: Subscription | None) -> tuple:
+def subscription_signature(sub: Subscription | None) -> tuple[object, ...]:
     """What matters about a subscription for drift and for entitlements, in comparable form."""
     if sub is None:
         return ()
@@ -112,7 +116,7 @@ def apply_subscription(uow: UnitOfWork, tenant: Tenant, subscription_id: str, su
     row.cancel_at = from_ts(sub.cancel_at)
     row.trial_end = from_ts(sub.trial_end)
     if sub.created:
-        row.stripe_created = from_ts(sub.created)
+        row.stripe_created = to_datetime(sub.created)
     row.current_period_start = from_ts(sub.period_start)
     row.current_period_end = from_ts(sub.period_end)
     _apply_items(row, sub.items)

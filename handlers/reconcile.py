@@ -6,6 +6,8 @@ out, a cancellation date passing) that no Stripe event announces.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import datetime
 
 import structlog
@@ -26,7 +28,7 @@ def reconcile_tenant(tenant_id: str, cause: str = "reconcile", dry_run: bool = F
                      gateway: BillingGateway, catalog: Catalog, now: Clock,
                      customer: CustomerView | None | object = UNREAD,
                      subscriptions: list[SubscriptionView] | None = None,
-                     listed_at: datetime | None = None) -> dict:
+                     listed_at: datetime | None = None) -> dict[str, Any]:
     """Make one tenant's rows equal to Stripe and re-derive its entitlements.
 
     `customer` and `subscriptions` may be passed by the sweep, which has already listed them

@@ -35,7 +35,7 @@ STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
     "price.": catalog.CATALOG_EVENTS,
 }
 
-COMMAND_HANDLERS: dict[str, Callable[..., dict]] = {
+COMMAND_HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {
     "billing.tenant.provisioned": commands.tenant_provisioned,
     "billing.tenant.updated": commands.tenant_updated,
     "billing.subscription.change": commands.subscription_change,

@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..bms.port import BillingGateway, SubscriptionView
 from ..bms.selfserve_port import SelfServeGateway
@@ -29,7 +29,39 @@ from .command_queries import find_customer, live_subscription, plan_item, plan_p
 from .commands import create_customer_once
 from .dependencies import Clock, UowFactory
 
-Answer = tuple[int, dict]
+Answer = tuple[int, dict[str, Any]]
+
+
+# What each request carries, as the ingress checked it (ingress/session_requests.py, a layer above).
+class _Request(Protocol):
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+class CheckoutRequest(_Request, Protocol):
+    @property
+    def plan(self) -> str: ...
+    @property
+    def seats(self) -> int: ...
+    @property
+    def trial_days(self) -> int | None: ...
+    @property
+    def success_url(self) -> str: ...
+    @property
+    def cancel_url(self) -> str: ...
+
+
+class PortalRequest(_Request, Protocol):
+    @property
+    def return_url(self) -> str: ...
+    @property
+    def flow(self) -> str | None: ...
+
+
+class PreviewRequest(Protocol):
+    @property
+    def plan(self) -> str | None: ...
+    @property
+    def seats(self) -> int | None: ...
 
 
 class SessionGateway(BillingGateway, SelfServeGateway, Protocol):
@@ -45,7 +77,7 @@ class SessionRefused(Exception):
         self.detail = detail
 
 
-def answer_once(uow_factory: UowFactory, tenant_id: str, endpoint: str, key: str | None, request: dict,
+def answer_once(uow_factory: UowFactory, tenant_id: str, endpoint: str, key: str | None, request: dict[str, Any],
                 make: Callable[[UnitOfWork, Tenant, str], Answer]) -> Answer:
     """Run `make(uow, tenant, stripe_key)` once per Idempotency-Key; a repeat returns the first
     answer (the same request) or raises KeyReused (another one)."""
@@ -87,7 +119,8 @@ def _existing_customer(tenant: Tenant, gateway: SessionGateway) -> str:
     return customer.id
 
 
-def checkout_session(tenant_id: str, key: str | None, request, *, uow_factory: UowFactory, gateway: SessionGateway,
+def checkout_session(tenant_id: str, key: str | None, request: CheckoutRequest, *, uow_factory: UowFactory,
+                     gateway: SessionGateway,
                      catalog: Catalog) -> Answer:
     """201 {id, url, expires_at}: a subscription-mode Checkout Session on the plan."""
     plan = resolve_plan(catalog, request.plan)
@@ -109,7 +142,7 @@ def checkout_session(tenant_id: str, key: str | None, request, *, uow_factory: U
     return answer_once(uow_factory, tenant_id, "checkout-sessions", key, request.model_dump(), make)
 
 
-def portal_session(tenant_id: str, key: str | None, request, *, uow_factory: UowFactory,
+def portal_session(tenant_id: str, key: str | None, request: PortalRequest, *, uow_factory: UowFactory,
                    gateway: SessionGateway) -> Answer:
     """201 {id, url}: a Customer Portal session, deep-linked into `flow` when given."""
 
@@ -128,7 +161,7 @@ def portal_session(tenant_id: str, key: str | None, request, *, uow_factory: Uow
     return answer_once(uow_factory, tenant_id, "portal-sessions", key, request.model_dump(), make)
 
 
-def setup_intent(tenant_id: str, key: str | None, request, *, uow_factory: UowFactory,
+def setup_intent(tenant_id: str, key: str | None, request: _Request, *, uow_factory: UowFactory,
                  gateway: SessionGateway) -> Answer:
     """201 {client_secret}: a SetupIntent for Stripe.js; on `setup_intent.succeeded` the card
     becomes the customer's default (the webhook path)."""
@@ -141,8 +174,8 @@ def setup_intent(tenant_id: str, key: str | None, request, *, uow_factory: UowFa
     return answer_once(uow_factory, tenant_id, "setup-intents", key, request.model_dump(), make)
 
 
-def preview(tenant_id: str, query, *, uow_factory: UowFactory, gateway: SessionGateway, catalog: Catalog,
-            now: Clock) -> dict:
+def preview(tenant_id: str, query: PreviewRequest, *, uow_factory: UowFactory, gateway: SessionGateway,
+            catalog: Catalog, now: Clock) -> dict[str, Any]:
     """What `billing.subscription.change` with this plan and/or seats would cost now; send its
     `proration_date` with the change and the charge equals `amount_due`."""
     with uow_factory() as uow:

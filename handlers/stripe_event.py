@@ -7,6 +7,8 @@ after `parse` looks at the payload: the handlers re-read from Stripe what they a
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
@@ -50,7 +52,7 @@ def _facts(message: object) -> StripeEventFacts:
         raise InvalidMessage(f"not a Stripe event: {exc}") from None
 
 
-def checked_event(message: dict) -> dict:
+def checked_event(message: dict[str, Any]) -> dict[str, Any]:
     """The Stripe event in a worker message, once it passed `contract.stripe_event`; raises
     InvalidMessage (a permanent failure: one dead letter, no retry) when it is unusable.
 
@@ -58,10 +60,11 @@ def checked_event(message: dict) -> dict:
     check runs here whatever the path; the message says which field, never its value.
     """
     _facts(message)
-    return message["event"]
+    event: dict[str, Any] = message["event"]
+    return event
 
 
-def parse(message: dict, *, now: Clock, settings: Settings) -> StripeEvent:
+def parse(message: dict[str, Any], *, now: Clock, settings: Settings) -> StripeEvent:
     """The parsed event of a worker message; raises InvalidMessage when it is unusable."""
     facts = _facts(message)
     try:

@@ -117,7 +117,7 @@ def _for_tenant(event: StripeEvent, family: TenantFamily, *, uow_factory: UowFac
             # First sight of this customer for the tenant (made in the dashboard, or the
             # customer event is still on its way): map it now.
             customer, read_at = resolved.customer, resolved.read_at
-            if customer is None:
+            if customer is None or read_at is None:
                 read_at = now()  # stamped before the read (see StripeEvent.fresh)
                 customer = gateway.customer(customer_id)
             if customer is None:

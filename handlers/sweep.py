@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -38,7 +40,7 @@ class MassChangeRefused(SafetyRefusal):
 
 
 def sweep(dry_run: bool = False, *, allow_mass_change: bool = False, uow_factory: UowFactory, gateway: BillingGateway,
-          catalog: Catalog, now: Clock, settings: Settings) -> dict:
+          catalog: Catalog, now: Clock, settings: Settings) -> dict[str, Any]:
     """Reconcile every tenant against a full listing of Stripe (100 a page, every page).
 
     When more than `MASS_CHANGE_FLOOR` tenants are involved, a dry pass first counts the known
@@ -50,9 +52,10 @@ def sweep(dry_run: bool = False, *, allow_mass_change: bool = False, uow_factory
     check_account(gateway=gateway, uow_factory=uow_factory, now=now, pin=not dry_run)
     read_once = _ReadOnce(gateway)
     listing = _list_stripe(uow_factory=uow_factory, gateway=read_once, now=now)
-    deps = dict(uow_factory=uow_factory, gateway=read_once, catalog=catalog, now=now)
+    sweep_pass = functools.partial(_sweep_pass, listing, uow_factory=uow_factory, gateway=read_once, catalog=catalog,
+                                   now=now)
     if not dry_run and not allow_mass_change and len(listing.runs) > MASS_CHANGE_FLOOR:
-        planned = _sweep_pass(listing, dry_run=True, quiet=True, **deps)
+        planned = sweep_pass(dry_run=True, quiet=True)
         tenants, changing = planned["tenants"], planned["known_tenants_changed"]
         limit = max(MASS_CHANGE_FLOOR, settings.sweep_max_change_ratio * tenants)
         if changing > limit:
@@ -63,7 +66,7 @@ def sweep(dry_run: bool = False, *, allow_mass_change: bool = False, uow_factory
                 f"BILLING_SWEEP_MAX_CHANGE_RATIO={settings.sweep_max_change_ratio}; nothing was changed. "
                 "Check `billing-sync account show` and `billing-sync reconcile --dry-run`; if the changes are "
                 "right, apply them with `billing-sync reconcile --allow-mass-change`")
-    return _sweep_pass(listing, dry_run=dry_run, **deps)
+    return sweep_pass(dry_run=dry_run)
 
 
 @dataclasses.dataclass
@@ -72,7 +75,7 @@ class _Listing:
     products_listed_at: datetime  # taken before the listing: it stamps the copies (StripeEvent.fresh)
     customers: int
     subscriptions: int
-    runs: list[tuple[str, dict]]  # (tenant id, what reconcile_tenant is given), in sweep order
+    runs: list[tuple[str, dict[str, Any]]]  # (tenant id, what reconcile_tenant is given), in sweep order
     missing_in_stripe: int
 
 
@@ -98,7 +101,7 @@ def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock
     with uow_factory() as uow:
         mapped = uow.tenants.customer_ids()
 
-    runs: list[tuple[str, dict]] = []
+    runs: list[tuple[str, dict[str, Any]]] = []
     # Each tenant with a customer. Two customers claiming one tenant: ours, else the oldest
     # (the same choice as the gateway's find_customer_by_tenant).
     for tenant_id, found in sorted(customers_by_tenant.items()):
@@ -116,8 +119,8 @@ def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock
 
 
 def _sweep_pass(listing: _Listing, *, dry_run: bool, quiet: bool = False, uow_factory: UowFactory,
-                gateway: BillingGateway, catalog: Catalog, now: Clock) -> dict:
-    report = {"customers": listing.customers, "subscriptions": listing.subscriptions,
+                gateway: BillingGateway, catalog: Catalog, now: Clock) -> dict[str, Any]:
+    report: dict[str, Any] = {"customers": listing.customers, "subscriptions": listing.subscriptions,
               "products": len(listing.products), "tenants": 0, "drifted": 0, "entitlements_changed": 0,
               "known_tenants_changed": 0, "missing_in_stripe": listing.missing_in_stripe, "errors": 0, "failed": [],
               "dry_run": dry_run}
@@ -163,16 +166,16 @@ class _ReadOnce:
     CACHED = frozenset({"customer", "subscription", "product", "price", "active_entitlement_keys",
                         "product_feature_keys"})
 
-    def __init__(self, bms):
+    def __init__(self, bms: BillingGateway):
         self._bms = bms
-        self._answers: dict[tuple, object] = {}
+        self._answers: dict[tuple[str, tuple[object, ...]], object] = {}
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         attr = getattr(self._bms, name)
         if name not in self.CACHED:
             return attr
 
-        def read_once(*args):
+        def read_once(*args: object) -> object:
             key = (name, args)
             if key not in self._answers:
                 self._answers[key] = attr(*args)

@@ -3,7 +3,7 @@ pipeline — the command pipeline (command_dispatch) with the tenant's turn (com
 reconciliation, and the dead letters of messages that failed for good."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import structlog
 
@@ -29,7 +29,7 @@ def apply_command(message: CommandReceived, *, uow_factory: UowFactory, command_
 
 
 def reconcile_requested(message: ReconcileRequested, *, uow_factory: UowFactory, gateway: BillingGateway,
-                        catalog: Catalog, now: Clock) -> dict:
+                        catalog: Catalog, now: Clock) -> dict[str, Any]:
     return reconcile_tenant(message.tenant_id, cause=message.cause, uow_factory=uow_factory, gateway=gateway,
                             catalog=catalog, now=now)
 

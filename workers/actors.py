@@ -172,6 +172,14 @@ class Actors:
     bus: BusSlot
 
 
+def actors_of(broker: dramatiq.Broker) -> Actors:
+    """The actors `declare_actors` declared on `broker` (kept on it as `billing_actors`)."""
+    actors = getattr(broker, "billing_actors", None)
+    if not isinstance(actors, Actors):
+        raise RuntimeError("no billing-sync actors on this broker: make_broker declares them")
+    return actors
+
+
 def queue_name(prefix: str, queue: str) -> str:
     """Queue names carry the prefix on every broker: RabbitMQ has no namespaces of its own."""
     return f"{prefix}.{queue}"

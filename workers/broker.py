@@ -28,7 +28,7 @@ from dramatiq.middleware import Retries, TimeLimit
 
 from ..config.settings import Settings, get_settings
 from ..handlers.messagebus import Bus
-from .actors import declare_actors
+from .actors import actors_of, declare_actors
 from .middleware import ActorMetrics, DeadLetters, install_log_redaction, make_retry_when
 
 # Out of Dramatiq's scale of 1,000,000 broker commands (its default: 1,000).
@@ -80,6 +80,7 @@ def make_broker(settings: Settings, *, make_current: bool = True, bus: Bus | Non
     run on `bus`, else on one built from `settings` on their first message (workers/actors.py)."""
     url = settings.broker_url
     middleware = make_middleware(settings)
+    broker: dramatiq.Broker
     if settings.embedded_broker:
         broker = StubBroker(middleware=middleware)
     elif url.startswith(("redis://", "rediss://", "unix://")):
@@ -116,15 +117,13 @@ def set_current_broker(broker: dramatiq.Broker) -> None:
 def current_broker() -> dramatiq.Broker:
     """The process's broker; built from the environment's settings if nobody made one yet."""
     with _current_lock:
-        if _current is None:
-            make_broker(get_settings())
-        return _current
+        return _current if _current is not None else make_broker(get_settings())
 
 
 def send_command(envelope: dict) -> None:
     """Enqueue a command for `apply_command` on the process's current broker (the bridge, the
     inbox repair)."""
-    current_broker().billing_actors.apply_command.send(envelope)
+    actors_of(current_broker()).apply_command.send(envelope)
 
 
 def ping(broker: dramatiq.Broker) -> None:
@@ -136,5 +135,7 @@ def ping(broker: dramatiq.Broker) -> None:
         client.ping()
         return
     import pika
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-    pika.BlockingConnection(parameters=broker.parameters).close()
+    if isinstance(broker, RabbitmqBroker):
+        pika.BlockingConnection(parameters=broker.parameters).close()

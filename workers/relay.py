@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -42,6 +43,9 @@ from ..config.urls import redact
 from ..handlers.messagebus import Bus
 from ..models import utcnow
 from ..models.tables import OutboxMessage
+
+if TYPE_CHECKING:
+    from kombu import Connection, Producer
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +68,8 @@ class Relay:
         self.url = connection_url or bus.settings.event_bus_url
         self.batch = batch
         self.poll_interval_s = bus.settings.relay_poll_interval_s
-        self._connection = None
-        self._producer = None
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
         self.exchange = events_exchange(bus.settings.queue_prefix)
 
     # -- one pass -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 
 import dramatiq
 import structlog
@@ -37,6 +38,8 @@ SHUTDOWN_BACKSTOP_MARGIN_S = 5.0
 # How long an idle consumer waits between polls (Dramatiq's default: 1 s). Lower means a
 # webhook is picked up sooner on Redis, at the price of a few more cheap Redis calls.
 IDLE_POLL_MS = 250
+# Brokers whose `process_boot` was emitted in this process (InProcessWorkers.start, once each).
+_BOOTED: weakref.WeakSet[dramatiq.Broker] = weakref.WeakSet()
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +83,8 @@ def _verify_stripe_account(settings) -> None:
     try:
         bus.call(verify_account_if_reachable)
     finally:
-        bus.engine.dispose()
+        if bus.engine is not None:
+            bus.engine.dispose()
 
 
 def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
@@ -110,7 +114,7 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
         metrics_dir = tempfile.mkdtemp(prefix="billing-sync-metrics-")
         env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        if metrics_dir is not None:
+        if metrics_port is not None and metrics_dir is not None:
             from ..config.metrics_http import serve_worker_processes
 
             try:
@@ -144,8 +148,8 @@ class InProcessWorkers:
         self.worker = dramatiq.Worker(broker, queues=queues, worker_threads=threads, worker_timeout=idle_poll_ms)
 
     def start(self) -> "InProcessWorkers":
-        if not getattr(self.broker, "billing_booted", False):  # once per broker: starts TimeLimit's monitor
-            self.broker.billing_booted = True
+        if self.broker not in _BOOTED:  # once per broker: starts TimeLimit's monitor
+            _BOOTED.add(self.broker)
             self.broker.emit_after("process_boot")
         self.worker.start()
         return self
