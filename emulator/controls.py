@@ -32,7 +32,8 @@ def control(emulator, method: str, path: str, query: str, body: bytes) -> tuple[
         if path == "/_emulator/deliveries/wait":
             return 200, {}, {"idle": emulator.wait_for_deliveries_idle(float(args.get("timeout", 10)))}
         if path == "/_emulator/webhook_endpoints" and method == "POST":
-            return 200, {}, emulator.add_webhook_endpoint(data["url"], data["secret"], data.get("enabled_events", ["*"]))
+            events = data.get("enabled_events", ["*"])
+            return 200, {}, emulator.add_webhook_endpoint(data["url"], data["secret"], events)
         if path.startswith("/_emulator/test_clocks/") and path.endswith("/wait"):
             clock_id = path.split("/")[3]
             return 200, {}, {"ready": emulator.wait_for_clock(clock_id, float(args.get("timeout", 10)))}

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .forms import check_known, param_tree
 
@@ -22,7 +23,7 @@ def route(method: str, pattern: str, params: Iterable[str] = ()):
 
     def register(fn):
         @functools.wraps(fn)
-        def checked(req: "Request", **ids):
+        def checked(req: Request, **ids):
             check_known(req.params, accepted)
             return fn(req, **ids)
 
@@ -37,10 +38,9 @@ def match(method: str, path: str):
     best = None
     for m, regex, fn in ROUTES:
         found = regex.match(path)
-        if found and m == method:
-            # A literal segment beats a placeholder: /v1/customers/search is not a customer id.
-            if best is None or len(found.groupdict()) < len(best[1]):
-                best = (fn, found.groupdict())
+        # A literal segment beats a placeholder: /v1/customers/search is not a customer id.
+        if found and m == method and (best is None or len(found.groupdict()) < len(best[1])):
+            best = (fn, found.groupdict())
     return best or (None, {})
 
 

@@ -18,10 +18,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import forms, lists
-from .controls import control
+from . import (
+    forms,
+    lists,
+    resources,  # noqa: F401  (registers the routes)
+)
 from .billing import render, schedule
-from . import resources  # noqa: F401  (registers the routes)
+from .controls import control
 from .errors import ApiError, invalid
 from .faults import Faults
 from .ids import new_id, request_id
@@ -65,7 +68,7 @@ class EmulatorServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="emulator-http", daemon=True)
         self._thread.start()
@@ -78,7 +81,7 @@ class EmulatorServer:
         self._httpd.server_close()
         self.dispatcher.stop()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start() if self._thread is None else self
 
     def __exit__(self, *exc) -> None:

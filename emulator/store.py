@@ -11,7 +11,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .errors import missing
 from .ids import new_id

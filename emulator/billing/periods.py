@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..store import Store
 from . import DAY
@@ -15,7 +15,7 @@ def boundary(anchor: int, interval: str, count: int, k: int) -> int:
     if interval == "week":
         return anchor + 7 * DAY * count * k
     months = count * k * (12 if interval == "year" else 1)
-    start = datetime.fromtimestamp(anchor, timezone.utc)
+    start = datetime.fromtimestamp(anchor, UTC)
     total = start.month - 1 + months
     year, month = start.year + total // 12, total % 12 + 1
     day = min(start.day, calendar.monthrange(year, month)[1])
@@ -54,7 +54,8 @@ def period_start_around(store: Store, sub: dict, moment: int) -> int:
 def next_period_end(store: Store, sub: dict, start: int) -> int:
     recurring = recurring_of(store, sub)
     k = 1
-    while (end := boundary(sub["billing_cycle_anchor"], recurring["interval"], recurring["interval_count"], k)) <= start:
+    anchor, interval, count = sub["billing_cycle_anchor"], recurring["interval"], recurring["interval_count"]
+    while (end := boundary(anchor, interval, count, k)) <= start:
         k += 1
     return end
 

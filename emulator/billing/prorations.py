@@ -9,7 +9,7 @@ sent with the preview's `proration_date` is billed exactly what the preview show
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import invalid
 from ..forms import as_int
@@ -44,7 +44,7 @@ def proration_lines(store: Store, sub: dict, changes: dict[str, tuple[Billed, Bi
     if sub["status"] not in ("active", "past_due"):
         return []
     share = share_left(sub, at)
-    when = datetime.fromtimestamp(at, timezone.utc).strftime("%d %b %Y")
+    when = datetime.fromtimestamp(at, UTC).strftime("%d %b %Y")
     lines = []
     for item_id, (before, after) in changes.items():
         if before == after:

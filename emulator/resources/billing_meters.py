@@ -125,7 +125,8 @@ def create_meter_event(req: Request):
     event = template("billing.meter_event")
     event.update({"created": now, "event_name": event_name, "identifier": identifier, "livemode": False,
                   "payload": {k: str(v) for k, v in payload.items()}, "timestamp": timestamp,
-                  "id": event_key(identifier), "_meter": meter["id"] if meter else None, "_customer": payload[customer_key],
+                  "id": event_key(identifier), "_meter": meter["id"] if meter else None,
+                  "_customer": payload[customer_key],
                   "_value": value})
     req.store.add(event)
     return req.store.render(event)

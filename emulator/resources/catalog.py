@@ -9,8 +9,17 @@ from __future__ import annotations
 from .. import billing
 from ..billing import periods
 from ..errors import invalid
-from ..forms import (as_bool, as_dict, as_hash_list, as_int, as_str_list, merge_metadata, non_empty_str, nullable,
-                     require)
+from ..forms import (
+    as_bool,
+    as_dict,
+    as_hash_list,
+    as_int,
+    as_str_list,
+    merge_metadata,
+    non_empty_str,
+    nullable,
+    require,
+)
 from ..ids import new_id
 from ..lists import CREATED, PAGE_PARAMS, created_filter, page
 from ..router import Request, route

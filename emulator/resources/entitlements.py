@@ -17,7 +17,6 @@ from ..router import Request, route
 from ..shapes import template
 from .catalog import product_feature_ids
 
-
 # -- features ---------------------------------------------------------------------------------
 
 @route("POST", "/v1/entitlements/features", params={"name", "lookup_key", "metadata"})

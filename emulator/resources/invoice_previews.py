@@ -17,8 +17,8 @@ from ..router import Request, route
 from ..store import public
 from .subscription_params import check_compatible, price_for_item, quantity_of
 
-ITEMS = ("id", "price", "quantity", "deleted", "clear_usage", "metadata", "discounts", "tax_rates", "billing_thresholds",
-         "price_data")
+ITEMS = ("id", "price", "quantity", "deleted", "clear_usage", "metadata", "discounts", "tax_rates",
+         "billing_thresholds", "price_data")
 PARAMS = {"customer", "subscription", "automatic_tax[enabled]", "currency", "issuer", "preview_mode", "on_behalf_of",
           "customer_details", "discounts", "invoice_items", "schedule", "schedule_details",
           *(f"subscription_details[{k}]" for k in ("proration_date", "proration_behavior", "cancel_at_period_end",
@@ -54,7 +54,8 @@ def _items_after(req: Request, sub: dict, specs: list[dict]) -> dict:
             if spec.get("deleted") in ("true", True):
                 billed.pop(spec["id"])
                 continue
-            price = price_for_item(req, spec, param) if spec.get("price") else req.store.get("price", billed[spec["id"]][0])
+            price = (price_for_item(req, spec, param) if spec.get("price")
+                     else req.store.get("price", billed[spec["id"]][0]))
             quantity = quantity_of(spec, price, param) if "quantity" in spec else billed[spec["id"]][1]
         else:
             price = price_for_item(req, spec, param)
@@ -90,7 +91,8 @@ def create_preview(req: Request):
                           status=404)
         start = sub["trial_end"] if sub["status"] == "trialing" else sub["_period_end"]
         end = periods.next_period_end(req.store, sub, start)
-        items = [{"id": item_id, "price": price_id, "quantity": quantity} for item_id, (price_id, quantity) in after.items()]
+        items = [{"id": item_id, "price": price_id, "quantity": quantity}
+                 for item_id, (price_id, quantity) in after.items()]
         lines = (copy.deepcopy(sub.get("_pending_prorations", [])) + lines
                  + invoicing.period_lines(req.store, sub, invoice_id, start, end, items=items,
                                           usage_from=sub["_period_start"]))

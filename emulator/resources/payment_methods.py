@@ -13,7 +13,7 @@ one card and makes it the default, as in Stripe's docs.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import ApiError, card_declined, invalid
 from ..forms import as_dict, as_int, merge_metadata, nullable, require
@@ -171,7 +171,7 @@ def expire(req: Request, pm_id: str):
     time), as a card edited in the dashboard would; `payment_method.updated` follows."""
     pm = req.store.require("payment_method", pm_id)
     customer = req.store.get("customer", pm["customer"]) if pm["customer"] else None
-    today = datetime.fromtimestamp(req.store.customer_now(customer), timezone.utc)
+    today = datetime.fromtimestamp(req.store.customer_now(customer), UTC)
     before = req.store.render(pm)
     pm["card"]["exp_month"], pm["card"]["exp_year"] = today.month, today.year
     after = req.store.render(pm)

@@ -117,8 +117,8 @@ def _confirm(req: Request, intent: dict) -> dict:
         req.store.emit("setup_intent.setup_failed", req.store.render(intent))
         raise card_declined()
     if pm["_behavior"] == "authenticate" and intent["status"] == "requires_confirmation":
-        intent.update({"status": "requires_action",
-                       "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}})
+        redirect = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+        intent.update({"status": "requires_action", "next_action": redirect})
         req.store.emit("setup_intent.requires_action", req.store.render(intent))
         return req.store.render(intent)
     customer = req.store.get("customer", intent["customer"]) if intent["customer"] else None

@@ -12,6 +12,7 @@ from ..router import Request, route
 from ..shapes import deleted, template
 from .subscription_params import check_compatible, price_for_item, quantity_of
 
+
 def new_item(req: Request, sub: dict, price: dict, quantity, metadata, now: int) -> dict:
     item = template("subscription_item")
     item.update({"id": new_id("si"), "created": now, "discounts": [], "metadata": metadata, "price": price["id"],

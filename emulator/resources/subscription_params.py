@@ -28,7 +28,8 @@ NO_PAYMENT_METHOD = ("This customer has no attached payment source or default pa
 
 def price_for_item(req: Request, spec: dict, param: str) -> dict:
     if spec.get("price_data"):
-        raise invalid("price_data is not supported by the emulator; create a price first.", param=f"{param}[price_data]")
+        raise invalid("price_data is not supported by the emulator; create a price first.",
+                      param=f"{param}[price_data]")
     if not spec.get("price") and spec.get("plan"):
         spec = {**spec, "price": spec["plan"]}
     require_param = f"{param}[price]"

@@ -7,8 +7,8 @@ first invoice open and the subscription `incomplete` until it is paid. Without a
 subscription needs a payment method (the subscription's or the customer's invoice default).
 
 Changes of price or quantity take effect in place (same `si_` ids) and are prorated as Stripe
-does (billing/prorations.py; `proration_behavior`, `proration_date`). Cancelling twice is a 404, as in Stripe. A trial that ends
-without a payment method pauses or cancels the subscription when
+does (billing/prorations.py; `proration_behavior`, `proration_date`). Cancelling twice is a 404,
+as in Stripe. A trial that ends without a payment method pauses or cancels the subscription when
 `trial_settings[end_behavior][missing_payment_method]` says so; `POST …/resume` resumes it.
 """
 from __future__ import annotations
@@ -24,10 +24,21 @@ from ..search import SEARCH_PARAMS, search
 from ..shapes import template
 from . import payment_methods
 from .subscription_items import new_item, update_items
-from .subscription_params import (BEHAVIOURS, CANCELLATION_DETAILS, CREATE_PARAMS, NO_PAYMENT_METHOD, UPDATE_PARAMS,
-                                  amount_of, apply_cancel_fields, check_compatible, check_proration_behaviour,
-                                  end_behaviour_of, price_for_item, quantity_of, trial_end_of)
-
+from .subscription_params import (
+    BEHAVIOURS,
+    CANCELLATION_DETAILS,
+    CREATE_PARAMS,
+    NO_PAYMENT_METHOD,
+    UPDATE_PARAMS,
+    amount_of,
+    apply_cancel_fields,
+    check_compatible,
+    check_proration_behaviour,
+    end_behaviour_of,
+    price_for_item,
+    quantity_of,
+    trial_end_of,
+)
 
 # -- create -----------------------------------------------------------------------------------
 
@@ -73,7 +84,7 @@ def create_subscription(req: Request, params: dict) -> dict:
         pm = payment_methods.attached_to(req, params["default_payment_method"], customer, "default_payment_method")
     charge_pm = pm or invoicing.payment_method_for(req.store, {"default_payment_method": None,
                                                              "customer": customer["id"]})
-    due = 0 if trial_end else amount_of(zip(prices, quantities))
+    due = 0 if trial_end else amount_of(zip(prices, quantities, strict=True))
     charge = due > 0 and collection == "charge_automatically"
     if charge and behaviour != "default_incomplete" and charge_pm is None:
         raise invalid(NO_PAYMENT_METHOD, code="resource_missing")
@@ -107,7 +118,7 @@ def create_subscription(req: Request, params: dict) -> dict:
     })
     sub.pop("items")
     req.store.add(sub)
-    for spec, price, quantity in zip(specs, prices, quantities):
+    for spec, price, quantity in zip(specs, prices, quantities, strict=True):
         metadata = merge_metadata({}, spec.get("metadata", {}))
         new_item(req, sub, price, quantity, metadata, now)
     period_end = trial_end or periods.next_period_end(req.store, sub, now)
@@ -121,7 +132,8 @@ def create_subscription(req: Request, params: dict) -> dict:
     elif not charge or (attempt and invoicing.charge_succeeds(charge_pm)):
         sub["status"] = "active"
     req.store.emit("customer.subscription.created", render.render_subscription(req.store, sub))
-    invoice = invoicing.create_invoice(req.store, sub, "subscription_create", now, now, period_end, trial=bool(trial_end))
+    invoice = invoicing.create_invoice(req.store, sub, "subscription_create", now, now, period_end,
+                                       trial=bool(trial_end))
     if attempt or invoice["amount_due"] == 0:
         invoicing.pay_invoice(req.store, invoice, now, charge_pm)
     req.store.touch(customer["id"])

@@ -51,7 +51,8 @@ def test_completion_with_a_card_that_pays_subscribes_and_sends_completed_last(cl
     [completed] = emulator.events("checkout.session.completed")
     assert completed["data"]["object"]["client_reference_id"] == "acme"
     assert completed["data"]["object"]["subscription"] == sub.id
-    again, error = act(emulator, f"/_emulator/checkout_sessions/{session.id}/complete", {"payment_method": "pm_card_visa"})
+    again, error = act(emulator, f"/_emulator/checkout_sessions/{session.id}/complete",
+                       {"payment_method": "pm_card_visa"})
     assert again == 400 and "can no longer be completed" in error["error"]["message"]
 
 
@@ -139,5 +140,6 @@ def test_control_bodies_must_be_json_objects(emulator, client, catalog):
     session = session_for(client, catalog)
     status, answer = act(emulator, f"/_emulator/checkout_sessions/{session.id}/complete", {})
     assert status == 400 and answer["error"]["param"] == "payment_method"
-    status, answer = act(emulator, "/_emulator/checkout_sessions/cs_test_missing/complete", {"payment_method": "pm_card_visa"})
+    status, answer = act(emulator, "/_emulator/checkout_sessions/cs_test_missing/complete",
+                         {"payment_method": "pm_card_visa"})
     assert status == 404

@@ -2,7 +2,7 @@
 default goes); the expire control moves a card's expiry to the current month."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import stripe
@@ -45,7 +45,7 @@ def test_expire_moves_the_card_to_the_current_month(client, emulator):
     customer = new_customer(client)
     pm_id = customer.invoice_settings.default_payment_method
     status, pm = act(emulator, f"/_emulator/payment_methods/{pm_id}/expire")
-    today = datetime.now(timezone.utc)
+    today = datetime.now(UTC)
     assert status == 200 and (pm["card"]["exp_month"], pm["card"]["exp_year"]) == (today.month, today.year)
     assert client.v1.payment_methods.retrieve(pm_id).card.exp_year == today.year
     assert emulator.events("payment_method.updated")
