@@ -7,7 +7,8 @@ other paths (a dead-letter replay, a test). Both use `decode_envelope` (bytes â†
 
 Strict: a value must already have its type (`"3"` is not a number, `true` is not 1, `"true"` is
 not a boolean); only times are read from ISO-8601 text or Unix seconds, as JSON has no time type.
-Text never holds control characters or lone surrogates, and every number has an upper bound
+Text holds only printable characters (`str.isprintable`: no control, format, unassigned or
+surrogate code points, no separator but the space), and every number has an upper bound
 that Stripe and our columns can take, so a valid command cannot fail on a local write after its
 Stripe calls. Unknown fields in `data` are ignored (a newer product may send more than this
 version knows); wrong types, missing required fields and unknown command types are `invalid`.
@@ -38,12 +39,12 @@ MAX_QUANTITY = 10**15 - 1
 MAX_SEATS = 100_000
 MAX_TRIAL_DAYS = 730  # Stripe's limit for trial_period_days
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def _printable(value: object) -> object:
-    if isinstance(value, str) and _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+    # Python's own notion of printable (the space included): no control, format (zero-width,
+    # bidi overrides), private-use, unassigned or surrogate code points and no separator but the
+    # space, so no invisible or reordering character reaches Stripe, a log line or a key.
+    if isinstance(value, str) and not value.isprintable():
+        raise ValueError("must not contain control or other non-printable characters")
     return value
 
 

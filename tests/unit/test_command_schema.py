@@ -152,6 +152,12 @@ def _nested(depth: int) -> list:
     (envelope(data={"plan": "pro\r"}), "data.plan"),
     (envelope(id="cmd\x00"), "NUL"),
     (envelope(id="cmd\x1f"), "id: .*control"),
+    # other code points that are not printable: unassigned, zero-width, bidi override, NBSP, line separator
+    (envelope(id="cmd\u0be0"), "id: .*non-printable"),
+    (envelope("billing.tenant.provisioned", {"name": "Ac\u200bme", "email": "a@x.test"}), "data.name: .*non-printable"),
+    (envelope("billing.tenant.provisioned", {"name": "Acme\u202e", "email": "a@x.test"}), "data.name: .*non-printable"),
+    (envelope(data={"plan": "pro\u00a0"}), "data.plan: .*non-printable"),
+    (envelope(source="app\u2028"), "source: .*non-printable"),
     (envelope(source="app\n"), "source: .*control"),
     (envelope(data={"seats": 1, "ignored": ["\x00"]}), "NUL"),
     (envelope(data={"seats": 1, "ignored\udfff": 1}), "surrogate"),
