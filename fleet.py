@@ -41,7 +41,7 @@ class Fleet:
     ingress_url: str = ""
     _stoppers: list = field(default_factory=list)
 
-    def start(self) -> "Fleet":
+    def start(self) -> Fleet:
         upgrade(self.settings.database_url)
         if self.settings.uses_emulator:
             self._start_emulator()
@@ -122,7 +122,7 @@ class Fleet:
             except Exception:  # keep stopping the rest
                 log.exception("fleet.stop_failed")
 
-    def __enter__(self) -> "Fleet":
+    def __enter__(self) -> Fleet:
         return self.start()
 
     def __exit__(self, *exc) -> None:

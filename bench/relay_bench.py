@@ -20,7 +20,7 @@ import platform
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kombu import Producer, Queue
@@ -66,7 +66,7 @@ def payload(n: int) -> dict:
 
 def fill_outbox(engine, n: int) -> list[dict]:
     rows = [{"event_id": str(uuid.uuid4()), "type": EVENT_TYPE, "subject": payload(i)["tenant_id"],
-             "data": payload(i), "created_at": datetime.now(timezone.utc)} for i in range(n)]
+             "data": payload(i), "created_at": datetime.now(UTC)} for i in range(n)]
     with engine.begin() as conn:
         for start in range(0, n, 1000):
             conn.execute(insert(OutboxMessage), rows[start:start + 1000])
@@ -166,7 +166,7 @@ def main() -> int:
     RESULTS.write_text(json.dumps({
         "benchmark": "outbox relay: PostgreSQL outbox -> billing.events",
         "n": args.n, "batch": args.batch,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
         "results": results,
     }, indent=2) + "\n")

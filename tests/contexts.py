@@ -5,15 +5,15 @@ Used by unit tests (with fakes.FakeGateway and SQLite) and integration tests (Po
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from billing_sync.bootstrap import bootstrap
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.handlers.messagebus import Bus
 
-START = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 class Clock:

@@ -11,6 +11,7 @@ On SQLite one process is the whole fleet and always leads.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import structlog
@@ -84,10 +85,8 @@ class AdvisoryLock:
     def release(self) -> None:
         if self._conn is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # the connection is gone, and the lock with it
             self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-        except Exception:  # the connection is gone, and the lock with it
-            pass
         self._close()
 
     def _close(self) -> None:

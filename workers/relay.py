@@ -31,6 +31,7 @@ to consumers in the same process.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -137,10 +138,8 @@ class Relay:
     def _reset_connection(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken; nothing more to do
                 connection.release()
-            except Exception:  # already broken; nothing more to do
-                pass
 
     def close(self) -> None:
         self._reset_connection()

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from billing_sync.client import CommandPublisher
+
 from chaos_helpers import query, wait_until
 
 pytestmark = pytest.mark.slow  # CI runs these; the quick run (-m "not slow") skips them

@@ -1,7 +1,7 @@
 """The read API over a PostgreSQL-backed bus, through Starlette's TestClient."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from starlette.applications import Starlette
@@ -10,9 +10,10 @@ from starlette.testclient import TestClient
 from billing_sync.handlers.usage import add_usage
 from billing_sync.ingress.read_api import routes
 from billing_sync.models import EntitlementSnapshot, Tenant
+
 from contexts import Clock, make_bus
 
-NOW = datetime(2026, 11, 16, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 AUTH = {"Authorization": "Bearer reader-2"}
 
 
@@ -43,7 +44,7 @@ def _snapshot(bus, tenant_id="t1", version=3, **kw):
             tenant_id=tenant_id, version=version, plan=kw.get("plan", "pro"), status=kw.get("status", "active"),
             features=kw.get("features", ["dashboard", "sso"]),
             limits=kw.get("limits", {"api_calls": 500, "projects": 0, "seats": 3}),
-            period_end=datetime(2026, 12, 1, tzinfo=timezone.utc), cause="evt_1", updated_at=NOW))
+            period_end=datetime(2026, 12, 1, tzinfo=UTC), cause="evt_1", updated_at=NOW))
         uow.commit()
 
 
@@ -61,7 +62,8 @@ def test_requests_without_a_valid_token_get_401(client, bus, headers):
 def test_every_configured_token_is_accepted(client, bus):
     _snapshot(bus)
     for token in ("reader-1", "reader-2"):
-        assert client.get("/v1/tenants/t1/entitlements", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        answer = client.get("/v1/tenants/t1/entitlements", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
 
 
 def test_snapshot_with_etag_and_304(client, bus):

@@ -16,14 +16,14 @@ from sqlalchemy import select
 
 from billing_sync.models import ProcessedMessage, Tenant, make_session_factory, utcnow
 from billing_sync.models.tables import DeadLetter
+
 from contexts import make_bus
 from fakes import FakeGateway
 from hostile_events import HOSTILE_EVENTS, HOSTILE_TENANT_IDS, hostile_event, valid_event
-from worker_fixtures import own_redis_url, redis_cleanup, worker_settings  # noqa: F401
 
 
 @pytest.fixture
-def fleet(worker_settings, pg_engine, redis_cleanup):  # noqa: F811
+def fleet(worker_settings, pg_engine, redis_cleanup):
     """The real actors and handlers on Redis, their bus on PostgreSQL over a FakeGateway:
     `send(message)` to process_stripe_event, `drain()`, `bus`, `gateway`."""
     from billing_sync.workers.actors import declare_actors

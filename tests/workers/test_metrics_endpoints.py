@@ -2,6 +2,7 @@
 --processes 2` as real processes on PostgreSQL and Redis, scraped over HTTP."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 from billing_sync.config.metrics_http import LiveProcessesCollector
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import OutboxMessage, ProcessedMessage
+
 from contexts import wait_until
 from fleet_processes import BIN, free_port
 
@@ -81,14 +83,10 @@ def roles(tmp_path):
     for proc in started:
         if proc.poll() is None:
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # and anything it forked
-        except (ProcessLookupError, PermissionError):
-            pass
         proc.wait()
 
 
@@ -153,7 +151,8 @@ def test_worker_serves_the_sum_over_its_processes_and_removes_its_directory(
     actors = make_broker(settings, make_current=False).billing_actors
     sent = 100  # enough that both processes take some, each holding at most 4 at a time
     for _ in range(sent):
-        event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "metrics.unknown_type", "data": {"object": {}}}
+        event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "metrics.unknown_type",
+                 "data": {"object": {}}}
         actors.process_stripe_event.send({"event": event, "received_at": utcnow().isoformat()})
 
     processed = "billing_actor_messages_processed_total"

@@ -82,7 +82,8 @@ def add_rows(engine, subjects: list[str | None], type: str = "billing.entitlemen
 
 def unpublished(engine) -> int:
     with make_session_factory(engine)() as session:
-        return session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None)))
+        query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+        return session.scalar(query)
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_every_row_is_published_once_as_a_cloudevent_in_id_order(pg_ctx, bus_url
 
     messages = drain(bus_url, events_queue, rows)
     assert [m.decode()["id"] for m in messages] == [r.event_id for r in rows]
-    for message, row in zip(messages, rows):
+    for message, row in zip(messages, rows, strict=True):
         event = message.decode()
         assert message.content_type == "application/cloudevents+json"
         assert message.properties["message_id"] == row.event_id

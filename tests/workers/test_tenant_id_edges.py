@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from billing_sync.models import make_session_factory
 from billing_sync.models.tables import DeadLetter
+
 from contexts import wait_until
-from worker_fixtures import handlers, own_redis_url, plumbing, redis_cleanup, worker_settings  # noqa: F401
 
 BIN = Path(sys.executable).parent / "billing-sync"
 
@@ -68,7 +68,7 @@ def _dead_letters(bus) -> list[DeadLetter]:
         return list(session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars())
 
 
-def test_reconcile_actor_fails_a_bad_tenant_id_for_good_with_one_dead_letter(plumbing, handlers):  # noqa: F811
+def test_reconcile_actor_fails_a_bad_tenant_id_for_good_with_one_dead_letter(plumbing, handlers):
     broker, bus, _ = plumbing()
     actor = broker.get_actor("reconcile_tenant")
     for _name, tenant_id in BAD_ACTOR_TENANTS:
@@ -84,7 +84,7 @@ def test_reconcile_actor_fails_a_bad_tenant_id_for_good_with_one_dead_letter(plu
     assert all("ASCII letters, digits" in letter.detail for letter in letters)
 
 
-def test_reconcile_actor_refuses_a_cause_that_is_not_a_word(plumbing, handlers):  # noqa: F811
+def test_reconcile_actor_refuses_a_cause_that_is_not_a_word(plumbing, handlers):
     broker, bus, _ = plumbing()
     broker.get_actor("reconcile_tenant").send("t1", "x\x00" * 100)
     [letter] = wait_until(lambda: _dead_letters(bus))

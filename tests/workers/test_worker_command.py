@@ -11,9 +11,9 @@ import httpx
 import redis
 
 from billing_sync.ingress.signature import sign_header
+
 from contexts import wait_until
 from fleet_processes import BIN, free_port
-from worker_fixtures import own_redis_url, redis_cleanup  # noqa: F401
 
 
 def env_for(**values) -> dict:

@@ -9,9 +9,8 @@ import uuid
 import structlog
 
 from billing_sync.errors import TransientError
+
 from contexts import wait_until
-from worker_fixtures import (  # noqa: F401
-    handlers, own_redis_url, plumbing, redis_cleanup, worker_settings)
 
 
 def _event_message() -> dict:

@@ -14,9 +14,8 @@ from billing_sync.models import make_session_factory
 from billing_sync.models.tables import DeadLetter
 from billing_sync.ops import dead_letters
 from billing_sync.workers.actors import declare_actors
+
 from contexts import wait_until
-from worker_fixtures import (  # noqa: F401
-    handlers, own_redis_url, plumbing, redis_cleanup, worker_settings)
 
 
 def event_message(event_id: str | None = None) -> dict:
@@ -194,7 +193,7 @@ def test_actor_metrics_count_outcomes(plumbing, handlers):
     after = (value("billing_actor_messages_processed_total", actor="reconcile_tenant"),
              value("billing_actor_messages_retried_total", actor="reconcile_tenant"),
              value("billing_actor_messages_failed_total", actor="reconcile_tenant", reason="bms_unavailable"))
-    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
 
 
 def test_rabbitmq_worker_retries_then_applies(worker_settings, pg_engine, handlers, amqp_url, unique_prefix):

@@ -15,8 +15,13 @@ import pytest
 
 from billing_sync.bootstrap import bootstrap
 from billing_sync.handlers.messagebus import Bus
-from billing_sync.handlers.messages import (CommandFailed, CommandReceived, MessageFailed, ReconcileRequested,
-                                            StripeEventReceived)
+from billing_sync.handlers.messages import (
+    CommandFailed,
+    CommandReceived,
+    MessageFailed,
+    ReconcileRequested,
+    StripeEventReceived,
+)
 from billing_sync.handlers.worker_messages import keep_dead_letter
 
 
