@@ -14,8 +14,10 @@ from dramatiq.cli import main
 
 from ..config.logging import configure_logging
 from ..config.settings import get_settings
+from .shutdown import die_with_parent
 
 if __name__ == "__main__":
+    die_with_parent()  # `billing-sync worker` SIGKILLed: this process goes too, its workers with it
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     sys.exit(main())

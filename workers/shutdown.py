@@ -8,9 +8,14 @@ running `BILLING_SHUTDOWN_GRACE_S` later exits at once. Nothing is lost by that 
 messages are redelivered and uncommitted transactions roll back. A second signal exits at once.
 Keep the grace below the orchestrator's (Docker's default is 10 s) so the exit is ours, not a
 SIGKILL.
+
+`die_with_parent` is for processes a role starts for itself (Dramatiq's CLI and its worker
+processes, in a process group of their own): when the role is SIGKILLed, which no handler can
+hear, they are killed too, instead of consuming on with nobody to stop them.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -21,6 +26,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 FORCED_EXIT_CODE = 1
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def stop_on_signals(stop: threading.Event, grace_s: float) -> threading.Event:
@@ -48,3 +54,21 @@ def _exit_now(signum: int, why: str) -> None:
         sys.stderr.flush()
     finally:
         os._exit(FORCED_EXIT_CODE)
+
+
+def die_with_parent(parent_pid: int | None = None) -> bool:
+    """Have the kernel SIGKILL this process when its parent ends (Linux `PR_SET_PDEATHSIG`);
+    False where that is not available. Call first thing in the child. A parent that died before
+    the call is noticed only when the caller knows its pid (`parent_pid`): then this process
+    exits at once. Caveat: "parent" is the thread that started this process, so start children
+    from a thread that lives as long as the parent (the main thread)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    if armed and parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(FORCED_EXIT_CODE)  # orphaned already, before the kernel was asked
+    return armed

@@ -17,6 +17,7 @@ command serves the worker processes' metrics, summed, from this parent process
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -47,10 +48,15 @@ log = structlog.get_logger(__name__)
 def boot() -> None:
     """Entry point for each Dramatiq worker process (`dramatiq billing_sync.workers.worker:boot`).
 
-    Configures logging again: this process's `sys.stderr` is now Dramatiq's pipe to its parent."""
+    Dies with Dramatiq's main process (`die_with_parent`), which dies with `billing-sync worker`:
+    a SIGKILLed worker role leaves no process consuming behind it. Configures logging again: this
+    process's `sys.stderr` is now Dramatiq's pipe to its parent."""
     from ..config.logging import configure_logging
     from .broker import make_broker
+    from .shutdown import die_with_parent
 
+    parent = multiprocessing.parent_process()  # Dramatiq's main process
+    die_with_parent(parent.pid if parent is not None else None)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     make_broker(settings)

@@ -10,8 +10,11 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
+
 from billing_sync.workers.broker import make_broker
 from contexts import wait_until
+from fleet_processes import BIN, free_port, process_tree, signal_processes
 from worker_fixtures import own_redis_url, redis_cleanup  # noqa: F401
 
 HERE = Path(__file__).parent
@@ -63,3 +66,50 @@ def test_killed_workers_message_is_redelivered_within_seconds(tmp_path, own_redi
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_sigkilled_worker_role_leaves_no_dramatiq_process_behind(tmp_path, own_redis_url, unique_prefix,
+                                                                   redis_cleanup):
+    """`billing-sync worker` runs Dramatiq's CLI in a process group of its own (for its shutdown
+    backstop), so a SIGKILL of the role, which no handler hears, used to orphan Dramatiq's main
+    and worker processes: they kept consuming, with nobody left to stop them."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BILLING_")},
+           "BILLING_BROKER_URL": own_redis_url, "BILLING_QUEUE_PREFIX": unique_prefix,
+           "BILLING_DATABASE_URL": f"sqlite:///{tmp_path}/unused.db", "BILLING_LOG_FORMAT": "json",
+           "BILLING_STRIPE_API_BASE": f"http://127.0.0.1:{free_port()}"}  # unreachable: the pin is skipped
+    with open(tmp_path / "worker.log", "wb") as log:
+        role = subprocess.Popen([str(BIN), "worker", "--processes", "1", "--threads", "1"], env=env, cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    tree: list[int] = []
+
+    def started() -> list[int] | None:  # the role, Dramatiq's main process and its worker process
+        pids = process_tree(role.pid)
+        return pids if len(pids) >= 3 else None
+
+    client = redis.Redis.from_url(own_redis_url)
+    try:
+        tree = wait_until(started, 30, "Dramatiq's processes started")
+        # Consuming (its heartbeat is in Redis): the worker process has booted, not merely forked.
+        wait_until(lambda: client.zcard(f"{unique_prefix}:__heartbeats__"), 30, "the worker consuming")
+        role.send_signal(signal.SIGKILL)
+        role.wait()
+        wait_until(lambda: not alive(tree[1:]), 15, "Dramatiq's processes gone with the role")
+    finally:
+        client.close()
+        signal_processes(tree, signal.SIGKILL)
+        if role.poll() is None:
+            role.kill()
+            role.wait()
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie has finished: it only waits for its reaper)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
