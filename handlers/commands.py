@@ -46,7 +46,7 @@ from .command_queries import (customer_id_for, find_customer, live_subscription,
 from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
                              UsageRecorded)
 from .dependencies import Clock
-from .usage import add_usage
+from .quota import feature_limit, record
 
 log = structlog.get_logger(__name__)
 
@@ -179,8 +179,9 @@ def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: Bi
 
 
 def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
-                   catalog: Catalog) -> dict[str, Any]:
-    """A Stripe meter event (deduplicated by Stripe on the command id) and the local counter."""
+                   catalog: Catalog, now: Clock) -> dict[str, Any]:
+    """A Stripe meter event (deduplicated by Stripe on the command id) and the local counters,
+    through the usage endpoint's own soft consumption (handlers/quota.py)."""
     data: UsageRecorded = cmd.data  # type: ignore[assignment]
     meter = catalog.meters.get(data.meter)
     if meter is None:
@@ -192,7 +193,8 @@ def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: Bi
     gateway.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
                                identifier=meter_identifier(cmd.id), timestamp=int(at.timestamp()),
                                idempotency_key=step_key(cmd, "meter_event"))
-    used = add_usage(uow, tenant.id, data.meter, data.quantity, at)
+    limit = feature_limit(uow, tenant.id, data.meter, required=False)
+    used = record(uow, tenant.id, data.meter, data.quantity, at, limit, hard=False, now=now())["used"]
     return {"stripe_customer_id": customer_id, "meter": data.meter, "quantity": data.quantity, "used": used}
 
 

@@ -37,6 +37,7 @@ from ..handlers.messagebus import Bus
 from .read_api import routes as read_api_routes
 from .sessions_api import routes as sessions_api_routes
 from .signature import SignatureError, verify
+from .usage_api import routes as usage_api_routes
 
 log = structlog.get_logger(__name__)
 
@@ -163,6 +164,7 @@ def create_app(bus: Bus, broker=None, enqueue: Callable[[dict], object] | None =
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *read_api_routes(bus),
         *sessions_api_routes(bus),
+        *usage_api_routes(bus),
     ]
     app = Starlette(routes=routes)
     app.state.bus = bus

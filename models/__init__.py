@@ -1,5 +1,6 @@
 """Persistence: SQLAlchemy models, the unit of work, migrations."""
 from .db import make_engine, make_session_factory
+from .quota_tables import QuotaCounter, UsageRequest, UsageReservation, UsageThreshold
 from .tables import (
     Base,
     CommandInbox,
@@ -19,7 +20,8 @@ from .unit_of_work import UnitOfWork, database_errors_are_transient, insert_if_m
 
 __all__ = [
     "Base", "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
-    "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
+    "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
+    "UsageRequest", "UsageReservation", "UsageThreshold",
     "database_errors_are_transient", "insert_if_missing", "make_engine", "make_session_factory",
     "unit_of_work_factory", "utcnow",
 ]

@@ -17,6 +17,7 @@ from .inbox import Inbox
 from .ledger import Ledger
 from .mirror import Products, Subscriptions
 from .outbox import Outbox
+from .quota import Quotas
 from .session_answers import SessionAnswers
 from .snapshots import Snapshots
 from .tables import Tenant
@@ -47,7 +48,7 @@ class UnitOfWork:
     """The one way to open a session: `with uow_factory() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
-    `uow.subscriptions`, `uow.products`, `uow.session_answers`) work in its transaction. `uow.session` is
+    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`) work in its transaction. `uow.session` is
     theirs (and the tests', to check what was stored): outside models/ the service does not touch it
     (tests/unit/test_repository_seam.py)."""
 
@@ -65,6 +66,7 @@ class UnitOfWork:
         self.subscriptions: Subscriptions
         self.products: Products
         self.session_answers: SessionAnswers
+        self.quotas: Quotas
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -80,6 +82,7 @@ class UnitOfWork:
         self.subscriptions = Subscriptions(self.session)
         self.products = Products(self.session)
         self.session_answers = SessionAnswers(self.session)
+        self.quotas = Quotas(self.session)
         return self
 
     def __exit__(self, *exc) -> None:

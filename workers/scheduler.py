@@ -37,7 +37,7 @@ from typing import Callable
 import structlog
 
 from ..errors import SafetyRefusal
-from ..handlers import catch_up, command_inbox, lapses, sweep
+from ..handlers import catch_up, command_inbox, lapses, quota, sweep
 from ..handlers.messagebus import Bus
 from ..models import utcnow
 from .leader import make_lock
@@ -103,6 +103,8 @@ class Scheduler:
             Job("repair_commands", repair_interval_s(bus.settings), lambda: _repair_commands(bus, send_command), True),
             # Grace periods and cancellation dates lapse with no Stripe event to announce them.
             Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: bus.call(lapses.refresh_due), True),
+            # Expired usage reservations (consumptions also release them lazily before refusing).
+            Job("release_reservations", REFRESH_DUE_INTERVAL_S, lambda: bus.call(quota.release_expired_job), True),
         ]
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()

@@ -81,7 +81,7 @@ def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_bus, jobs):
     catch_up, _ = jobs
     first, second = Scheduler(pg_bus, enqueue=print), Scheduler(pg_bus, enqueue=print)
     try:
-        assert first.tick() == ["catch_up", "repair_commands", "refresh_due"]
+        assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations"]
         assert second.tick() == []  # standby: the advisory lock is taken
         assert isinstance(second.lock, AdvisoryLock) and not second.lock.held
         assert catch_up.calls == 1
@@ -145,7 +145,7 @@ def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, m
 def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_bus, jobs):
     catch_up, sweep = jobs
     first = Scheduler(pg_bus, enqueue=print)
-    assert first.tick() == ["catch_up", "repair_commands", "refresh_due"]
+    assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations"]
     first.lock.release()
     second = Scheduler(pg_bus, enqueue=print)
     try:
@@ -166,7 +166,7 @@ def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_bus, monk
     set_cursor(pg_bus.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
     scheduler = Scheduler(pg_bus, enqueue=print)
     try:
-        assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due"]
+        assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due", "release_reservations"]
         assert failing.calls == 1 and sweep.calls == 1
         assert cursor(pg_bus.engine, "scheduler.catch_up_at") is None  # not recorded as done
         assert scheduler.tick() == []  # waits before retrying
@@ -248,7 +248,7 @@ def test_sqlite_has_one_process_and_always_leads(sqlite_engine, make_settings, j
     bus = bootstrap(make_settings(), engine=sqlite_engine)
     scheduler = Scheduler(bus, enqueue=print)
     assert isinstance(scheduler.lock, ProcessLock)
-    assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due"]
+    assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations"]
 
 
 def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_bus, monkeypatch):
