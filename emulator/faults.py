@@ -80,4 +80,5 @@ class Faults:
             if now - self._window_start >= 1.0:
                 self._window_start, self._window_count = now, 0
             self._window_count += 1
-            return self._window_count <= self.rate_limit_per_s
+            limit = self.rate_limit_per_s
+            return limit is None or self._window_count <= limit

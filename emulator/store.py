@@ -49,7 +49,7 @@ class Store:
         self.clock_ready = threading.Condition(self.lock)   # notified when a test clock finishes advancing
         self.faults = None                                  # set by the server: dunning length lives there
         self._local = threading.local()
-        self.on_event: Callable[[dict], None] | None = None
+        self.on_event: Callable[[dict], int | None] | None = None  # returns the webhooks pending
         self.reset()
 
     def reset(self) -> None:
@@ -76,6 +76,11 @@ class Store:
         if not isinstance(object_id, str):
             return None
         return self.objects[kind].get(object_id)
+
+    def stored(self, kind: str, object_id: str) -> dict:
+        """An object this store refers to itself (an item's price, a subscription's customer): it is
+        there by construction, so a miss is a bug (KeyError), not a client's 404."""
+        return self.objects[kind][object_id]
 
     def require(self, kind: str, object_id, *, param: str | None = "id") -> dict:
         obj = self.get(kind, object_id)
@@ -105,7 +110,7 @@ class Store:
         deleted stub `{"id", "object", "deleted": true}`."""
         body = self.render(obj) if event_type else None
         obj["_deleted"] = True
-        if event_type:
+        if event_type and body is not None:
             self.emit(event_type, body)
         return deleted(obj["object"], obj["id"])
 
@@ -138,7 +143,7 @@ class Store:
         self._local.request = {"id": request_id, "idempotency_key": idempotency_key}
 
     def end_request(self) -> set[str]:
-        touched = getattr(self._local, "touched", set())
+        touched: set[str] = getattr(self._local, "touched", set())
         self._local.request = None
         self._local.touched = set()
         return touched
@@ -187,7 +192,7 @@ class Store:
 def diff(before: dict, after: dict) -> dict:
     """Stripe's previous_attributes: the old values of what changed; nested hashes recurse,
     keys that did not exist before are reported as null."""
-    out = {}
+    out: dict[str, object] = {}
     for key in set(before) | set(after):
         old, new = before.get(key), after.get(key)
         if old == new:

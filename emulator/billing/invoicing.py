@@ -32,7 +32,7 @@ def line(store: Store, sub: dict, item: dict, invoice_id: str, start: int, end: 
          proration: bool = False) -> dict:
     """One invoice line for a subscription item (`item` needs only `id` and `price`); a proration
     line says its own amount and description."""
-    price = store.get("price", item["price"])
+    price = store.stored("price", item["price"])
     product = store.get("product", price["product"])
     if amount is None:
         amount = 0 if trial else (price["unit_amount"] or 0) * quantity
@@ -61,7 +61,7 @@ def period_lines(store: Store, sub: dict, invoice_id: str, start: int, end: int,
     [usage_from, start) (`items`: what to bill, the subscription's own by default)."""
     lines = []
     for item in items if items is not None else items_of(store, sub):
-        price = store.get("price", item["price"])
+        price = store.stored("price", item["price"])
         if (price["recurring"] or {}).get("usage_type") == "metered":
             if usage_from is None:
                 continue
@@ -86,7 +86,7 @@ def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, e
         each["invoice"] = invoice_id
     invoice = build_invoice(store, sub, reason, now, invoice_id, lines, period=(
         (usage_from, start) if usage_from is not None else (now, now)))
-    customer = store.get("customer", sub["customer"])
+    customer = store.stored("customer", sub["customer"])
     sequence = customer["next_invoice_sequence"]
     customer["next_invoice_sequence"] = sequence + 1
     invoice["number"] = f"{customer['invoice_prefix']}-{sequence:04d}"
@@ -103,7 +103,7 @@ def create_invoice(store: Store, sub: dict, reason: str, now: int, start: int, e
 def build_invoice(store: Store, sub: dict, reason: str, now: int, invoice_id: str, lines: list[dict], *,
                   period: tuple[int, int]) -> dict:
     """A draft invoice of the subscription with these lines (nothing stored, no number yet)."""
-    customer = store.get("customer", sub["customer"])
+    customer = store.stored("customer", sub["customer"])
     total = sum(each["amount"] for each in lines)
     invoice = template("invoice")
     invoice.update({
@@ -163,7 +163,7 @@ def pay_invoice(store: Store, invoice: dict, now: int, pm: dict | None, *, retry
                 invoice.setdefault("_retries", 0)
                 invoice["next_payment_attempt"] = _retry_at(store, invoice)
             needs_action = pm is not None and pm.get("_behavior") == "authenticate"
-            if needs_action:
+            if pm is not None and needs_action:
                 _payment_intent_for(store, invoice, pm, now)
             if retry or not needs_action:
                 store.emit("invoice.payment_failed", store.render(invoice))
@@ -214,7 +214,8 @@ def open_invoices(store: Store, sub: dict) -> list[dict]:
 
 def _retry_at(store: Store, invoice: dict) -> int | None:
     """When the next retry of a failed renewal is due (None: no retry left)."""
-    from_faults = store.faults.dunning_days if getattr(store, "faults", None) else 14
+    faults = getattr(store, "faults", None)
+    from_faults = faults.dunning_days if faults is not None else 14
     index = invoice["_retries"]
     if index >= len(RETRY_FRACTIONS):
         return None

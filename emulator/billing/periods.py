@@ -29,11 +29,11 @@ def items_of(store: Store, sub: dict) -> list[dict]:
 
 
 def recurring_of(store: Store, sub: dict) -> dict:
-    return store.get("price", items_of(store, sub)[0]["price"])["recurring"]
+    return store.stored("price", items_of(store, sub)[0]["price"])["recurring"]
 
 
 def product_ids(store: Store, sub: dict) -> set[str]:
-    return {store.get("price", i["price"])["product"] for i in items_of(store, sub)}
+    return {store.stored("price", i["price"])["product"] for i in items_of(store, sub)}
 
 
 def set_period(store: Store, sub: dict, start: int, end: int) -> None:

@@ -53,7 +53,7 @@ def proration_lines(store: Store, sub: dict, changes: dict[str, tuple[Billed, Bi
             if billed is None:
                 continue
             price_id, quantity = billed
-            price = store.get("price", price_id)
+            price = store.stored("price", price_id)
             if (price["recurring"] or {}).get("usage_type") == "metered":
                 continue
             amount = sign * round((price["unit_amount"] or 0) * quantity * share)
@@ -65,6 +65,6 @@ def proration_lines(store: Store, sub: dict, changes: dict[str, tuple[Billed, Bi
     return lines
 
 
-def billed_items(store: Store, sub: dict) -> dict[str, Billed]:
+def billed_items(store: Store, sub: dict) -> dict[str, tuple[str, int]]:
     """What each live item bills now: item id → (price id, quantity)."""
     return {item["id"]: (item["price"], item["quantity"] or 0) for item in items_of(store, sub)}

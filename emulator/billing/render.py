@@ -22,7 +22,7 @@ def plan_of(price: dict) -> dict:
 
 def render_item(store: Store, item: dict) -> dict:
     body = public(item)
-    price = store.get("price", item["price"])
+    price = store.stored("price", item["price"])
     body["price"] = store.render(price)
     body["plan"] = plan_of(price)
     return body

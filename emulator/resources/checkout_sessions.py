@@ -46,7 +46,7 @@ def _url(session_id: str) -> str:
     return f"https://checkout.stripe.com/c/pay/{session_id}"
 
 
-def _line_items(req: Request) -> list[tuple[dict, int]]:
+def _line_items(req: Request) -> list[tuple[dict, int | None]]:
     specs = as_hash_list(req.params.get("line_items"), "line_items")
     if not specs:
         raise invalid("Missing required param: line_items.", param="line_items", code="parameter_missing")

@@ -55,7 +55,7 @@ def _items_after(req: Request, sub: dict, specs: list[dict]) -> dict:
                 billed.pop(spec["id"])
                 continue
             price = (price_for_item(req, spec, param) if spec.get("price")
-                     else req.store.get("price", billed[spec["id"]][0]))
+                     else req.store.stored("price", billed[spec["id"]][0]))
             quantity = quantity_of(spec, price, param) if "quantity" in spec else billed[spec["id"]][1]
         else:
             price = price_for_item(req, spec, param)
@@ -63,7 +63,7 @@ def _items_after(req: Request, sub: dict, specs: list[dict]) -> dict:
         billed[spec["id"] or f"si_preview{n}"] = (price["id"], quantity or 0)
     if not billed:
         raise invalid("A subscription must have at least one active item.", param="subscription_details[items]")
-    check_compatible([req.store.get("price", price_id) for price_id, _ in billed.values()])
+    check_compatible([req.store.stored("price", price_id) for price_id, _ in billed.values()])
     return billed
 
 

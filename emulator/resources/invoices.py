@@ -50,13 +50,14 @@ def pay(req: Request, invoice_id: str):
         invoice["status_transitions"]["paid_at"] = now
         req.store.emit("invoice.paid", req.store.render(invoice))
     else:
+        pm: dict | None
         if req.params.get("payment_method"):
             pm = payment_methods.attached_to(req, req.params["payment_method"], customer, "payment_method")
         else:
             pm = invoicing.payment_method_for(req.store, sub) if sub else None
         if not invoicing.pay_invoice(req.store, invoice, now, pm):
             raise card_declined()
-    if sub is not None:
+    if sub is not None and before is not None:
         lifecycle.settle_after_payment(req.store, sub, before)
     return req.store.render(invoice)
 

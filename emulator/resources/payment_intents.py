@@ -45,7 +45,7 @@ def confirm(req: Request, pi_id: str):
         sub = req.store.get("subscription", invoice["subscription"]) if invoice["subscription"] else None
         before = render.render_subscription(req.store, sub) if sub else None
         invoicing.mark_paid(req.store, invoice, now)
-        if sub is not None:
+        if sub is not None and before is not None:
             lifecycle.settle_after_payment(req.store, sub, before)
         checkout_sessions.payment_confirmed(req, intent)
     return req.store.render(intent)
