@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 
 import structlog
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ class AdvisoryLock:
         self.engine = engine
         self.name = name
         self.key = lock_key(name)
-        self._conn = None
+        self._conn: Connection | None = None
 
     @property
     def held(self) -> bool:
@@ -91,6 +91,8 @@ class AdvisoryLock:
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
+        if conn is None:
+            return
         try:
             conn.invalidate()  # never hand a lock-holding session back to the pool
             conn.close()
