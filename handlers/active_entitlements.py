@@ -15,12 +15,12 @@ from .mirror import apply_active_entitlements
 from .products import refresh_products
 
 
-def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, event: StripeEvent | None, *, gateway: BillingGateway,
+def sync_active_entitlements(uow: UnitOfWork, tenant: Tenant, event: StripeEvent, *, gateway: BillingGateway,
                              now: Clock) -> list[str]:
     """Re-read the customer's active entitlement lookup_keys unless our copy is newer than the event."""
     if not tenant.stripe_customer_id:
         return []
-    if event is not None and event.fresh(tenant.entitlements_synced_at):
+    if event.fresh(tenant.entitlements_synced_at):
         return []
     read_at = now()  # before the read (see StripeEvent.fresh)
     keys = gateway.active_entitlement_keys(tenant.stripe_customer_id)

@@ -13,10 +13,10 @@ from .stripe_family import TenantFamily
 from .mirror import apply_customer
 
 
-def sync_customer(uow: UnitOfWork, tenant: Tenant, customer_id: str, event: StripeEvent | None, *,
+def sync_customer(uow: UnitOfWork, tenant: Tenant, customer_id: str, event: StripeEvent, *,
                   gateway: BillingGateway, now: Clock) -> list[str]:
     """Re-read the customer unless our copy was read after the event arrived."""
-    if event is not None and tenant.stripe_customer_id == customer_id and event.fresh(tenant.customer_synced_at):
+    if tenant.stripe_customer_id == customer_id and event.fresh(tenant.customer_synced_at):
         return []
     read_at = now()  # before the read (see StripeEvent.fresh)
     customer = gateway.customer(customer_id)

@@ -19,25 +19,20 @@ def ensure_products(uow: UnitOfWork, product_ids: set[str], *, gateway: BillingG
             _read_product(uow, product_id, gateway=gateway, now=now)
 
 
-def refresh_products(uow: UnitOfWork, product_ids: set[str], fresh_after: datetime | None, *, gateway: BillingGateway,
-                     now: Clock) -> list[str]:
-    """Re-read products whose copy was read before `fresh_after` (an event's `fresh_after`;
-    None: always), each under its row lock: of many tenants' events that arrive together after
-    one product change, the first reads and the rest wait for it and find the copy fresh.
-    Sorted ids keep the lock order stable."""
-    changed = []
+def refresh_products(uow: UnitOfWork, product_ids: set[str], fresh_after: datetime, *, gateway: BillingGateway,
+                     now: Clock) -> None:
+    """Re-read products whose copy was read before `fresh_after` (the event's), each under its
+    row lock: of many tenants' events that arrive together after one product change, the first
+    reads and the rest wait for it and find the copy fresh. Sorted ids keep the lock order stable."""
     for product_id in sorted(product_ids):
         row = uow.products.locked(product_id)
-        if row is not None and fresh_after is not None and row.synced_at >= fresh_after:
-            continue
-        if _read_product(uow, product_id, gateway=gateway, now=now):
-            changed.append(f"product {product_id} changed")
-    return changed
+        if row is None or row.synced_at < fresh_after:
+            _read_product(uow, product_id, gateway=gateway, now=now)
 
 
-def _read_product(uow: UnitOfWork, product_id: str, *, gateway: BillingGateway, now: Clock) -> bool:
-    """Read a product and its attached features from Stripe and mirror them; whether it changed."""
+def _read_product(uow: UnitOfWork, product_id: str, *, gateway: BillingGateway, now: Clock) -> None:
+    """Read a product and its attached features from Stripe and mirror them."""
     read_at = now()  # before the read (see StripeEvent.fresh)
     product = gateway.product(product_id)
     keys = gateway.product_feature_keys(product_id) if product else []
-    return apply_product(uow, product_id, product, keys, read_at)
+    apply_product(uow, product_id, product, keys, read_at)

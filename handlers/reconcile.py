@@ -6,9 +6,8 @@ out, a cancellation date passing) that no Stripe event announces.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from datetime import datetime
+from typing import Any
 
 import structlog
 

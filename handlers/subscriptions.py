@@ -19,7 +19,7 @@ from .mirror import apply_subscription, product_ids_of
 from .products import ensure_products
 
 
-def sync_subscription(uow: UnitOfWork, tenant: Tenant, subscription_id: str, event: StripeEvent | None, *,
+def sync_subscription(uow: UnitOfWork, tenant: Tenant, subscription_id: str, event: StripeEvent, *,
                       gateway: BillingGateway, now: Clock) -> list[str]:
     """Re-read one subscription (unless our copy is newer than the event) and apply it.
 
@@ -27,7 +27,7 @@ def sync_subscription(uow: UnitOfWork, tenant: Tenant, subscription_id: str, eve
     change usually changes them, and Stripe's own summary event may come later or not at all.
     """
     row = uow.subscriptions.get(subscription_id)
-    if row is not None and event is not None and event.fresh(row.synced_at):
+    if row is not None and event.fresh(row.synced_at):
         return []
     read_at = now()  # before the read: an event received during it is not "already reflected"
     sub = gateway.subscription(subscription_id)
