@@ -16,12 +16,12 @@ from .tables import (
     UsageCounter,
     utcnow,
 )
-from .unit_of_work import UnitOfWork, database_errors_are_transient, insert_if_missing, unit_of_work_factory
+from .unit_of_work import UnitOfWork, database_errors_are_transient, unit_of_work_factory
 
 __all__ = [
     "Base", "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
     "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
     "UsageRequest", "UsageReservation", "UsageThreshold",
-    "database_errors_are_transient", "insert_if_missing", "make_engine", "make_session_factory",
+    "database_errors_are_transient", "make_engine", "make_session_factory",
     "unit_of_work_factory", "utcnow",
 ]

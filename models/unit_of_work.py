@@ -22,10 +22,9 @@ from .session_answers import SessionAnswers
 from .snapshots import Snapshots
 from .tables import Tenant
 from .tenants import Tenants
-from .upsert import insert_if_missing
 from .usage import Usage
 
-__all__ = ["UnitOfWork", "database_errors_are_transient", "insert_if_missing", "unit_of_work_factory"]
+__all__ = ["UnitOfWork", "database_errors_are_transient", "unit_of_work_factory"]
 
 
 @contextmanager
