@@ -233,3 +233,20 @@ def test_auth_tenant_and_reservation_edges(client, bus):
     assert client.post("/v1/tenants/t1/usage/reservations/rsv_x/commit", headers=AUTH, json={}).status_code == 404
     unknown = "rsv_" + "0" * 32
     assert client.post(f"/v1/tenants/t1/usage/reservations/{unknown}/release", headers=AUTH).status_code == 404
+
+
+def test_the_same_statements_work_on_sqlite(sqlite_engine, make_settings, clock):
+    """`up` and the demo run on SQLite: the conditional UPDATE, the upserts and the reservations."""
+    bus = make_bus(make_settings(database_url=str(sqlite_engine.url), api_tokens="svc"), sqlite_engine,
+                   NoStripe(), clock)
+    tenant(bus, limit=10)
+    with TestClient(Starlette(routes=routes(bus))) as sqlite_client:
+        assert consume(sqlite_client, "a", 7)["remaining"] == 3
+        assert consume(sqlite_client, "a", 7)["used"] == 7
+        assert consume(sqlite_client, "b", 4)["allowed"] is False
+        held = reserve(sqlite_client, 3)
+        done = sqlite_client.post(f"/v1/tenants/t1/usage/reservations/{held['reservation_id']}/commit",
+                                  headers=AUTH, json={}).json()
+        assert (done["used"], done["remaining"]) == (10, 0)
+    assert notices(bus) == [(80, 10, PERIOD[0].isoformat()), (100, 10, PERIOD[0].isoformat())]  # both crossed at once
+    assert seconds_total(bus) == 10
