@@ -1,4 +1,6 @@
-"""Local usage counters: what billing.usage.recorded adds and the quota check reads.
+"""Local usage, read: the billing period usage counts in and the usage in it. The per-second
+counters are written by the quota consumption alone (handlers/quota.py: the usage endpoint and
+billing.usage.recorded).
 
 Usage is kept by the second it happened at (its own timestamp), not by a period chosen when it
 was recorded: which period a moment belongs to is Stripe's to say, and our copy of the
@@ -34,10 +36,3 @@ def current_usage(uow: UnitOfWork, tenant_id: str, meter: str, at: datetime) -> 
     """The usage of `meter` in the billing period that `at` is in (see `usage_period`)."""
     start, end = usage_period(uow, tenant_id, at)
     return uow.usage.total(tenant_id, meter, start, end)
-
-
-def add_usage(uow: UnitOfWork, tenant_id: str, meter: str, quantity: int, at: datetime) -> int:
-    """Count `quantity` at the second `at`; returns `current_usage` at `at` (what the quota
-    check says next, when `at` is about now). The caller holds the tenant lock."""
-    uow.usage.add(tenant_id, meter, quantity, at.replace(microsecond=0))
-    return current_usage(uow, tenant_id, meter, at)

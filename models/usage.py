@@ -1,6 +1,7 @@
-"""Usage counters (`usage_counters`): the usage billing.usage.recorded counted locally, per tenant,
-meter and second; which seconds make a billing period is the quota check's rule
-(`handlers/usage.py`)."""
+"""Usage counters (`usage_counters`), read: the usage counted locally per tenant, meter and second
+(written by the quota consumption alone, `models/quota.py:Quotas.add_second`, for the usage
+endpoint and billing.usage.recorded); which seconds make a billing period is the quota check's
+rule (`handlers/usage.py`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -17,16 +18,6 @@ class Usage:
 
     def __init__(self, session: Session):
         self._session = session
-
-    def add(self, tenant_id: str, meter: str, quantity: int, second: datetime) -> None:
-        """Count `quantity` at `second` (a timestamp without microseconds). The caller holds the
-        tenant lock, which keeps two transactions from creating the same counter."""
-        row = self._session.get(UsageCounter, (tenant_id, meter, second))
-        if row is None:
-            row = UsageCounter(tenant_id=tenant_id, meter=meter, used_at=second, used=0)
-            self._session.add(row)
-        row.used += quantity
-        self._session.flush()
 
     def total(self, tenant_id: str, meter: str, start: datetime, end: datetime) -> int:
         """The usage of `meter` counted in [start, end)."""

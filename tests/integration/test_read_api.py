@@ -7,7 +7,6 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from billing_sync.handlers.usage import add_usage
 from billing_sync.ingress.read_api import routes
 from billing_sync.models import EntitlementSnapshot, Tenant
 
@@ -94,8 +93,8 @@ def test_unknown_tenant_is_404_json(client):
 def test_feature_check_with_usage(client, bus):
     _snapshot(bus)
     with bus.uow_factory() as uow:
-        add_usage(uow, "t1", "api_calls", 120, NOW)
-        add_usage(uow, "t1", "api_calls", 30, NOW)
+        uow.quotas.add_second("t1", "api_calls", NOW, 120)
+        uow.quotas.add_second("t1", "api_calls", NOW, 30)
         uow.commit()
 
     quota = client.get("/v1/tenants/t1/entitlements/api_calls", headers=AUTH).json()
@@ -115,7 +114,7 @@ def test_feature_check_with_usage(client, bus):
 def test_remaining_never_goes_negative(client, bus):
     _snapshot(bus, limits={"api_calls": 100})
     with bus.uow_factory() as uow:
-        add_usage(uow, "t1", "api_calls", 130, NOW)
+        uow.quotas.add_second("t1", "api_calls", NOW, 130)
         uow.commit()
     body = client.get("/v1/tenants/t1/entitlements/api_calls", headers=AUTH).json()
     assert (body["used"], body["remaining"], body["enabled"]) == (130, 0, True)

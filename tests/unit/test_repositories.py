@@ -157,10 +157,10 @@ def test_the_inbox_hands_out_each_tenants_first_due_command_and_prunes_finished_
 def test_usage_is_counted_per_second_and_summed_over_a_period(sqlite_engine):
     with _uow(sqlite_engine) as uow:
         uow.tenants.lock("t1")
-        uow.usage.add("t1", "api_calls", 5, T0)
-        uow.usage.add("t1", "api_calls", 7, T0)  # the same second: the same counter
-        uow.usage.add("t1", "api_calls", 1, T0 + timedelta(days=1))
-        uow.usage.add("t1", "projects", 100, T0)
+        uow.quotas.add_second("t1", "api_calls", T0, 5)
+        uow.quotas.add_second("t1", "api_calls", T0, 7)  # the same second: the same counter
+        uow.quotas.add_second("t1", "api_calls", T0 + timedelta(days=1), 1)
+        uow.quotas.add_second("t1", "projects", T0, 100)
         uow.commit()
     with _uow(sqlite_engine) as uow:
         assert uow.usage.total("t1", "api_calls", T0, T0 + timedelta(days=1)) == 12  # end excluded
