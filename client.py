@@ -26,8 +26,8 @@ from kombu import Connection, Exchange, Producer, Queue
 from kombu.common import maybe_declare
 
 from .config import bus
+from .contract.commands import parse_command
 from .errors import InvalidMessage
-from .handlers.command_schema import parse_command
 
 
 class Unroutable(Exception):

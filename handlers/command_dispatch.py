@@ -19,39 +19,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 
+from ..contract.events import COMMAND_COMPLETED, COMMAND_FAILED
 from ..contract.ids import is_tenant_id
 from ..contract.reasons import documented_reason
 from ..errors import InvalidMessage, PermanentError, StateMoved
 from ..models import Tenant, UnitOfWork, database_errors_are_transient
 from ..models.text import db_text
-from .command_schema import Command, parse_command, readable_ids
+from ..contract.commands import Command, CommandData, parse_command, readable_ids
 from .dependencies import UowFactory
 
 log = structlog.get_logger(__name__)
 
 # A command type's handler, its dependencies injected: (command, its locked tenant, the unit of
 # work) -> the details of billing.command.completed.
-CommandHandler = Callable[[Command, Tenant, UnitOfWork], dict[str, Any] | None]
+CommandHandler = Callable[[Command[Any], Tenant, UnitOfWork], dict[str, Any] | None]
 
 KIND = "command"
-COMPLETED = "billing.command.completed"
-FAILED = "billing.command.failed"
+COMPLETED = COMMAND_COMPLETED
+FAILED = COMMAND_FAILED
 MAX_EVENT_DETAIL = 1000  # characters of `detail` in a failure event; the dead letter keeps it all
 
 
-def handle_command(envelope: dict[str, Any], *, uow_factory: UowFactory, command_handlers: Mapping[str, CommandHandler]) -> str:
+def handle_command(envelope: dict[str, Any], *, uow_factory: UowFactory,
+                   command_handlers: Mapping[type[CommandData], CommandHandler]) -> str:
     """Apply one command; returns completed, failed, duplicate, or waiting (parked behind an
     earlier command of its tenant that has no outcome yet: the caller acks it, nothing else)."""
     try:
         cmd = parse_command(envelope)
     except InvalidMessage as exc:
         return fail_command(envelope, "invalid", str(exc), uow_factory=uow_factory)
-    handler = command_handlers[cmd.type]
+    handler = command_handlers[type(cmd.data)]
     try:
         with database_errors_are_transient(), uow_factory() as uow:
             tenant = uow.tenants.lock(cmd.tenant_id)
@@ -94,7 +97,7 @@ def handle_command(envelope: dict[str, Any], *, uow_factory: UowFactory, command
 REDECISIONS = 3
 
 
-def _decide_and_apply(handler: CommandHandler, cmd: Command, tenant: Tenant, uow: UnitOfWork) -> dict[str, Any]:
+def _decide_and_apply(handler: CommandHandler, cmd: Command[Any], tenant: Tenant, uow: UnitOfWork) -> dict[str, Any]:
     """Run the handler; when it reports that Stripe's state moved between its read and its
     write (`StateMoved`), run it again: it reads afresh and decides anew (the local writes it
     made before are idempotent assignments, and its Stripe writes carry the keys of their

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import structlog
 from ..models import database_errors_are_transient, utcnow
-from .command_schema import Command, readable_ids
+from ..contract.commands import Command, readable_ids
 from .dependencies import UowFactory
 
 log = structlog.get_logger(__name__)
@@ -38,7 +38,7 @@ REPAIR_BATCH = 500  # commands re-sent per run at most; the next run takes the r
 KEEP_FINISHED = timedelta(days=7)  # finished rows are kept this long (redeliveries are answered from them)
 
 
-def record_received(cmd: Command, envelope: dict[str, Any], *, uow_factory: UowFactory) -> bool:
+def record_received(cmd: Command[Any], envelope: dict[str, Any], *, uow_factory: UowFactory) -> bool:
     """Record a valid command before the bridge acks it. Returns False when the command already
     has its outcome (a redelivery: nothing to send), True when it must be sent to the workers."""
     text = json.dumps(envelope, separators=(",", ":"))  # ASCII: storable whatever the strings hold

@@ -13,11 +13,12 @@ applied twice.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from .command_schema import Command
+from ..contract.commands import Command
 
 
-def step_key(cmd: Command, step: str) -> str:
+def step_key(cmd: Command[Any], step: str) -> str:
     """The idempotency key of one Stripe write of one command. (A write whose parameters come
     from a decision on Stripe's state, `change_plan`, gets a digest of its request appended by
     the gateway: deciding again after the state moved sends a new request.)"""

@@ -2,8 +2,8 @@
 
 `command_dispatch.handle_command` validates the command, locks the tenant, checks the ledger and
 then calls `handler(cmd, tenant, uow)` (its other dependencies injected by the bus), which does
-the Stripe work and returns the details for the `billing.command.completed` event; the dispatcher records the ledger row and the outcome
-in the same transaction. A handler raises a `PermanentError` (→ `billing.command.failed` with its
+the Stripe work and returns the details for the `billing.command.completed` event; the
+dispatcher records the ledger row and the outcome in the same transaction. A handler raises a `PermanentError` (→ `billing.command.failed` with its
 `reason`) or lets a `TransientError` through (→ the worker retries the whole command).
 
 Exactly once in Stripe, despite retries at any point:
@@ -43,8 +43,8 @@ from ..models import Tenant, UnitOfWork
 from .command_keys import meter_identifier, step_key
 from .command_queries import (customer_id_for, find_customer, live_subscription, plan_item, plan_price_id,
                               require_customer_id, resolve_plan)
-from .command_schema import (Command, SubscriptionCancel, SubscriptionChange, TenantProvisioned, TenantUpdated,
-                             UsageRecorded)
+from ..contract.commands import (Command, SubscriptionCancel, SubscriptionChange, SubscriptionResume, TenantDeleted,
+                                 TenantProvisioned, TenantUpdated, UsageRecorded)
 from .dependencies import Clock
 from .quota import feature_limit, record
 
@@ -53,10 +53,10 @@ log = structlog.get_logger(__name__)
 
 # -- the commands -------------------------------------------------------------------------------
 
-def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway, catalog: Catalog,
-                       settings: Settings, now: Clock) -> dict[str, Any]:
+def tenant_provisioned(cmd: Command[TenantProvisioned], tenant: Tenant, uow: UnitOfWork, *,
+                       gateway: BillingGateway, catalog: Catalog, settings: Settings, now: Clock) -> dict[str, Any]:
     """A customer with metadata `tenant_id` and a subscription on the requested plan, once."""
-    data: TenantProvisioned = cmd.data  # type: ignore[assignment]
+    data = cmd.data
     plan = resolve_plan(catalog, data.plan or catalog.default_plan)
     price_id = plan_price_id(gateway, plan) if plan.price else None  # checked before anything is created
     tenant.name, tenant.email, tenant.deleted = data.name, data.email, False
@@ -80,9 +80,10 @@ def tenant_provisioned(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway
     return result
 
 
-def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
+def tenant_updated(cmd: Command[TenantUpdated], tenant: Tenant, uow: UnitOfWork, *,
+                   gateway: BillingGateway) -> dict[str, Any]:
     """The customer's name, email and/or address changed in Stripe (and the name/email locally)."""
-    data: TenantUpdated = cmd.data  # type: ignore[assignment]
+    data = cmd.data
     customer_id = require_customer_id(tenant, gateway)
     address = data.address.model_dump(exclude_none=True) if data.address is not None else None
     changed = sorted(field for field, value in (("name", data.name), ("email", data.email), ("address", address))
@@ -99,10 +100,10 @@ def tenant_updated(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: Bi
     return {"stripe_customer_id": customer_id, "changed": changed}
 
 
-def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
+def subscription_change(cmd: Command[SubscriptionChange], tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
                         catalog: Catalog) -> dict[str, Any]:
     """Price and/or seats; a canceling subscription is resumed, an ended one replaced."""
-    data: SubscriptionChange = cmd.data  # type: ignore[assignment]
+    data = cmd.data
     customer_id = require_customer_id(tenant, gateway)
     plan = resolve_plan(catalog, data.plan) if data.plan else None
     if plan is not None and plan.price is None:
@@ -126,9 +127,10 @@ def subscription_change(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
     return {**result, "changed": True, "subscription_status": updated.status}
 
 
-def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
+def subscription_cancel(cmd: Command[SubscriptionCancel], tenant: Tenant, uow: UnitOfWork, *,
+                        gateway: BillingGateway) -> dict[str, Any]:
     """Cancel the live subscription now, or at the end of its period (the default)."""
-    data: SubscriptionCancel = cmd.data  # type: ignore[assignment]
+    data = cmd.data
     customer_id = require_customer_id(tenant, gateway)
     sub = live_subscription(gateway, customer_id)
     result: dict[str, Any] = {"stripe_customer_id": customer_id, "at_period_end": data.at_period_end}
@@ -146,7 +148,8 @@ def subscription_cancel(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
     return {**result, "changed": True}
 
 
-def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
+def subscription_resume(cmd: Command[SubscriptionResume], tenant: Tenant, uow: UnitOfWork, *,
+                        gateway: BillingGateway) -> dict[str, Any]:
     """Remove a scheduled cancellation; with none scheduled the command is `invalid` (nothing to
     resume). An ended subscription cannot be resumed (use change).
 
@@ -164,7 +167,8 @@ def subscription_resume(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gatewa
     return {"stripe_customer_id": customer_id, "subscription_id": sub.id, "changed": True}
 
 
-def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway) -> dict[str, Any]:
+def tenant_deleted(cmd: Command[TenantDeleted], tenant: Tenant, uow: UnitOfWork, *,
+                   gateway: BillingGateway) -> dict[str, Any]:
     """Every live subscription canceled now; the customer stays in Stripe for its invoices."""
     tenant.deleted = True
     customer_id = customer_id_for(tenant, gateway)
@@ -178,11 +182,11 @@ def tenant_deleted(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: Bi
     return {"stripe_customer_id": customer_id, "canceled": canceled}
 
 
-def usage_recorded(cmd: Command, tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
+def usage_recorded(cmd: Command[UsageRecorded], tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
                    catalog: Catalog, now: Clock) -> dict[str, Any]:
     """A Stripe meter event (deduplicated by Stripe on the command id) and the local counters,
     through the usage endpoint's own soft consumption (handlers/quota.py)."""
-    data: UsageRecorded = cmd.data  # type: ignore[assignment]
+    data = cmd.data
     meter = catalog.meters.get(data.meter)
     if meter is None:
         raise InvalidMessage(f"unknown meter {data.meter!r}")
@@ -216,7 +220,7 @@ def write_to_subscription(gateway: BillingGateway, sub: SubscriptionView,
         raise
 
 
-def _create_customer(cmd: Command, data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, *,
+def _create_customer(cmd: Command[TenantProvisioned], data: TenantProvisioned, tenant: Tenant, uow: UnitOfWork, *,
                      gateway: BillingGateway, settings: Settings, now: Clock) -> CustomerView:
     customer = create_customer_once(
         tenant, uow, gateway, key=step_key(cmd, "customer"),
@@ -251,7 +255,8 @@ def create_customer_once(tenant: Tenant, uow: UnitOfWork, gateway: BillingGatewa
         tenant.pending_customer = None
 
 
-def _customer_params(cmd: Command, data: TenantProvisioned, *, gateway: BillingGateway, settings: Settings,
+def _customer_params(cmd: Command[TenantProvisioned], data: TenantProvisioned, *,
+                     gateway: BillingGateway, settings: Settings,
                      now: Clock) -> dict[str, Any]:
     test_clock = None
     if settings.stripe_test_clocks:
@@ -263,7 +268,7 @@ def _customer_params(cmd: Command, data: TenantProvisioned, *, gateway: BillingG
                                         payment_method=data.payment_method, test_clock=test_clock)
 
 
-def _create_subscription(cmd: Command, gateway: BillingGateway, customer: CustomerView, tenant_id: str, price_id: str,
+def _create_subscription(cmd: Command[Any], gateway: BillingGateway, customer: CustomerView, tenant_id: str, price_id: str,
                          seats: int, *, trial_days: int | None) -> SubscriptionView:
     if not customer.has_payment_method and not trial_days:
         raise PaymentFailed("the customer has no payment method and the plan starts without a trial",
@@ -277,7 +282,7 @@ def _create_subscription(cmd: Command, gateway: BillingGateway, customer: Custom
     return sub
 
 
-def _replace_subscription(cmd: Command, gateway: BillingGateway, catalog: Catalog, tenant: Tenant, customer_id: str,
+def _replace_subscription(cmd: Command[Any], gateway: BillingGateway, catalog: Catalog, tenant: Tenant, customer_id: str,
                           ended: list[SubscriptionView], price_id: str | None, seats: int | None) -> dict[str, Any]:
     """No live subscription: start a new one, on the asked plan or else the last one's.
     `ended` is every subscription the customer had, newest first."""

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import structlog
 from ..config.catalog import Catalog
+from ..contract.events import ENTITLEMENTS_CHANGED
 from ..models import EntitlementSnapshot, Subscription, Tenant, UnitOfWork
 from .dependencies import Clock
 from .entitlement_rules import Entitlements, ItemState, ProductInfo, SubscriptionState, derive
@@ -70,7 +71,7 @@ def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, *, catalog: Catalog, n
     snapshot.period_end = ent.period_end
     snapshot.cause = (cause or "")[:128] or None
     snapshot.updated_at = now()
-    uow.outbox.add("billing.entitlements.changed", tenant.id,
+    uow.outbox.add(ENTITLEMENTS_CHANGED, tenant.id,
                   {"tenant_id": tenant.id, "version": version, **ent.as_data(), "cause": cause})
     log.info("entitlements.changed", tenant_id=tenant.id, version=version, plan=ent.plan,
              status=ent.status, cause=cause)

@@ -4,14 +4,17 @@
 route further, through tables that `bootstrap()` gives them as dependencies: a Stripe event by
 its family (`STRIPE_EVENT_FAMILIES`: every event of a family goes through the one pipeline,
 stripe_pipeline.py, with the family's strategy, stripe_family.py, since the object is re-read
-whatever the event says), a command by its CloudEvents type (`COMMAND_HANDLERS`: plain functions
-`handler(cmd, tenant, uow, **their dependencies) -> details`, injected by the bus too).
+whatever the event says), a command by its data type (`COMMAND_HANDLERS`, keyed by the
+contract's command classes: plain functions `handler(cmd, tenant, uow, **their dependencies) ->
+details`, injected by the bus too).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from ..contract.commands import (CommandData, SubscriptionCancel, SubscriptionChange, SubscriptionResume,
+                                 TenantDeleted, TenantProvisioned, TenantUpdated, UsageRecorded)
 from . import active_entitlements, catalog, commands, customers, invoices, subscriptions, worker_messages
 from .event_dispatch import family_for, handle_stripe_event
 from .messages import CommandFailed, CommandReceived, MessageFailed, ReconcileRequested, StripeEventReceived
@@ -35,14 +38,15 @@ STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
     "price.": catalog.CATALOG_EVENTS,
 }
 
-COMMAND_HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "billing.tenant.provisioned": commands.tenant_provisioned,
-    "billing.tenant.updated": commands.tenant_updated,
-    "billing.subscription.change": commands.subscription_change,
-    "billing.subscription.cancel": commands.subscription_cancel,
-    "billing.subscription.resume": commands.subscription_resume,
-    "billing.tenant.deleted": commands.tenant_deleted,
-    "billing.usage.recorded": commands.usage_recorded,
+# By the command's data type (contract/commands.py; each names its CloudEvents type).
+COMMAND_HANDLERS: dict[type[CommandData], Callable[..., dict[str, Any]]] = {
+    TenantProvisioned: commands.tenant_provisioned,
+    TenantUpdated: commands.tenant_updated,
+    SubscriptionChange: commands.subscription_change,
+    SubscriptionCancel: commands.subscription_cancel,
+    SubscriptionResume: commands.subscription_resume,
+    TenantDeleted: commands.tenant_deleted,
+    UsageRecorded: commands.usage_recorded,
 }
 
 

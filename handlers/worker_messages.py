@@ -9,6 +9,7 @@ import structlog
 
 from ..bms.port import BillingGateway
 from ..config.catalog import Catalog
+from ..contract.commands import CommandData
 from .command_dispatch import CommandHandler, fail_command, handle_command
 from .command_inbox import send_next
 from .dependencies import Clock, SendCommand, UowFactory
@@ -18,7 +19,8 @@ from .reconcile import reconcile_tenant
 log = structlog.get_logger(__name__)
 
 
-def apply_command(message: CommandReceived, *, uow_factory: UowFactory, command_handlers: Mapping[str, CommandHandler],
+def apply_command(message: CommandReceived, *, uow_factory: UowFactory,
+                  command_handlers: Mapping[type[CommandData], CommandHandler],
                   send_command: SendCommand) -> str:
     """`handle_command`, then (unless the command was parked behind an earlier one) its tenant's
     next command, which may have waited for this one."""

@@ -8,10 +8,9 @@ value storable; use it where untrusted text is written, not in every query.
 """
 from __future__ import annotations
 
-import re
+from ..contract.text import LONE_SURROGATE, is_storable
 
-# Lone surrogates (U+D800–U+DFFF) can only exist in a Python str; UTF-8 cannot encode them.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+__all__ = ["db_text", "is_storable"]
 
 
 def db_text(value: object, limit: int | None = None) -> str | None:
@@ -22,10 +21,6 @@ def db_text(value: object, limit: int | None = None) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
-    text = _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+    text = LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
     return text[:limit] if limit is not None else text
 
-
-def is_storable(text: str) -> bool:
-    """True when `db_text` would keep `text` as it is (no NUL, no lone surrogate; any length)."""
-    return "\x00" not in text and _SURROGATE.search(text) is None

@@ -34,10 +34,10 @@ from kombu.mixins import ConsumerMixin
 
 from ..config import bus as event_bus
 from ..config import metrics
+from ..contract.commands import MAX_COMMAND_BYTES, Command, decode_envelope, parse_command, readable_ids
 from ..errors import InvalidMessage, TransientError
 from ..handlers.command_dispatch import fail_command
 from ..handlers.command_inbox import record_received
-from ..handlers.command_schema import MAX_COMMAND_BYTES, Command, decode_envelope, parse_command, readable_ids
 from ..handlers.messagebus import Bus
 from ..models.text import db_text
 

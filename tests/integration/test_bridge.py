@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync.client import CommandPublisher, publish_command
-from billing_sync.handlers.command_schema import MAX_COMMAND_BYTES
+from billing_sync.contract.commands import MAX_COMMAND_BYTES
 from billing_sync.models import ProcessedMessage
 from billing_sync.models.text import db_text
 

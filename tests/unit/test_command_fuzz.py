@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing_sync.contract.commands import COMMAND_TYPES, Command, decode_envelope, parse_command, readable_ids
 from billing_sync.errors import InvalidMessage
-from billing_sync.handlers.command_schema import COMMAND_TYPES, Command, decode_envelope, parse_command, readable_ids
 from billing_sync.models.text import is_storable
 from billing_sync.workers.bridge import read_command
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, update
 
 from billing_sync.client import command_envelope
+from billing_sync.contract.commands import parse_command
 from billing_sync.handlers import command_inbox
 from billing_sync.handlers.command_dispatch import handle_command
-from billing_sync.handlers.command_schema import parse_command
 from billing_sync.models import CommandInbox, DeadLetter, OutboxMessage
 
 from fakes import FakeWorld

@@ -676,9 +676,9 @@ def _readme_reasons() -> set[str]:
 
 
 def test_the_readme_documents_exactly_the_failure_reasons_of_the_contract():
-    from billing_sync.contract.reasons import FAILURE_REASONS
+    from billing_sync.contract.reasons import FailureReason
 
-    assert _readme_reasons() == set(FAILURE_REASONS)
+    assert _readme_reasons() == {reason.value for reason in FailureReason}
 
 
 @pytest.mark.parametrize("reason, expected", [

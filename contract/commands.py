@@ -1,9 +1,13 @@
-"""The shape of a product command: a CloudEvents 1.0 envelope and, per type, its `data`.
+"""The product commands, part of the external contract: a CloudEvents 1.0 envelope and, per
+type, its `data` — one plain typed model per command type, which names its CloudEvents type
+(`TYPE`). `parse_command` gives a `Command[<that model>]`; the command handlers are routed by the
+model's class (handlers/registry.py), so a handler gets its own data type, no cast.
 
 Validation happens twice on purpose: in the bridge, so a malformed message is failed and kept
 before it ever reaches a worker, and again in `handle_command`, because actors can be fed by
 other paths (a dead-letter replay, a test). Both use `decode_envelope` (bytes → JSON object) and
-`parse_command` (JSON object → `Command`).
+`parse_command` (JSON object → `Command`); `client.py` validates what it publishes with
+`parse_command` too.
 
 Strict: a value must already have its type (`"3"` is not a number, `true` is not 1, `"true"` is
 not a boolean); only times are read from ISO-8601 text or Unix seconds, as JSON has no time type.
@@ -16,16 +20,25 @@ version knows); wrong types, missing required fields and unknown command types a
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
-                      ValidationError, field_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
-from ..contract import strict_json
-from ..contract.ids import TenantId, is_tenant_id
 from ..errors import InvalidMessage
-from ..models.text import is_storable
+from . import strict_json
+from .ids import TenantId, is_tenant_id
+from .text import is_storable
 
 # What the bridge reads at most; a larger message is `invalid` without being parsed.
 MAX_COMMAND_BYTES = 256 * 1024
@@ -72,8 +85,11 @@ TypeName = Annotated[str, _bounds(max_length=128), _PRINTABLE]
 Moment = Annotated[datetime, Field(strict=False)]
 
 
-class _Data(BaseModel):
+class CommandData(BaseModel):
+    """The `data` of one command type; `TYPE` is that type's CloudEvents `type`."""
+
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    TYPE: ClassVar[str]
 
     tenant_id: TenantId | None = None  # may be left out when the envelope's `subject` names the tenant
 
@@ -91,7 +107,9 @@ class Address(BaseModel):
     country: CountryCode | None = None
 
 
-class TenantProvisioned(_Data):
+class TenantProvisioned(CommandData):
+    TYPE = "billing.tenant.provisioned"
+
     name: NonEmpty
     email: Email
     plan: NonEmpty | None = None  # a catalog plan key (or its price lookup_key); the default plan if absent
@@ -102,32 +120,40 @@ class TenantProvisioned(_Data):
     payment_method: PaymentMethodId | None = None
 
 
-class TenantUpdated(_Data):
+class TenantUpdated(CommandData):
+    TYPE = "billing.tenant.updated"
+
     name: NonEmpty | None = None
     email: Email | None = None
     address: Address | None = None
 
 
-class SubscriptionChange(_Data):
+class SubscriptionChange(CommandData):
+    TYPE = "billing.subscription.change"
+
     plan: NonEmpty | None = None
     seats: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
     # Unix seconds from `GET /v1/tenants/{id}/preview`: prorate from then, so the charge is the preview's.
     proration_date: Annotated[int, Field(ge=0, le=2**32)] | None = None
 
 
-class SubscriptionCancel(_Data):
+class SubscriptionCancel(CommandData):
+    TYPE = "billing.subscription.cancel"
+
     at_period_end: bool = True
 
 
-class SubscriptionResume(_Data):
-    pass
+class SubscriptionResume(CommandData):
+    TYPE = "billing.subscription.resume"
 
 
-class TenantDeleted(_Data):
-    pass
+class TenantDeleted(CommandData):
+    TYPE = "billing.tenant.deleted"
 
 
-class UsageRecorded(_Data):
+class UsageRecorded(CommandData):
+    TYPE = "billing.usage.recorded"
+
     meter: NonEmpty
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
     # When the usage happened (Unix seconds or ISO-8601); the envelope's `time` if absent.
@@ -137,20 +163,15 @@ class UsageRecorded(_Data):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
-DATA_MODELS: dict[str, type[_Data]] = {
-    "billing.tenant.provisioned": TenantProvisioned,
-    "billing.tenant.updated": TenantUpdated,
-    "billing.subscription.change": SubscriptionChange,
-    "billing.subscription.cancel": SubscriptionCancel,
-    "billing.subscription.resume": SubscriptionResume,
-    "billing.tenant.deleted": TenantDeleted,
-    "billing.usage.recorded": UsageRecorded,
-}
-COMMAND_TYPES = frozenset(DATA_MODELS)
+# Every command type of the contract (README's table), by its CloudEvents type.
+COMMAND_DATA: dict[str, type[CommandData]] = {data.TYPE: data for data in (
+    TenantProvisioned, TenantUpdated, SubscriptionChange, SubscriptionCancel, SubscriptionResume, TenantDeleted,
+    UsageRecorded)}
+COMMAND_TYPES = frozenset(COMMAND_DATA)
 
 
 class Envelope(BaseModel):
@@ -182,24 +203,26 @@ class Envelope(BaseModel):
         return value
 
 
-class Command(BaseModel):
-    """A validated command: the envelope's attributes, its typed data and the tenant it is about."""
+D = TypeVar("D", bound=CommandData, covariant=True)
 
-    model_config = ConfigDict(frozen=True)
+
+@dataclass(frozen=True)
+class Command(Generic[D]):
+    """A validated command: the envelope's attributes, its typed data and the tenant it is about."""
 
     id: str
     type: str
     source: str
     tenant_id: str
     time: datetime | None
-    data: _Data
+    data: D
 
     @property
     def short_type(self) -> str:
         return self.type.removeprefix("billing.")
 
 
-def parse_command(envelope: object) -> Command:
+def parse_command(envelope: object) -> Command[CommandData]:
     """Validate a received envelope (a decoded JSON value, see `decode_envelope`); raise
     `InvalidMessage` with a readable reason if it is not a command. Raises nothing else."""
     if not isinstance(envelope, dict):
@@ -210,7 +233,7 @@ def parse_command(envelope: object) -> Command:
     except ValidationError as exc:
         raise InvalidMessage(_describe(exc)) from exc
     try:
-        data = DATA_MODELS[event.type].model_validate(event.data)
+        data = COMMAND_DATA[event.type].model_validate(event.data)
     except ValidationError as exc:
         raise InvalidMessage(_describe(exc, prefix="data")) from exc
     tenant_id = data.tenant_id or event.subject
@@ -218,7 +241,7 @@ def parse_command(envelope: object) -> Command:
         raise InvalidMessage("no tenant: set data.tenant_id or subject")
     if data.tenant_id and event.subject and data.tenant_id != event.subject:
         raise InvalidMessage(f"subject {event.subject!r} and data.tenant_id {data.tenant_id!r} disagree")
-    time = event.time if event.time is None or event.time.tzinfo else event.time.replace(tzinfo=timezone.utc)
+    time = event.time if event.time is None or event.time.tzinfo else event.time.replace(tzinfo=UTC)
     return Command(id=event.id, type=event.type, source=event.source, tenant_id=tenant_id, time=time, data=data)
 
 
