@@ -17,6 +17,7 @@ command serves the worker processes' metrics, summed, from this parent process
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -70,10 +71,8 @@ def _kill_group_later(child: subprocess.Popen, after_s: float) -> None:
     def kill() -> None:
         if child.poll() is None:
             log.warning("worker.shutdown_forced", after_s=after_s)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     timer = threading.Timer(after_s, kill)
     timer.daemon = True
@@ -110,7 +109,9 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
         "--processes", str(processes), "--threads", str(threads),
         "--worker-shutdown-timeout", str(SHUTDOWN_TIMEOUT_MS),
     ]
-    env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", str(IDLE_POLL_MS)),
+    # Dramatiq reads this variable by its lowercase name.
+    idle_poll = os.environ.get("dramatiq_worker_timeout", str(IDLE_POLL_MS))  # noqa: SIM112
+    env = {**os.environ, "dramatiq_worker_timeout": idle_poll,
            # `auto` decided here, on this terminal: the worker processes only see Dramatiq's pipe.
            "BILLING_LOG_FORMAT": resolve_format(settings.log_format)}
     metrics_dir = None
@@ -153,7 +154,7 @@ class InProcessWorkers:
         self.broker = broker
         self.worker = dramatiq.Worker(broker, queues=queues, worker_threads=threads, worker_timeout=idle_poll_ms)
 
-    def start(self) -> "InProcessWorkers":
+    def start(self) -> InProcessWorkers:
         if self.broker not in _BOOTED:  # once per broker: starts TimeLimit's monitor
             _BOOTED.add(self.broker)
             self.broker.emit_after("process_boot")
@@ -167,7 +168,7 @@ class InProcessWorkers:
         """Wait until every queue is empty and every message processed (tests)."""
         self.worker.join()
 
-    def __enter__(self) -> "InProcessWorkers":
+    def __enter__(self) -> InProcessWorkers:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import redis
 
 from billing_sync.workers.broker import make_broker
+
 from contexts import wait_until
 from fleet_processes import BIN, free_port, process_tree, signal_processes
-from worker_fixtures import own_redis_url, redis_cleanup  # noqa: F401
 
 HERE = Path(__file__).parent
 HEARTBEAT_MS = 2000
