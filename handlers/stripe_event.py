@@ -7,10 +7,9 @@ after `parse` looks at the payload: the handlers re-read from Stripe what they a
 """
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from ..config.settings import Settings
 from ..contract.stripe_event import EventProblem, StripeEventFacts, read_event
