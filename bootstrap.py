@@ -26,8 +26,9 @@ from .models import make_engine, unit_of_work_factory, utcnow
 
 
 def _sends_nothing(envelope: dict) -> None:
-    raise RuntimeError("this bus has no command sender: build it with bootstrap(send_command=…) or install it "
-                       "on a broker (workers.actors.declare_actors)")
+    raise RuntimeError("this bus sends nothing to the workers: build it with bootstrap(send_command=…, "
+                       "enqueue_stripe_event=…), install it on a broker (workers.actors.declare_actors) or run "
+                       "it in a Scheduler")
 
 
 def bootstrap(
@@ -39,6 +40,7 @@ def bootstrap(
     catalog: Catalog | None = None,
     now: Callable[[], datetime] = utcnow,
     send_command: SendCommand = _sends_nothing,
+    enqueue_stripe_event: SendCommand = _sends_nothing,
 ) -> Bus:
     """The bus, with every dependency not given built from `settings` (the environment's)."""
     settings = settings or get_settings()
@@ -56,6 +58,7 @@ def bootstrap(
         "now": now,
         "settings": settings,
         "send_command": send_command,
+        "enqueue_stripe_event": enqueue_stripe_event,
         "stripe_families": registry.STRIPE_EVENT_FAMILIES,
     }
     tables = {"command_handlers": registry.COMMAND_HANDLERS}

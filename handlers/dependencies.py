@@ -8,6 +8,7 @@
 | `now` | `Clock` | the time (a test's clock stands still until told to move) |
 | `settings` | `config.settings.Settings` | the deployment's settings |
 | `send_command` | `SendCommand` | enqueue a command envelope for the workers' `apply_command` |
+| `enqueue_stripe_event` | `SendCommand` | enqueue `{"event", "received_at"}` for the workers' `process_stripe_event` |
 
 `bootstrap.bootstrap()` builds them; a handler asks only for those it uses.
 """

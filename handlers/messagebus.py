@@ -84,6 +84,11 @@ class Bus:
         installed on); the engine and the routes are shared."""
         return Bus(self._routes, {**self._given, **dependencies}, tables=self._tables, engine=self.engine)
 
+    def with_routes(self, routes: Mapping[type, Handler]) -> Bus:
+        """This bus with some message types routed to other handlers (a test's stand-ins); the
+        dependencies are shared."""
+        return Bus({**self._routes, **routes}, self._given, tables=self._tables, engine=self.engine)
+
     # The dependencies that entry points use themselves (a role's settings, a read outside any
     # handler), typed.
     @property

@@ -30,10 +30,42 @@ class CommandReceived:
 
 @dataclass(frozen=True)
 class ReconcileRequested:
-    """Re-read one tenant from Stripe and repair drift (the scheduler's or an operator's)."""
+    """Re-read one tenant from Stripe and repair drift (the scheduler's or an operator's); a dry
+    run reports the drift and writes nothing."""
 
     tenant_id: str
     cause: str
+    dry_run: bool = False
+
+
+# -- the scheduler's jobs (also run from the command line: ops/jobs.py) -------------------------
+
+
+@dataclass(frozen=True)
+class CatchUpDue:
+    """Enqueue the Stripe events created since the newest one seen that are not in the ledger."""
+
+
+@dataclass(frozen=True)
+class SweepDue:
+    """Reconcile every tenant against a full listing of Stripe."""
+
+    dry_run: bool = False
+    allow_mass_change: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshDue:
+    """Re-derive the tenants whose entitlements may have lapsed with time alone."""
+
+    cause: str = "schedule"
+
+
+@dataclass(frozen=True)
+class InboxRepairDue:
+    """Send again (or fail) the commands without an outcome for longer than `older_than_s`."""
+
+    older_than_s: float
 
 
 @dataclass(frozen=True)

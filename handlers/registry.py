@@ -15,9 +15,10 @@ from typing import Any
 
 from ..contract.commands import (CommandData, SubscriptionCancel, SubscriptionChange, SubscriptionResume,
                                  TenantDeleted, TenantProvisioned, TenantUpdated, UsageRecorded)
-from . import active_entitlements, catalog, commands, customers, invoices, subscriptions, worker_messages
+from . import active_entitlements, catalog, commands, customers, invoices, job_messages, subscriptions, worker_messages
 from .event_dispatch import family_for, handle_stripe_event
-from .messages import CommandFailed, CommandReceived, MessageFailed, ReconcileRequested, StripeEventReceived
+from .messages import (CatchUpDue, CommandFailed, CommandReceived, InboxRepairDue, MessageFailed, ReconcileRequested,
+                       RefreshDue, StripeEventReceived, SweepDue)
 from .stripe_family import StripeFamily
 
 ROUTES: dict[type, Callable[..., Any]] = {
@@ -26,6 +27,10 @@ ROUTES: dict[type, Callable[..., Any]] = {
     ReconcileRequested: worker_messages.reconcile_requested,
     MessageFailed: worker_messages.keep_dead_letter,
     CommandFailed: worker_messages.command_failed,
+    CatchUpDue: job_messages.catch_up_due,
+    SweepDue: job_messages.sweep_due,
+    RefreshDue: job_messages.refresh_due,
+    InboxRepairDue: job_messages.inbox_repair_due,
 }
 
 # Longest matching prefix wins; an event type matching none is recorded and ignored.

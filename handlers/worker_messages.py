@@ -32,8 +32,8 @@ def apply_command(message: CommandReceived, *, uow_factory: UowFactory,
 
 def reconcile_requested(message: ReconcileRequested, *, uow_factory: UowFactory, gateway: BillingGateway,
                         catalog: Catalog, now: Clock) -> dict[str, Any]:
-    return reconcile_tenant(message.tenant_id, cause=message.cause, uow_factory=uow_factory, gateway=gateway,
-                            catalog=catalog, now=now)
+    return reconcile_tenant(message.tenant_id, cause=message.cause, dry_run=message.dry_run, uow_factory=uow_factory,
+                            gateway=gateway, catalog=catalog, now=now)
 
 
 def keep_dead_letter(message: MessageFailed, *, uow_factory: UowFactory) -> None:

@@ -9,8 +9,8 @@ import sys
 from typing import TextIO
 
 from ..errors import BillingSyncError
-from ..handlers import command_inbox, reconcile, sweep
 from ..handlers.messagebus import Bus
+from ..handlers.messages import InboxRepairDue, ReconcileRequested, SweepDue
 
 
 def run_inbox_repair(older_than_s: float | None = None, *, bus: Bus | None = None, send_command=None,
@@ -31,7 +31,7 @@ def run_inbox_repair(older_than_s: float | None = None, *, bus: Bus | None = Non
         from ..workers.broker import send_command
     older = bus.settings.command_repair_after_s if older_than_s is None else older_than_s
     try:
-        report = bus.call(command_inbox.repair, send_command, older_than_s=older)
+        report = bus.replace(send_command=send_command).handle(InboxRepairDue(older_than_s=older))
     except Exception as exc:  # the database or the broker is down: say so, exit 1
         print(json.dumps({"error": type(exc).__name__, "detail": str(exc)[:300]}), file=out)
         return 1
@@ -60,9 +60,9 @@ def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, allow_mas
         bus.call(verify_account, pin=not dry_run)  # a dry run writes nothing, not even the pin
     try:
         if tenant:
-            report = bus.call(reconcile.reconcile_tenant, tenant, cause="reconcile", dry_run=dry_run)
+            report = bus.handle(ReconcileRequested(tenant, cause="reconcile", dry_run=dry_run))
         else:
-            report = bus.call(sweep.sweep, dry_run=dry_run, allow_mass_change=allow_mass_change)
+            report = bus.handle(SweepDue(dry_run=dry_run, allow_mass_change=allow_mass_change))
     except BillingSyncError as exc:
         print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
         return 1

@@ -37,8 +37,9 @@ from typing import Callable
 import structlog
 
 from ..errors import SafetyRefusal
-from ..handlers import catch_up, command_inbox, lapses, quota, sweep
+from ..handlers import quota
 from ..handlers.messagebus import Bus
+from ..handlers.messages import CatchUpDue, InboxRepairDue, RefreshDue, SweepDue
 from ..models import utcnow
 from .leader import make_lock
 from .middleware import failure_detail, failure_reason, is_transient
@@ -70,18 +71,16 @@ def repair_interval_s(settings) -> float:
     return min(settings.command_repair_after_s / 2, RETRY_AFTER_FAILURE_S)
 
 
-def _repair_commands(bus: Bus, send_command: Callable[[dict], None] | None) -> dict:
-    if send_command is None:
-        from .broker import send_command
-    return bus.call(command_inbox.repair, send_command, older_than_s=bus.settings.command_repair_after_s)
+def _send_command_to_current_broker(envelope: dict) -> None:
+    from .broker import send_command
+
+    send_command(envelope)
 
 
-def _catch_up(bus: Bus, enqueue: Callable[[dict], None] | None) -> int:
-    if enqueue is None:
-        from .broker import current_broker
+def _enqueue_on_current_broker(message: dict) -> None:
+    from .broker import current_broker
 
-        enqueue = current_broker().billing_actors.process_stripe_event.send
-    return bus.call(catch_up.catch_up, enqueue)
+    current_broker().billing_actors.process_stripe_event.send(message)
 
 
 class Scheduler:
@@ -93,16 +92,20 @@ class Scheduler:
 
     def __init__(self, bus: Bus, *, enqueue: Callable[[dict], None] | None = None,
                  send_command: Callable[[dict], None] | None = None, tick_s: float = TICK_S, lock=None):
+        # What the jobs send goes to `enqueue` / `send_command`, by default to the process's broker.
+        bus = bus.replace(enqueue_stripe_event=enqueue or _enqueue_on_current_broker,
+                          send_command=send_command or _send_command_to_current_broker)
         self.bus = bus
         self.tick_s = tick_s
         self.lock = lock or make_lock(bus.engine, bus.settings.queue_prefix)
+        repair = InboxRepairDue(older_than_s=bus.settings.command_repair_after_s)
         self.jobs = [
-            Job("catch_up", bus.settings.catch_up_interval_s, lambda: _catch_up(bus, enqueue), True),
-            Job("sweep", bus.settings.sweep_interval_s, lambda: bus.call(sweep.sweep), False),
+            Job("catch_up", bus.settings.catch_up_interval_s, lambda: bus.handle(CatchUpDue()), True),
+            Job("sweep", bus.settings.sweep_interval_s, lambda: bus.handle(SweepDue()), False),
             # Commands the broker lost, or parked ones whose turn came while nobody was told.
-            Job("repair_commands", repair_interval_s(bus.settings), lambda: _repair_commands(bus, send_command), True),
+            Job("repair_commands", repair_interval_s(bus.settings), lambda: bus.handle(repair), True),
             # Grace periods and cancellation dates lapse with no Stripe event to announce them.
-            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: bus.call(lapses.refresh_due), True),
+            Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: bus.handle(RefreshDue()), True),
             # Expired usage reservations (consumptions also release them lazily before refusing).
             Job("release_reservations", REFRESH_DUE_INTERVAL_S, lambda: bus.call(quota.release_expired_job), True),
         ]

@@ -1,6 +1,6 @@
 """The scheduler on real PostgreSQL: one leader across the fleet, a persistent schedule, failures
 that do not stop it; and `billing-sync reconcile` wiring. The jobs themselves (handlers.catch_up, sweep, lapses)
-are replaced by recorders here — they are tested with the handlers."""
+are replaced by recorders here, routed by the scheduler's bus — they are tested with the handlers."""
 from __future__ import annotations
 
 import io
@@ -15,9 +15,7 @@ from sqlalchemy import text
 
 from billing_sync.bootstrap import bootstrap
 from billing_sync.errors import TransientError
-from billing_sync.handlers import catch_up as catch_up_job
-from billing_sync.handlers import lapses, reconcile
-from billing_sync.handlers import sweep as sweep_job
+from billing_sync.handlers.messages import CatchUpDue, InboxRepairDue, ReconcileRequested, RefreshDue, SweepDue
 from billing_sync.models import make_session_factory, utcnow
 from billing_sync.models.tables import SyncCursor
 from billing_sync.ops.jobs import run_reconcile
@@ -28,7 +26,7 @@ from contexts import wait_until
 
 
 class Recorder:
-    """Stands in for handlers.catch_up.catch_up / sweep.sweep / lapses.refresh_due and counts calls (thread-safe)."""
+    """Stands in for the catch-up, sweep and refresh-due jobs and counts calls (thread-safe)."""
 
     def __init__(self, result=0, fail: int = 0):
         self.calls = 0
@@ -44,18 +42,26 @@ class Recorder:
         return self.result
 
 
-@pytest.fixture(autouse=True)
-def refresh_due(monkeypatch):
-    recorder = Recorder(result=0)
-    monkeypatch.setattr(lapses, "refresh_due", recorder)
-    return recorder
+@pytest.fixture
+def job_routes() -> dict:
+    """The scheduler's jobs a test replaces, by message type (refresh-due always: it is cheap but
+    would touch every tenant)."""
+    return {RefreshDue: Recorder(result=0)}
 
 
 @pytest.fixture
-def jobs(monkeypatch):
+def make_scheduler(job_routes):
+    """`Scheduler(bus, …)` on `bus` with the jobs of `job_routes` routed to their stand-ins."""
+    def make(bus, **options) -> Scheduler:
+        return Scheduler(bus.with_routes(job_routes), **options)
+
+    return make
+
+
+@pytest.fixture
+def jobs(job_routes):
     catch_up, sweep = Recorder(result=3), Recorder(result={"tenants": 2, "errors": 0, "failed": []})
-    monkeypatch.setattr(catch_up_job, "catch_up", catch_up)
-    monkeypatch.setattr(sweep_job, "sweep", sweep)
+    job_routes.update({CatchUpDue: catch_up, SweepDue: sweep})
     return catch_up, sweep
 
 
@@ -77,9 +83,9 @@ def set_cursor(engine, name: str, value: str) -> None:
         session.add(row)
 
 
-def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_bus, jobs):
+def test_only_the_lock_holder_acts_and_a_standby_takes_over(make_scheduler, pg_bus, jobs):
     catch_up, _ = jobs
-    first, second = Scheduler(pg_bus, enqueue=print), Scheduler(pg_bus, enqueue=print)
+    first, second = make_scheduler(pg_bus, enqueue=print), make_scheduler(pg_bus, enqueue=print)
     try:
         assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations"]
         assert second.tick() == []  # standby: the advisory lock is taken
@@ -97,8 +103,8 @@ def test_only_the_lock_holder_acts_and_a_standby_takes_over(pg_bus, jobs):
         second.lock.release()
 
 
-def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_bus, jobs):
-    first, second = Scheduler(pg_bus, enqueue=print), Scheduler(pg_bus, enqueue=print)
+def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(make_scheduler, pg_bus, jobs):
+    first, second = make_scheduler(pg_bus, enqueue=print), make_scheduler(pg_bus, enqueue=print)
     try:
         assert first.lock.try_acquire()
         assert not second.lock.try_acquire()
@@ -113,10 +119,10 @@ def test_a_leader_whose_connection_dies_loses_the_lock_to_the_standby(pg_bus, jo
         second.lock.release()
 
 
-def test_the_leaders_session_has_postgresql_notice_a_vanished_leader_within_seconds(pg_bus, jobs):
+def test_the_leaders_session_has_postgresql_notice_a_vanished_leader_within_seconds(make_scheduler, pg_bus, jobs):
     """A leader whose machine dies never closes its connection; without TCP keepalives on the
     lock's session the server would keep the session, and the lock, for the OS's 2 hours."""
-    scheduler = Scheduler(pg_bus, enqueue=print)
+    scheduler = make_scheduler(pg_bus, enqueue=print)
     try:
         assert scheduler.lock.try_acquire()
         # As the server applies them to this TCP session (SHOW gives the socket's real values).
@@ -128,12 +134,12 @@ def test_the_leaders_session_has_postgresql_notice_a_vanished_leader_within_seco
         scheduler.lock.release()
 
 
-def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, make_settings, jobs):
+def test_two_deployments_on_one_database_each_have_their_own_leader(make_scheduler, pg_engine, make_settings, jobs):
     """The lock's key derives from BILLING_QUEUE_PREFIX: another deployment's scheduler on the same
     database does not make ours a standby (advisory locks are per database, so deployments on
     their own databases, as they normally are, never meet at all)."""
     ours, theirs = (bootstrap(make_settings(queue_prefix=p), engine=pg_engine) for p in ("dep-a", "dep-b"))
-    a, b, a_standby = Scheduler(ours, enqueue=print), Scheduler(theirs, enqueue=print), Scheduler(ours, enqueue=print)
+    a, b, a_standby = make_scheduler(ours, enqueue=print), make_scheduler(theirs, enqueue=print), make_scheduler(ours, enqueue=print)
     try:
         assert a.lock.try_acquire() and b.lock.try_acquire()
         assert not a_standby.lock.try_acquire()  # within one deployment, still one leader
@@ -142,12 +148,12 @@ def test_two_deployments_on_one_database_each_have_their_own_leader(pg_engine, m
             scheduler.lock.release()
 
 
-def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_bus, jobs):
+def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(make_scheduler, pg_bus, jobs):
     catch_up, sweep = jobs
-    first = Scheduler(pg_bus, enqueue=print)
+    first = make_scheduler(pg_bus, enqueue=print)
     assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations"]
     first.lock.release()
-    second = Scheduler(pg_bus, enqueue=print)
+    second = make_scheduler(pg_bus, enqueue=print)
     try:
         assert second.tick() == []  # ran a moment ago, by the other scheduler
         # The first sweep of a fresh deployment is one interval away, and recorded as such.
@@ -159,12 +165,11 @@ def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(pg_bus, jo
         second.lock.release()
 
 
-def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_bus, monkeypatch):
+def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(make_scheduler, pg_bus, job_routes):
     failing, sweep = Recorder(fail=1), Recorder(result={})
-    monkeypatch.setattr(catch_up_job, "catch_up", failing)
-    monkeypatch.setattr(sweep_job, "sweep", sweep)
+    job_routes.update({CatchUpDue: failing, SweepDue: sweep})
     set_cursor(pg_bus.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
-    scheduler = Scheduler(pg_bus, enqueue=print)
+    scheduler = make_scheduler(pg_bus, enqueue=print)
     try:
         assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due", "release_reservations"]
         assert failing.calls == 1 and sweep.calls == 1
@@ -181,12 +186,13 @@ def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(pg_bus, monk
     (TransientError("stripe 500: APIError"), "warning", False),  # Stripe away for a moment
     (KeyError("a bug"), "error", True),
 ])
-def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_bus, jobs, monkeypatch, error, level, traceback):
+def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(make_scheduler, pg_bus, jobs, job_routes, error, level,
+                                                                 traceback):
     def fail(*_args, **_kwargs):
         raise error
 
-    monkeypatch.setattr(catch_up_job, "catch_up", fail)
-    scheduler = Scheduler(pg_bus, enqueue=print)
+    job_routes[CatchUpDue] = fail
+    scheduler = make_scheduler(pg_bus, enqueue=print)
     try:
         with structlog.testing.capture_logs() as logs:
             scheduler.tick()
@@ -197,12 +203,12 @@ def test_a_failed_job_is_one_line_with_a_traceback_only_for_a_bug(pg_bus, jobs, 
     assert ("exc_info" in line) is traceback
 
 
-def test_catch_up_gets_the_bus_dependencies_and_the_enqueue_function(pg_bus, monkeypatch):
+def test_catch_up_gets_the_bus_dependencies_and_the_enqueue_function(make_scheduler, pg_bus, job_routes):
     seen = {}
-    monkeypatch.setattr(catch_up_job, "catch_up", lambda enqueue, *, uow_factory: seen.update(
-        uow_factory=uow_factory, enqueue=enqueue) or 0)
+    job_routes[CatchUpDue] = lambda message, *, enqueue_stripe_event, uow_factory: seen.update(
+        uow_factory=uow_factory, enqueue=enqueue_stripe_event) or 0
     sink = []
-    scheduler = Scheduler(pg_bus, enqueue=sink.append)
+    scheduler = make_scheduler(pg_bus, enqueue=sink.append)
     try:
         scheduler.tick()
     finally:
@@ -212,16 +218,14 @@ def test_catch_up_gets_the_bus_dependencies_and_the_enqueue_function(pg_bus, mon
     assert sink == [{"event": {"id": "evt_1"}}]
 
 
-def test_repair_commands_gets_the_bus_dependencies_the_send_function_and_the_configured_age(pg_engine, make_settings,
-                                                                                     monkeypatch):
-    from billing_sync.handlers import command_inbox
-
+def test_repair_commands_gets_the_bus_dependencies_the_send_function_and_the_configured_age(make_scheduler, pg_engine,
+                                                                                     make_settings, job_routes):
     seen = {}
-    monkeypatch.setattr(command_inbox, "repair", lambda send, *, older_than_s, uow_factory: seen.update(
-        uow_factory=uow_factory, send=send, older_than_s=older_than_s) or {})
+    job_routes[InboxRepairDue] = lambda message, *, send_command, uow_factory: seen.update(
+        uow_factory=uow_factory, send=send_command, older_than_s=message.older_than_s) or {}
     bus = bootstrap(make_settings(command_repair_after_s=20), engine=pg_engine)
     sink = []
-    scheduler = Scheduler(bus, enqueue=print, send_command=sink.append)
+    scheduler = make_scheduler(bus, enqueue=print, send_command=sink.append)
     try:
         assert "repair_commands" in scheduler.tick()
     finally:
@@ -232,10 +236,10 @@ def test_repair_commands_gets_the_bus_dependencies_the_send_function_and_the_con
     assert sink == [{"id": "cmd-1"}]
 
 
-def test_two_running_schedulers_run_catch_up_once_per_interval(pg_engine, make_settings, jobs):
+def test_two_running_schedulers_run_catch_up_once_per_interval(make_scheduler, pg_engine, make_settings, jobs):
     catch_up, _ = jobs
     bus = bootstrap(make_settings(catch_up_interval_s=1, sweep_interval_s=600), engine=pg_engine)
-    schedulers = [Scheduler(bus, enqueue=print, tick_s=0.05).start() for _ in range(2)]
+    schedulers = [make_scheduler(bus, enqueue=print, tick_s=0.05).start() for _ in range(2)]
     time.sleep(2.5)
     for scheduler in schedulers:
         scheduler.stop()
@@ -244,59 +248,57 @@ def test_two_running_schedulers_run_catch_up_once_per_interval(pg_engine, make_s
     assert 2 <= catch_up.calls <= 4
 
 
-def test_sqlite_has_one_process_and_always_leads(sqlite_engine, make_settings, jobs):
+def test_sqlite_has_one_process_and_always_leads(make_scheduler, sqlite_engine, make_settings, jobs):
     bus = bootstrap(make_settings(), engine=sqlite_engine)
-    scheduler = Scheduler(bus, enqueue=print)
+    scheduler = make_scheduler(bus, enqueue=print)
     assert isinstance(scheduler.lock, ProcessLock)
     assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations"]
 
 
-def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_bus, monkeypatch):
+def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_bus):
     calls = []
 
-    def fake(tenant_id, cause="reconcile", dry_run=False):
-        calls.append((tenant_id, cause, dry_run))
-        return {"tenant_id": tenant_id, "found": True, "drift": ["status: active -> past_due"],
-                "entitlements_changed": False, "version": 3, "dry_run": dry_run}
+    def fake(message: ReconcileRequested) -> dict:
+        calls.append((message.tenant_id, message.cause, message.dry_run))
+        return {"tenant_id": message.tenant_id, "found": True, "drift": ["status: active -> past_due"],
+                "entitlements_changed": False, "version": 3, "dry_run": message.dry_run}
 
-    monkeypatch.setattr(reconcile, "reconcile_tenant", fake)
     out = io.StringIO()
-    assert run_reconcile(tenant="t1", dry_run=True, bus=pg_bus, out=out) == 0
+    assert run_reconcile(tenant="t1", dry_run=True, bus=pg_bus.with_routes({ReconcileRequested: fake}), out=out) == 0
     assert calls == [("t1", "reconcile", True)]
     first_line = json.loads(out.getvalue().splitlines()[0])
     assert first_line["drift"] == ["status: active -> past_due"] and first_line["dry_run"] is True
     assert "status: active -> past_due" in out.getvalue().split("\n", 1)[1]  # the table
 
 
-def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_bus, monkeypatch):
-    monkeypatch.setattr(reconcile, "reconcile_tenant", lambda tenant_id, **kw: {
-        "tenant_id": tenant_id, "found": False, "drift": [], "dry_run": False})
-    assert run_reconcile(tenant="nobody", bus=pg_bus, out=io.StringIO()) == 1
+def test_reconcile_exits_1_for_an_unknown_tenant_or_a_sweep_with_errors(pg_bus):
+    unknown = pg_bus.with_routes({ReconcileRequested: lambda message: {
+        "tenant_id": message.tenant_id, "found": False, "drift": [], "dry_run": False}})
+    assert run_reconcile(tenant="nobody", bus=unknown, out=io.StringIO()) == 1
 
-    monkeypatch.setattr(sweep_job, "sweep", lambda dry_run=False, **kw: {"tenants": 5, "errors": 1, "failed": ["t4"]})
-    assert run_reconcile(bus=pg_bus, out=io.StringIO()) == 1
-    monkeypatch.setattr(sweep_job, "sweep", lambda dry_run=False, **kw: {"tenants": 5, "errors": 0, "failed": []})
-    assert run_reconcile(bus=pg_bus, out=io.StringIO()) == 0
+    with_errors = pg_bus.with_routes({SweepDue: lambda message: {"tenants": 5, "errors": 1, "failed": ["t4"]}})
+    assert run_reconcile(bus=with_errors, out=io.StringIO()) == 1
+    clean = pg_bus.with_routes({SweepDue: lambda message: {"tenants": 5, "errors": 0, "failed": []}})
+    assert run_reconcile(bus=clean, out=io.StringIO()) == 0
 
 
-def test_reconcile_reports_a_bms_outage_and_exits_1(pg_bus, monkeypatch):
+def test_reconcile_reports_a_bms_outage_and_exits_1(pg_bus):
     from billing_sync.errors import TransientError
 
-    def down(dry_run=False, **kw):
+    def down(message: SweepDue) -> dict:
         raise TransientError("stripe: APIConnectionError")
 
-    monkeypatch.setattr(sweep_job, "sweep", down)
     out = io.StringIO()
-    assert run_reconcile(bus=pg_bus, out=out) == 1
+    assert run_reconcile(bus=pg_bus.with_routes({SweepDue: down}), out=out) == 1
     assert json.loads(out.getvalue())["reason"] == "bms_unavailable"
 
 
-def test_the_loop_survives_an_unreachable_database(make_settings, jobs):
+def test_the_loop_survives_an_unreachable_database(make_scheduler, make_settings, jobs):
     from billing_sync.models import make_engine
 
     engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere", pool_pre_ping=False)
     bus = bootstrap(make_settings(), engine=engine)
-    scheduler = Scheduler(bus, enqueue=print, tick_s=0.05).start()
+    scheduler = make_scheduler(bus, enqueue=print, tick_s=0.05).start()
     time.sleep(0.3)
     assert scheduler._thread.is_alive()  # still trying, not crashed
     scheduler.stop()
