@@ -53,8 +53,7 @@ class BadRequest(ValueError):
 
 
 def parse_body(model: type[_Request], raw: bytes) -> _Request:
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadRequest(f"body over {MAX_BODY_BYTES} bytes")
+    """The body as `model`; `raw` was read within MAX_BODY_BYTES (sessions_api._bounded_body)."""
     try:
         data = strict_json.loads(raw) if raw.strip() else {}
     except strict_json.NotStrictJSON as exc:
