@@ -25,28 +25,33 @@ CREATED = range_params("created")
 
 
 def page(store: Store, objs, params: dict, url: str, kind: str | None = None) -> dict:
+    def anchor(cursor_id, param: str) -> tuple:
+        cursor = store.find(cursor_id) if isinstance(cursor_id, str) else None
+        if cursor is None or (kind and cursor.get("object") != kind):
+            raise invalid(f"No such object: '{cursor_id}'", param=param, code="resource_missing")
+        return sort_key(cursor)
+
+    data, has_more = window(newest_first(objs), params, sort_key, anchor)
+    return {"object": "list", "data": [store.render(o) for o in data], "has_more": has_more, "url": url}
+
+
+def window(ordered: list, params: dict, key, anchor) -> tuple[list, bool]:
+    """One page of `ordered` (newest first by `key`) and whether more follow; `anchor(cursor_id,
+    param)` gives a cursor's key or raises Stripe's error, so computed lists page like stored ones."""
     limit = as_int(params.get("limit", 10), "limit", minimum=1, maximum=100)
-    ordered = newest_first(objs)
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
         raise invalid("You may only specify one of these parameters: ending_before, starting_after.",
                       param="ending_before")
-    if after or before:
-        cursor_id = after or before
-        param = "starting_after" if after else "ending_before"
-        cursor = store.find(cursor_id) if isinstance(cursor_id, str) else None
-        if cursor is None or (kind and cursor.get("object") != kind):
-            raise invalid(f"No such object: '{cursor_id}'", param=param, code="resource_missing")
-        anchor = sort_key(cursor)
-        if after:
-            rest = [o for o in ordered if sort_key(o) < anchor]
-            data, has_more = rest[:limit], len(rest) > limit
-        else:
-            rest = [o for o in ordered if sort_key(o) > anchor]
-            data, has_more = rest[-limit:], len(rest) > limit
-    else:
-        data, has_more = ordered[:limit], len(ordered) > limit
-    return {"object": "list", "data": [store.render(o) for o in data], "has_more": has_more, "url": url}
+    if after:
+        point = anchor(after, "starting_after")
+        rest = [o for o in ordered if key(o) < point]
+        return rest[:limit], len(rest) > limit
+    if before:
+        point = anchor(before, "ending_before")
+        rest = [o for o in ordered if key(o) > point]
+        return rest[-limit:], len(rest) > limit
+    return ordered[:limit], len(ordered) > limit
 
 
 def expand(store: Store, body: dict, params: dict) -> dict:

@@ -7,6 +7,7 @@ from ..shapes import template
 from ..store import Store
 from . import DAY
 from .periods import items_of
+from .usage import aggregated_usage
 
 RETRY_FRACTIONS = (1 / 14, 3 / 14, 7 / 14, 1.0)   # of the dunning length, after the first failure
 
@@ -20,11 +21,8 @@ def payment_method_for(store: Store, sub: dict) -> dict | None:
 
 
 def usage_quantity(store: Store, meter_id: str, customer_id: str, start: int, end: int) -> int:
-    total = 0.0
-    for event in store.all("billing.meter_event"):
-        if event["_meter"] == meter_id and event["_customer"] == customer_id and start <= event["timestamp"] < end:
-            total += event["_value"]
-    return int(total)
+    meter = store.get("billing.meter", meter_id)
+    return int(aggregated_usage(store, meter, customer_id, start, end)) if meter else 0
 
 
 def line(store: Store, sub: dict, item: dict, invoice_id: str, start: int, end: int, *, quantity: int,

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     events,
     invoice_previews,
     invoices,
+    meter_event_summaries,
     payment_intents,
     payment_methods,
     setup_intents,

@@ -57,6 +57,8 @@ def test_served_objects_have_stripe_keys(client, emulator, catalog, receiver):
         "billing.meter": meter,
         "billing.meter_event": client.v1.billing.meter_events.create(params={
             "event_name": "m", "payload": {"stripe_customer_id": customer.id, "value": "1"}}),
+        "billing.meter_event_summary": client.v1.billing.meters.event_summaries.list(meter.id, params={
+            "customer": customer.id, "start_time": 1_767_225_600, "end_time": 1_767_225_660}).data[0],
         "test_helpers.test_clock": clock,
         "webhook_endpoint": client.v1.webhook_endpoints.list().data[0],
     }
