@@ -211,6 +211,10 @@ class StripeGateway(StripeIntents, SelfServeIntents):
     def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict:
         return self._call(self.client.v1.billing.meter_events.create, params, idempotency_key=idempotency_key)
 
+    def list_meter_event_summaries(self, meter_id: str, params: dict) -> Iterator[dict]:
+        summaries = self.client.v1.billing.meters.event_summaries
+        return self._all_pages(lambda **kw: summaries.list(meter_id, **kw), params)
+
     def list_meters(self) -> Iterator[dict]:
         return self._all_pages(self.client.v1.billing.meters.list, {})
 

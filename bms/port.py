@@ -87,6 +87,13 @@ class PriceView:
     active: bool
 
 
+@dataclass(frozen=True)
+class MeterSummaryView:
+    start: int  # [start, end): Unix seconds
+    end: int
+    value: float  # the customer's meter events in the window, aggregated by the meter's formula
+
+
 class BillingGateway(Protocol):
     """Intent-level Stripe for the handlers. Every write takes an idempotency key; a
     repeated key with the same intent replays Stripe's first answer. Reads of something that does
@@ -181,3 +188,10 @@ class BillingGateway(Protocol):
     def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
                            timestamp: int, idempotency_key: str) -> None:
         """One meter event; Stripe keeps one event per `identifier`."""
+
+    def meter_event_summaries(self, meter_id: str, customer_id: str, start: int, end: int, *,
+                              window: str | None = None) -> list[MeterSummaryView]:
+        """Stripe's aggregation of the customer's events on the meter over [start, end), oldest
+        first (every page): one summary, or one per `window` ("hour" or "day"). Stripe wants both
+        bounds on minute boundaries (hour or UTC-day ones when grouped; else `PermanentError`), and
+        it aggregates asynchronously: events just sent may not be counted yet."""

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from .port import CustomerView, ItemView, PriceView, ProductView, SubscriptionView
+from .port import CustomerView, ItemView, MeterSummaryView, PriceView, ProductView, SubscriptionView
 from .views import customer_view, price_view, product_view, subscription_view
 
 
@@ -47,6 +47,7 @@ class StripeWire(Protocol):
     def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> StripeObject: ...
     def find_price_by_lookup_key(self, lookup_key: str) -> StripeObject | None: ...
     def create_meter_event(self, params: dict[str, Any], *, idempotency_key: str) -> StripeObject: ...
+    def list_meter_event_summaries(self, meter_id: str, params: dict[str, Any]) -> Iterable[StripeObject]: ...
     def list_customers(self) -> Iterable[StripeObject]: ...
     def retrieve_product(self, product_id: str) -> StripeObject | None: ...
     def list_products(self) -> Iterable[StripeObject]: ...
@@ -199,6 +200,14 @@ class StripeIntents:
             "timestamp": timestamp,
         }, idempotency_key=idempotency_key)
 
+    def meter_event_summaries(self, meter_id: str, customer_id: str, start: int, end: int, *,
+                              window: str | None = None) -> list[MeterSummaryView]:
+        params: dict[str, Any] = {"customer": customer_id, "start_time": start, "end_time": end}
+        if window is not None:
+            params["value_grouping_window"] = window
+        summaries = self._wire.list_meter_event_summaries(meter_id, params)   # Stripe: newest first
+        return sorted((MeterSummaryView(start=s["start_time"], end=s["end_time"], value=float(s["aggregated_value"]))
+                       for s in summaries), key=lambda view: view.start)
 
     # -- events -------------------------------------------------------------------------------
 

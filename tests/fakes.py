@@ -475,6 +475,36 @@ class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents):
 
         return self._write("create_meter", idempotency_key, params, make)
 
+    SUMMARY_WINDOWS = {None: 60, "hour": 3600, "day": 86400}   # also the alignment Stripe requires
+
+    def list_meter_event_summaries(self, meter_id: str, params: dict) -> Iterator[dict]:
+        """Stripe's summaries, newest first: the meter's formula over each window's events (the
+        meter's by event_name, the customer's by its customer_mapping key)."""
+        from billing_sync.errors import PermanentError
+
+        self._enter("list_meter_event_summaries", meter_id, params)
+        meter = self.__dict__.setdefault("meters", {}).get(meter_id)
+        if meter is None:
+            raise self._not_found(f"billing.meter: '{meter_id}'")
+        grouping = params.get("value_grouping_window")
+        step, start, end = self.SUMMARY_WINDOWS[grouping], params["start_time"], params["end_time"]
+        if start % step or end % step or end <= start:
+            raise PermanentError("start_time and end_time must be aligned, start before end", reason="invalid")
+        key = (meter.get("customer_mapping") or {}).get("event_payload_key", "stripe_customer_id")
+        events = [e for e in self.meter_events
+                  if e["event_name"] == meter["event_name"] and e["payload"].get(key) == params["customer"]]
+        windows = [(t, min(t + step, end)) for t in range(start, end, step)] if grouping else [(start, end)]
+        summaries = []
+        for low, high in reversed(windows):
+            inside = sorted((e for e in events if low <= e["timestamp"] < high), key=lambda e: e["timestamp"])
+            values = [float(e["payload"].get("value", 1)) for e in inside]
+            value = {"sum": sum(values), "count": float(len(values)),
+                     "last": values[-1] if values else 0.0}[meter["default_aggregation"]["formula"]]
+            summaries.append({"id": f"mtrusg_{meter_id}_{low}_{high}", "object": "billing.meter_event_summary",
+                              "aggregated_value": value, "start_time": low, "end_time": high,
+                              "livemode": False, "meter": meter_id})
+        return self._page(summaries)
+
 
 class FakeWorld:
     """What a handler unit test starts from: a still clock, a FakeGateway seeded with the

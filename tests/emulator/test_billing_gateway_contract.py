@@ -170,6 +170,23 @@ def test_prices_by_lookup_key_meter_events_and_test_clocks(gateway, prices):
     assert gateway.start_test_clock(1_767_225_600, "tenant t-usage", idempotency_key="c:clock").startswith("clock_")
 
 
+def test_meter_event_summaries_aggregate_by_window_oldest_first(gateway):
+    meter = gateway.create_meter({"display_name": "Tokens", "event_name": "tokens",
+                                  "default_aggregation": {"formula": "sum"}}, idempotency_key="c:tokens")
+    customer, other = new_customer(gateway, "t-tokens"), new_customer(gateway, "t-other")
+    hour = customer.created // 3600 * 3600
+    for identifier, who, timestamp, value in (("a", customer, hour - 3600, 3), ("b", customer, hour - 1, 4),
+                                              ("c", customer, customer.created, 5), ("d", other, hour, 100)):
+        gateway.record_meter_event(event_name="tokens", customer_id=who.id, value=value, identifier=identifier,
+                                   timestamp=timestamp, idempotency_key=f"{identifier}:meter_event")
+    hourly = gateway.meter_event_summaries(meter["id"], customer.id, hour - 3600, hour + 3600, window="hour")
+    assert [(s.start, s.end, s.value) for s in hourly] == [(hour - 3600, hour, 7.0), (hour, hour + 3600, 5.0)]
+    (whole,) = gateway.meter_event_summaries(meter["id"], customer.id, hour - 3600, hour + 3600)
+    assert whole.value == 12.0
+    with pytest.raises(PermanentError):   # Stripe wants hour boundaries when grouping by hour
+        gateway.meter_event_summaries(meter["id"], customer.id, hour - 60, hour + 3600, window="hour")
+
+
 # -- the reads the Stripe-event handlers and the reconciler make ----------------------------------
 
 
