@@ -30,7 +30,7 @@ def list_event_summaries(req: Request, meter_id: str):
     grouping = req.params.get("value_grouping_window")
     if grouping is not None and grouping not in GROUPING:
         raise invalid("Invalid value_grouping_window: must be one of day or hour", param="value_grouping_window")
-    step = GROUPING.get(grouping, 60)
+    step = GROUPING[grouping] if grouping else 60
     start, end = (_aligned(req.params, name, step) for name in ("start_time", "end_time"))
     if end <= start:
         raise invalid("end_time must be after start_time.", param="end_time")
