@@ -23,6 +23,7 @@ from kombu import Queue
 from .client import publish_command
 from .config import bus
 from .config.settings import get_settings
+from .demo_selfserve import self_serve_steps
 from .fleet import Fleet
 
 STEP_TIMEOUT_S = 20.0
@@ -228,6 +229,7 @@ def _play(fleet: Fleet, watcher: EventWatcher) -> int:
     timeline.step("another tenant signs up with a declined card", card_declined)
     timeline.step("tenant cancels at period end", cancel_at_period_end)
     timeline.step("the period ends", period_ends)
+    self_serve_steps(timeline.step, api, dashboard, emulator.url)
     api.close()
     if timeline.failures:
         print(f"billing-sync demo: {timeline.failures} step(s) not observed")

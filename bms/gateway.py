@@ -14,6 +14,7 @@ from typing import Any, Iterator, Protocol
 import stripe
 
 from ..errors import NotFound, PaymentFailed, PermanentError, TransientError
+from .billing_intents import BillingPageIntents
 from .requests import StripeIntents
 from .selfserve_requests import SelfServeIntents
 
@@ -44,9 +45,9 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class StripeGateway(StripeIntents, SelfServeIntents):
-    """The SDK transport (wire methods below) with the `BillingGateway` and `SelfServeGateway`
-    intents mixed in."""
+class StripeGateway(StripeIntents, SelfServeIntents, BillingPageIntents):
+    """The SDK transport (wire methods below) with the `BillingGateway`, `SelfServeGateway` and
+    `BillingPageGateway` intents mixed in."""
 
     def __init__(
         self,
@@ -174,8 +175,22 @@ class StripeGateway(StripeIntents, SelfServeIntents):
     def list_invoices_page(self, params: dict) -> dict:
         return self._call(self.client.v1.invoices.list, params)
 
+    # -- the billing page's objects (issue 9) --------------------------------------------------
+
     def retrieve_payment_method(self, payment_method_id: str) -> dict | None:
         return self._retrieve(self.client.v1.payment_methods.retrieve, payment_method_id)
+
+    def retrieve_invoice(self, invoice_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.invoices.retrieve, invoice_id)
+
+    def list_invoices(self, customer_id: str) -> list[dict]:
+        return list(self._all_pages(self.client.v1.invoices.list, {"customer": customer_id}))
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.setup_intents.retrieve, setup_intent_id)
+
+    def retrieve_checkout_session(self, session_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.checkout.sessions.retrieve, session_id)
 
     # -- catalog ------------------------------------------------------------------------------
 

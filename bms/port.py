@@ -26,6 +26,10 @@ class CustomerView:
     has_payment_method: bool  # a default payment method or source: a first payment can be charged
     name: str | None = None
     email: str | None = None
+    # The billing page's (issue 9): the invoice default payment method, the address, the tax ids.
+    default_payment_method: str | None = None
+    address: dict[str, str | None] | None = None
+    tax_ids: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class SubscriptionView:
     cancel_at: int | None
     items: tuple[ItemView, ...]
     trial_end: int | None = None
+    canceled_at: int | None = None
+    default_payment_method: str | None = None  # its own; it beats the customer's at renewal
     # The billing period: the span of the items' periods (API 2026-10-28 keeps it on each item),
     # else the subscription's own (older API versions).
     period_start: int | None = None
@@ -85,6 +91,11 @@ class PriceView:
     product_id: str | None
     lookup_key: str | None
     active: bool
+    unit_amount: int | None = None
+    currency: str | None = None
+    interval: str | None = None
+    interval_count: int | None = None
+    trial_days: int | None = None
 
 
 @dataclass(frozen=True)

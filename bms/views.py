@@ -23,6 +23,11 @@ def customer_view(customer: dict) -> CustomerView:
         has_payment_method=bool(invoice_settings.get("default_payment_method") or customer.get("default_source")),
         name=customer.get("name"),
         email=customer.get("email"),
+        default_payment_method=_id_of(invoice_settings.get("default_payment_method")) or _id_of(
+            customer.get("default_source")),
+        address=customer.get("address"),
+        tax_ids=tuple((t.get("type") or "", t.get("value") or "")
+                      for t in ((customer.get("tax_ids") or {}).get("data") or []) if isinstance(t, dict)),
     )
 
 
@@ -39,6 +44,8 @@ def subscription_view(sub: dict) -> SubscriptionView:
         cancel_at=sub.get("cancel_at"),
         items=items,
         trial_end=sub.get("trial_end"),
+        canceled_at=sub.get("canceled_at"),
+        default_payment_method=_id_of(sub.get("default_payment_method")),
         period_start=min(starts) if starts else sub.get("current_period_start") or None,
         period_end=max(ends) if ends else sub.get("current_period_end") or None,
     )
@@ -64,8 +71,11 @@ def product_view(product: dict) -> ProductView:
 
 
 def price_view(price: dict) -> PriceView:
+    recurring = price.get("recurring") or {}
     return PriceView(id=price["id"], product_id=_id_of(price.get("product")), lookup_key=price.get("lookup_key"),
-                     active=bool(price.get("active", True)))
+                     active=bool(price.get("active", True)), unit_amount=price.get("unit_amount"),
+                     currency=price.get("currency"), interval=recurring.get("interval"),
+                     interval_count=recurring.get("interval_count"), trial_days=recurring.get("trial_period_days"))
 
 
 def _id_of(ref: object) -> str | None:

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=lambda: [SecretStr(DEFAULT_API_TOKEN)])
     catalog: Path = DEFAULT_CATALOG
 
+    # Browser access to one tenant's billing pages (ingress/tenant_tokens.py).
+    browser_token_secret: SecretStr | None = Field(
+        None, description="HMAC key of the tenant tokens; None = derived from the first BILLING_API_TOKENS token")
+    browser_token_ttl_s: int = Field(900, gt=0, le=3600, description="Lifetime of a tenant token (at most 1 h)")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins whose browsers may call the read API (CORS); none by default")
+    tenant_sync_per_minute: int = Field(
+        10, gt=0, description="POST /v1/tenants/{id}/sync calls per tenant per minute (per ingress), then 429")
+
     queue_prefix: str = Field(DEFAULT_QUEUE_PREFIX, description="Namespace for queues and exchanges")
     max_retries: int = 8
     min_backoff_ms: int = 200
@@ -82,7 +91,7 @@ class Settings(BaseSettings):
     log_format: str = Field("auto", description="json, console or auto (console on a TTY)")
     log_level: str = "INFO"
 
-    @field_validator("webhook_secrets", "api_tokens", mode="before")
+    @field_validator("webhook_secrets", "api_tokens", "cors_origins", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..bms.port import BillingGateway
 from ..models import Tenant, UnitOfWork
+from .billing_account import sync_payment_method
 from .dependencies import Clock
 from .stripe_event import StripeEvent
 from .stripe_family import TenantFamily
@@ -20,7 +21,9 @@ def sync_customer(uow: UnitOfWork, tenant: Tenant, customer_id: str, event: Stri
         return []
     read_at = now()  # before the read (see StripeEvent.fresh)
     customer = gateway.customer(customer_id)
-    return apply_customer(uow, tenant, customer_id, customer, read_at)
+    changes = apply_customer(uow, tenant, customer_id, customer, read_at)
+    # customer.updated may be a new default payment method: the billing page's card, from this read.
+    return changes + sync_payment_method(uow, tenant, gateway=gateway, now=now, customer=customer, read_at=read_at)
 
 
 def _resync(uow: UnitOfWork, tenant: Tenant, event: StripeEvent, *, gateway: BillingGateway, now: Clock) -> None:

@@ -115,6 +115,8 @@ def apply_subscription(uow: UnitOfWork, tenant: Tenant, subscription_id: str, su
     row.cancel_at_period_end = sub.cancel_at_period_end
     row.cancel_at = from_ts(sub.cancel_at)
     row.trial_end = from_ts(sub.trial_end)
+    row.canceled_at = from_ts(sub.canceled_at)
+    row.payment_method_id = sub.default_payment_method
     if sub.created:
         row.stripe_created = to_datetime(sub.created)
     row.current_period_start = from_ts(sub.period_start)

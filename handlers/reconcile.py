@@ -14,6 +14,7 @@ import structlog
 from ..bms.port import BillingGateway, CustomerView, SubscriptionView
 from ..config.catalog import Catalog
 from .dependencies import Clock, UowFactory
+from .billing_account import reconcile_billing, refresh_billing_document
 from .entitlements import refresh_entitlements
 from .mirror import apply_active_entitlements, apply_customer, apply_subscription, product_ids_of
 from .products import ensure_products
@@ -68,7 +69,10 @@ def reconcile_tenant(tenant_id: str, cause: str = "reconcile", dry_run: bool = F
                 if gone is not None and gone.customer != customer_id:
                     gone = None
                 drift += apply_subscription(uow, tenant, row.id, gone, read_at)
+        if customer_id:
+            drift += reconcile_billing(uow, tenant, customer, read_at, gateway=gateway, now=now)
         changed = refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=cause)
+        refresh_billing_document(uow, tenant, catalog=catalog, cause=cause)
         version = uow.snapshots.version(tenant_id)
         if dry_run:
             uow.rollback()

@@ -15,7 +15,19 @@ from typing import Any
 
 from ..contract.commands import (CommandData, SubscriptionCancel, SubscriptionChange, SubscriptionResume,
                                  TenantDeleted, TenantProvisioned, TenantUpdated, UsageRecorded)
-from . import active_entitlements, catalog, commands, customers, invoices, job_messages, subscriptions, worker_messages
+from . import (
+    active_entitlements,
+    catalog,
+    checkout,
+    commands,
+    customers,
+    invoices,
+    job_messages,
+    payment_methods,
+    setup_intents,
+    subscriptions,
+    worker_messages,
+)
 from .event_dispatch import family_for, handle_stripe_event
 from .messages import (CatchUpDue, CommandFailed, CommandReceived, InboxRepairDue, MessageFailed, ReconcileRequested,
                        RefreshDue, StripeEventReceived, SweepDue)
@@ -38,6 +50,9 @@ STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
     "customer.subscription.": subscriptions.SUBSCRIPTION_EVENTS,
     "customer.": customers.CUSTOMER_EVENTS,
     "invoice.": invoices.INVOICE_EVENTS,
+    "payment_method.": payment_methods.PAYMENT_METHOD_EVENTS,
+    "setup_intent.": setup_intents.SETUP_INTENT_EVENTS,
+    "checkout.session.": checkout.CHECKOUT_EVENTS,
     "entitlements.active_entitlement_summary.": active_entitlements.SUMMARY_EVENTS,
     "product.": catalog.CATALOG_EVENTS,
     "price.": catalog.CATALOG_EVENTS,

@@ -23,8 +23,10 @@ from ..bms.port import BillingGateway, CustomerView
 from ..config.catalog import Catalog
 from ..models import UnitOfWork, database_errors_are_transient
 from .dependencies import Clock, UowFactory
+from .billing_account import refresh_billing_document
 from .entitlements import refresh_entitlements
 from .mirror import apply_customer
+from .plan_prices import refresh_plan_prices
 from .stripe_event import StripeEvent
 from .stripe_family import CatalogFamily, StripeFamily, TenantFamily
 
@@ -131,6 +133,7 @@ def _for_tenant(event: StripeEvent, family: TenantFamily, *, uow_factory: UowFac
             return record_ignored(uow_factory, event, "not_tenant_customer", resolved.tenant_id)
         family.resync(uow, tenant, event, gateway=gateway, now=now)
         changed = refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=event.id)
+        refresh_billing_document(uow, tenant, catalog=catalog, cause=event.id)
         uow.ledger.record(event.id, kind=KIND, type=event.type, tenant_id=tenant.id, outcome="applied")
         if not _commit_ledger(uow):
             return "duplicate"
@@ -152,6 +155,7 @@ def _for_catalog(event: StripeEvent, family: CatalogFamily, *, uow_factory: UowF
         if uow.ledger.contains(event.id):
             return "duplicate"
         read = family.reread(uow, event, change, gateway=gateway, now=now)
+        refresh_plan_prices(uow, event.fresh_after, gateway=gateway, catalog=catalog, now=now)  # the pricing page
         uow.commit()
 
     with uow_factory() as uow:
@@ -162,6 +166,7 @@ def _for_catalog(event: StripeEvent, family: CatalogFamily, *, uow_factory: UowF
             tenant = uow.tenants.lock(tenant_id)
             family.apply(uow, tenant, change, read)  # tenant rows change only under its lock
             changed += refresh_entitlements(uow, tenant, catalog=catalog, now=now, cause=event.id)
+            refresh_billing_document(uow, tenant, catalog=catalog, cause=event.id)  # a moved lookup_key: its plan
             uow.commit()
 
     with uow_factory() as uow:

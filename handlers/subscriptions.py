@@ -7,14 +7,13 @@ the first reads, the rest see a copy read after they were received.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from ..bms.port import BillingGateway
 from ..models import Tenant, UnitOfWork
 from .active_entitlements import sync_active_entitlements
+from .billing_account import account_of, sync_billing_account
 from .dependencies import Clock
 from .stripe_event import StripeEvent
-from .stripe_family import TenantFamily, no_tenant_hint
+from .stripe_family import TenantFamily
 from .mirror import apply_subscription, product_ids_of
 from .products import ensure_products
 
@@ -38,23 +37,29 @@ def sync_subscription(uow: UnitOfWork, tenant: Tenant, subscription_id: str, eve
     return changes
 
 
-def family_naming_a_subscription(subscription_of: Callable[[StripeEvent], str | None], *,
-                                 tenant_hint: Callable[[StripeEvent], str | None] = no_tenant_hint) -> TenantFamily:
-    """The strategy of events that name a subscription (`subscription_of(event)`): it is re-read
-    and applied; an event that names none is ignored (`no_subscription`)."""
-
-    def resync(uow: UnitOfWork, tenant: Tenant, event: StripeEvent, *, gateway: BillingGateway, now: Clock) -> None:
-        subscription_id = subscription_of(event)
-        assert subscription_id is not None  # see `unusable`
-        sync_subscription(uow, tenant, subscription_id, event, gateway=gateway, now=now)
-
-    def unusable(event: StripeEvent) -> str | None:
-        return None if subscription_of(event) else "no_subscription"
-
-    return TenantFamily(resync=resync, unusable=unusable, tenant_hint=tenant_hint)
+def announce_trial_end(uow: UnitOfWork, tenant: Tenant, subscription_id: str, *, now: Clock) -> None:
+    """`billing.trial.will_end`, when the subscription (as just re-read) is still trialing
+    towards a trial end in the future: a late event about a trial already converted or
+    canceled announces nothing. Once per Stripe event (the ledger)."""
+    row = uow.subscriptions.get(subscription_id)
+    if row is None or row.status != "trialing" or row.trial_end is None or row.trial_end <= now():
+        return
+    uow.outbox.add("billing.trial.will_end", tenant.id, {
+        "tenant_id": tenant.id, "subscription_id": row.id, "trial_end": row.trial_end.isoformat(),
+        "has_payment_method": account_of(uow, tenant.id).payment_method_id is not None})
 
 
-SUBSCRIPTION_EVENTS = family_naming_a_subscription(
-    lambda event: event.object_id,
+def _resync(uow: UnitOfWork, tenant: Tenant, event: StripeEvent, *, gateway: BillingGateway, now: Clock) -> None:
+    assert event.object_id is not None  # see `unusable`
+    sync_subscription(uow, tenant, event.object_id, event, gateway=gateway, now=now)
+    # The card a renewal charges and the next invoice follow the subscription.
+    sync_billing_account(uow, tenant, event.fresh_after, gateway=gateway, now=now)
+    if event.type == "customer.subscription.trial_will_end":
+        announce_trial_end(uow, tenant, event.object_id, now=now)
+
+
+SUBSCRIPTION_EVENTS = TenantFamily(
+    resync=_resync,
+    unusable=lambda event: None if event.object_id else "no_subscription",
     tenant_hint=lambda event: event.metadata_tenant_id,  # a subscription may carry metadata tenant_id too
 )

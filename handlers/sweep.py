@@ -25,6 +25,7 @@ from ..errors import BillingSyncError, SafetyRefusal
 from .account_pin import check_account
 from .dependencies import Clock, UowFactory
 from .mirror import apply_product
+from .plan_prices import refresh_plan_prices
 from .reconcile import reconcile_tenant
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,7 @@ def _sweep_pass(listing: _Listing, *, dry_run: bool, quiet: bool = False, uow_fa
         for product in listing.products:
             keys = gateway.product_feature_keys(product.id)
             apply_product(uow, product.id, product, keys, listing.products_listed_at)
+        refresh_plan_prices(uow, gateway=gateway, catalog=catalog, now=now)
         uow.rollback() if dry_run else uow.commit()
 
     for tenant_id, given in listing.runs:
@@ -164,7 +166,8 @@ class _ReadOnce:
     listings go straight through."""
 
     CACHED = frozenset({"customer", "subscription", "product", "price", "active_entitlement_keys",
-                        "product_feature_keys"})
+                        "product_feature_keys", "payment_method", "invoice", "invoices_of", "upcoming_invoice",
+                        "price_for_lookup_key"})
 
     def __init__(self, bms: BillingGateway):
         self._bms = bms

@@ -27,6 +27,8 @@ import anyio
 import structlog
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,6 +36,8 @@ from starlette.routing import Route
 from ..config import metrics
 from ..contract import stripe_event
 from ..handlers.messagebus import Bus
+from .billing_api import routes as billing_api_routes
+from .plans_api import routes as plans_api_routes
 from .read_api import routes as read_api_routes
 from .sessions_api import routes as sessions_api_routes
 from .signature import SignatureError, verify
@@ -165,8 +169,16 @@ def create_app(bus: Bus, broker=None, enqueue: Callable[[dict], object] | None =
         *read_api_routes(bus),
         *sessions_api_routes(bus),
         *usage_api_routes(bus),
+        *billing_api_routes(bus),
+        *plans_api_routes(bus),
     ]
-    app = Starlette(routes=routes)
+    middleware = []
+    if settings.cors_origins:  # browsers of these origins may call the read API with a tenant token
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key"],
+            expose_headers=["ETag", "Retry-After"], max_age=600))
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.bus = bus
     app.state.broker = broker
     return app

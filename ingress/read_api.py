@@ -3,7 +3,8 @@
     GET /v1/tenants/{tenant_id}/entitlements            the snapshot, its version, an ETag
     GET /v1/tenants/{tenant_id}/entitlements/{feature}  enabled, limit, used, remaining
 
-Bearer tokens from BILLING_API_TOKENS (401 first, whatever the path). A tenant id that breaks
+Bearer tokens from BILLING_API_TOKENS, or a tenant token for the path's tenant (ingress/auth.py;
+401 first, whatever the path; 403 for a tenant token on another tenant). A tenant id that breaks
 the tenant-id rule (contract/ids.py) gets 400 `invalid_tenant_id` before any database call. The
 ETag is `"<tenant>-v<version>"`; versions only grow on a real change, so a client polling with
 If-None-Match gets 304 until something changed.
@@ -21,14 +22,14 @@ from starlette.routing import Route
 from ..handlers.messagebus import Bus
 from ..handlers.usage import current_usage
 from ..models import EntitlementSnapshot
-from .service_auth import bearer_check, tenant_refusal
+from .auth import Authenticator
 
 
 def routes(bus: Bus) -> list[Route]:
-    authorized = bearer_check(bus.settings)
+    auth = Authenticator(bus)  # service tokens, and tenant tokens for their own tenant
 
     def refusal(request: Request) -> JSONResponse | None:
-        return tenant_refusal(authorized, request)
+        return auth.tenant_refusal(request)
 
     def not_found(tenant_id: str) -> JSONResponse:
         return JSONResponse({"error": "unknown_tenant", "tenant_id": tenant_id}, status_code=404)

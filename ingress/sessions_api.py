@@ -25,7 +25,7 @@ from ..errors import PermanentError, TransientError, UnknownPlan, UnknownTenant
 from ..handlers import sessions
 from ..handlers.messagebus import Bus
 from . import session_requests as schema
-from .service_auth import bearer_check, tenant_refusal
+from .auth import Authenticator
 
 log = structlog.get_logger(__name__)
 BODY_TIMEOUT_S = 10.0  # as the webhook's: a slow client must not hold a connection
@@ -46,13 +46,17 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(body)
 
 
+# The session endpoints a browser may call with a tenant token (auth.py).
+BROWSER_SESSIONS = ("checkout-sessions", "portal-sessions", "setup-intents")
+
+
 def routes(bus: Bus) -> list[Route]:
-    authorized = bearer_check(bus.settings)
+    auth = Authenticator(bus)  # a tenant token may open its own tenant's sessions (not the preview)
 
     async def serve(request: Request, work: Callable[[str, bytes], tuple[int, dict]]) -> Response:
         """Auth, the tenant id, the body (bounded), then `work(tenant_id, body)` in the thread
         pool; errors as answers."""
-        refused = tenant_refusal(authorized, request)
+        refused = auth.tenant_refusal(request, browsers=request.url.path.rsplit("/", 1)[-1] in BROWSER_SESSIONS)
         if refused is not None:
             return refused
         tenant_id = request.path_params["tenant_id"]

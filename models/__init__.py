@@ -1,4 +1,5 @@
 """Persistence: SQLAlchemy models, the unit of work, migrations."""
+from .billing_tables import BillingAccount, Invoice, PlanPrice
 from .db import make_engine, make_session_factory
 from .quota_tables import QuotaCounter, UsageRequest, UsageReservation, UsageThreshold
 from .tables import (
@@ -19,7 +20,8 @@ from .tables import (
 from .unit_of_work import UnitOfWork, database_errors_are_transient, unit_of_work_factory
 
 __all__ = [
-    "Base", "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
+    "Base", "BillingAccount", "Invoice", "PlanPrice",
+    "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
     "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
     "UsageRequest", "UsageReservation", "UsageThreshold",
     "database_errors_are_transient", "make_engine", "make_session_factory",

@@ -79,6 +79,9 @@ class Subscription(Base):
     trial_end: Mapped[datetime | None]
     # When Stripe first saw it go past_due, to measure the grace period from.
     past_due_since: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    # The subscription's own default payment method (it beats the customer's at renewal).
+    payment_method_id: Mapped[str | None] = mapped_column(String(64))
     stripe_created: Mapped[datetime]
     # When this copy was read from Stripe: an event received before it is already reflected.
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import TransientError
+from .billing_page import BillingAccounts, Invoices, PlanPrices
 from .cursors import Cursors
 from .db import make_session_factory
 from .dead_letters import DeadLetters
@@ -47,7 +48,8 @@ class UnitOfWork:
     """The one way to open a session: `with uow_factory() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
-    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`) work in its transaction. `uow.session` is
+    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`; the billing page's
+    `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`) work in its transaction. `uow.session` is
     theirs (and the tests', to check what was stored): outside models/ the service does not touch it
     (tests/unit/test_repository_seam.py)."""
 
@@ -66,6 +68,9 @@ class UnitOfWork:
         self.products: Products
         self.session_answers: SessionAnswers
         self.quotas: Quotas
+        self.billing_accounts: BillingAccounts
+        self.invoices: Invoices
+        self.plan_prices: PlanPrices
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -82,6 +87,9 @@ class UnitOfWork:
         self.products = Products(self.session)
         self.session_answers = SessionAnswers(self.session)
         self.quotas = Quotas(self.session)
+        self.billing_accounts = BillingAccounts(self.session)
+        self.invoices = Invoices(self.session)
+        self.plan_prices = PlanPrices(self.session)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
+from billing_sync.bms.billing_intents import BillingPageIntents
 from billing_sync.bms.requests import StripeIntents
 from billing_sync.bms.selfserve_requests import SelfServeIntents
 from contexts import Clock, make_bus
@@ -27,7 +28,7 @@ def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents):
+class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents, BillingPageIntents):
     """A stateful, dict-backed Stripe: what was written can be read back, as with the real one.
     The `BillingGateway` intents come from the same mixin as the real adapter's, so they send the
     same requests to these wire methods; the contract suite checks both answer alike."""
@@ -227,6 +228,27 @@ class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents):
     def list_customers(self) -> Iterator[dict]:
         self._enter("list_customers")
         return self._page([c for c in self.customers.values() if not c.get("deleted")])
+
+    # -- the billing page's reads (issue 9; the objects live in SelfServeFakeWire's dicts) -------
+
+    def retrieve_invoice(self, invoice_id: str) -> dict | None:
+        self._enter("retrieve_invoice", invoice_id)
+        invoice = self.invoice_objects.get(invoice_id)
+        return {k: v for k, v in invoice.items() if not k.startswith("_")} if invoice else None
+
+    def list_invoices(self, customer_id: str) -> list[dict]:
+        self._enter("list_invoices", customer_id)
+        mine = sorted((i for i in self.invoice_objects.values() if i["customer"] == customer_id),
+                      key=lambda i: (i.get("created") or 0, i.get("_seq") or 0), reverse=True)
+        return [{k: v for k, v in i.items() if not k.startswith("_")} for i in mine]
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> dict | None:
+        self._enter("retrieve_setup_intent", setup_intent_id)
+        return copy.deepcopy(self.sessions.get(setup_intent_id))
+
+    def retrieve_checkout_session(self, session_id: str) -> dict | None:
+        self._enter("retrieve_checkout_session", session_id)
+        return copy.deepcopy(self.sessions.get(session_id))
 
     # -- subscriptions ------------------------------------------------------------------------
 

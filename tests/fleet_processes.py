@@ -92,6 +92,20 @@ def _group_of(pid: int) -> int | None:
         return None
 
 
+def wait_until_healthy(url: str, timeout: float = 30, logs=lambda: "") -> None:
+    """Poll `url`/healthz until an ingress answers 200; RuntimeError (with `logs()`) after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("ingress did not come up:\n" + logs())
+        time.sleep(0.1)
+
+
 class FleetProcesses:
     """The roles as separate OS processes, and what a caller needs to talk to them."""
 
@@ -147,16 +161,7 @@ class FleetProcesses:
         proc.wait()
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.ingress_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("ingress did not come up:\n" + self.logs())
-            time.sleep(0.1)
+        wait_until_healthy(self.ingress_url, timeout, self.logs)
 
     def stop(self, role: str | None = None, timeout: float = 10) -> None:
         """SIGTERM (graceful), SIGKILL after `timeout`; with no role, also whatever is left in any

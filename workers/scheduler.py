@@ -11,6 +11,8 @@
   turn that nobody gave it (`handlers.command_inbox.repair`; `billing-sync inbox repair` on demand).
 - **refresh-due** (every minute, database only): re-derives tenants whose past_due grace period
   or cancellation date has passed, which no Stripe event announces (`handlers.lapses`).
+- **expiring-cards** (every minute, database only): `billing.payment_method.expiring`, once per
+  card, 30 days before it expires (`handlers.expiring_cards`).
 
 Only one scheduler acts at a time across the fleet, so operators may run two for availability:
 the leader holds a PostgreSQL advisory lock (`workers/leader.py`); if it dies, the standby takes
@@ -37,7 +39,7 @@ from typing import Callable
 import structlog
 
 from ..errors import SafetyRefusal
-from ..handlers import quota
+from ..handlers import expiring_cards, quota
 from ..handlers.messagebus import Bus
 from ..handlers.messages import CatchUpDue, InboxRepairDue, RefreshDue, SweepDue
 from ..models import utcnow
@@ -108,6 +110,9 @@ class Scheduler:
             Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: bus.handle(RefreshDue()), True),
             # Expired usage reservations (consumptions also release them lazily before refusing).
             Job("release_reservations", REFRESH_DUE_INTERVAL_S, lambda: bus.call(quota.release_expired_job), True),
+            # A card nearing its expiry: no Stripe event announces it either.
+            Job("expiring_cards", REFRESH_DUE_INTERVAL_S,
+                lambda: bus.call(expiring_cards.announce_expiring_cards), True),
         ]
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()

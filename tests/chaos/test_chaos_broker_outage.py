@@ -67,7 +67,8 @@ def test_webhook_gets_503_while_redis_is_down_and_200_once_it_is_back(fleet, eve
     assert _ready(fleet) == 200
 
     # The worker, which saw Redis vanish under it, reconnects and applies the event once.
-    changed = events.wait_for(lambda e: e["data"].get("tenant_id") == tenant, timeout=20)
+    changed = events.wait_for(lambda e: e["type"] == "billing.entitlements.changed"
+                              and e["data"].get("tenant_id") == tenant, timeout=20)
     assert changed["data"]["plan"] == "pro" and changed["data"]["cause"] == event["id"]
     wait_until(lambda: processed_outcomes(fleet, event["id"]), 5, "the worker's log line")
     assert processed_outcomes(fleet, event["id"]) == ["applied"]  # exactly one message was enqueued
@@ -168,7 +169,8 @@ def test_rabbitmq_partition_at_the_ingress_gives_503_then_the_delivery_is_applie
     assert accepted.status_code == 200, accepted.text
     assert ingress.poll() is None
 
-    changed = events.wait_for(lambda e: e["data"].get("tenant_id") == tenant
+    changed = events.wait_for(lambda e: e["type"] == "billing.entitlements.changed"
+                              and e["data"].get("tenant_id") == tenant
                               and e["data"].get("plan") == "enterprise", timeout=30)
     assert changed["data"]["cause"] == event["id"]
     wait_until(lambda: processed_outcomes(fleet, event["id"]), 5, "the worker's log line")

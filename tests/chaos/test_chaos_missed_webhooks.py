@@ -94,7 +94,8 @@ def test_reconcile_repairs_a_corrupted_local_copy_and_dry_run_only_reports_it(fl
     assert report["dry_run"] is False and report["drift"] == [f"{sub.id} changed"]
     assert report["entitlements_changed"] is True and report["version"] == good["version"] + 1
     assert query(chaos_db, state_sql, sub.id) == [("active", "pro", good["version"] + 1)]
-    repaired = events.wait_for(lambda e: e["data"].get("tenant_id") == tenant, timeout=10, since=mark)
+    repaired = events.wait_for(lambda e: e["type"] == "billing.entitlements.changed"
+                               and e["data"].get("tenant_id") == tenant, timeout=10, since=mark)
     assert repaired["data"]["cause"] == "reconcile" and repaired["data"]["version"] == good["version"] + 1
     assert repaired["data"]["features"] == good["features"] and repaired["data"]["plan"] == "pro"
 

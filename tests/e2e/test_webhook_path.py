@@ -95,8 +95,8 @@ def test_product_features_changed_in_stripe_reach_every_tenant_on_it(fleet, even
     product = fleet.stripe.v1.prices.list(params={"lookup_keys": ["enterprise_monthly"]}).data[0].product
     fleet.stripe.v1.products.features.create(product, params={"entitlement_feature": feature.id})
     for tenant in tenants:
-        got = events.wait_for(lambda e, t=tenant: e["data"].get("tenant_id") == t and key in e["data"]["features"],
-                              timeout=10)
+        got = events.wait_for(lambda e, t=tenant: e["type"] == "billing.entitlements.changed"
+                              and e["data"].get("tenant_id") == t and key in e["data"]["features"], timeout=10)
         assert got["data"]["plan"] == "enterprise"
 
 

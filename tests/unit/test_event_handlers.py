@@ -46,9 +46,10 @@ class World(FakeWorld):
             return {"version": snap.version, "plan": snap.plan, "status": snap.status,
                     "features": list(snap.features), "limits": dict(snap.limits), "period_end": snap.period_end}
 
-    def outbox(self, tenant_id: str | None = None) -> list[dict]:
+    def outbox(self, tenant_id: str | None = None, type: str = "billing.entitlements.changed") -> list[dict]:
+        """The queued events of one type (the billing page's own are tested in test_billing_mirror.py)."""
         with self.bus.uow_factory() as uow:
-            query = select(OutboxMessage).order_by(OutboxMessage.id)
+            query = select(OutboxMessage).where(OutboxMessage.type == type).order_by(OutboxMessage.id)
             if tenant_id:
                 query = query.where(OutboxMessage.subject == tenant_id)
             return [row.data for row in uow.session.execute(query).scalars()]
@@ -307,10 +308,19 @@ def test_active_entitlement_summary_adds_stripe_features(world):
     assert world.snapshot("t1")["version"] == 2
 
 
-def test_invoice_without_subscription_is_ignored(world):
+def test_invoice_without_subscription_is_mirrored_and_reads_no_subscription(world):
+    """A one-off invoice is on the billing page's list (issue 9); it has no subscription to read."""
+    from billing_sync.models import Invoice
+
     customer, _ = world.tenant_on("t1", "pro")
-    invoice = {"id": "in_1", "object": "invoice", "customer": customer["id"], "subscription": None, "parent": None}
-    assert world.deliver(world.gw.add_event("invoice.paid", invoice)) == "ignored"
+    invoice = {"id": "in_1", "object": "invoice", "customer": customer["id"], "subscription": None, "parent": None,
+               "status": "paid", "amount_due": 500, "amount_paid": 500, "currency": "usd", "created": 1_700_000_000}
+    world.gw.invoice_objects["in_1"] = invoice
+    assert world.deliver(world.gw.add_event("invoice.paid", invoice)) == "applied"
+    assert world.gw.count("retrieve_subscription") == 0
+    with world.bus.uow_factory() as uow:
+        row = uow.session.get(Invoice, "in_1")
+        assert (row.status, row.amount_paid) == ("paid", 500)
 
 
 def test_a_second_customer_claiming_the_tenant_is_ignored(world):

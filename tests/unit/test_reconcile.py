@@ -154,8 +154,9 @@ def test_reconcile_cause_is_recorded(world):
     world.tenant_on("t1", "pro")
     world.bus.call(reconcile_tenant, "t1", cause="cmd_123")
     with world.bus.uow_factory() as uow:
-        row = uow.session.execute(select(OutboxMessage)).scalar_one()
-        assert row.data["cause"] == "cmd_123"
+        rows = uow.session.execute(select(OutboxMessage)).scalars().all()
+        assert [row.data["cause"] for row in rows] == ["cmd_123"] * 2  # entitlements and the billing document
+        assert sorted(row.type for row in rows) == ["billing.account.changed", "billing.entitlements.changed"]
 
 
 def test_refresh_due_applies_time_rules_without_stripe(world):

@@ -1,0 +1,64 @@
+"""What the billing page's handlers (issue 9) need from Stripe beyond the self-serve port
+(bms/selfserve_port.py, whose payment method, Checkout Session and upcoming-invoice views and
+reads they share): the state of one invoice with its dunning fields, a customer's every
+invoice, a setup intent's outcome, and a catalog price with its amount.
+
+Like bms/port.py this imports nothing from Stripe, so handlers may import it; the adapter
+(bms/billing_intents.py over the wire methods of bms/gateway.py, and the unit tests' fake)
+builds the views in bms/billing_views.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .port import PriceView
+from .selfserve_port import CheckoutSessionView, PaymentMethodView
+
+
+@dataclass(frozen=True)
+class InvoiceStateView:
+    """An invoice as the mirror keeps it: what the list shows, plus the dunning state that
+    `billing.payment.failed` announces."""
+
+    id: str
+    customer: str | None
+    subscription: str | None
+    number: str | None
+    status: str
+    amount_due: int
+    amount_paid: int
+    currency: str
+    period_start: int | None
+    period_end: int | None
+    created: int
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+    attempt_count: int
+    next_payment_attempt: int | None
+
+
+@dataclass(frozen=True)
+class SetupIntentStateView:
+    id: str
+    customer: str | None
+    payment_method: str | None  # the card it saved, once it succeeded
+    status: str
+
+
+class BillingPageGateway(Protocol):
+    """Reads by id answer None when Stripe has nothing by that id."""
+
+    def payment_method(self, payment_method_id: str) -> PaymentMethodView | None: ...
+
+    def invoice(self, invoice_id: str) -> InvoiceStateView | None: ...
+
+    def invoices_of(self, customer_id: str) -> list[InvoiceStateView]:
+        """Every invoice of the customer (every page), newest first."""
+
+    def setup_intent_state(self, setup_intent_id: str) -> SetupIntentStateView | None: ...
+
+    def checkout_session(self, session_id: str) -> CheckoutSessionView | None: ...
+
+    def price_for_lookup_key(self, lookup_key: str) -> PriceView | None:
+        """The active price with this lookup_key, with its amount and interval."""
