@@ -28,7 +28,7 @@ from . import (
     subscriptions,
     worker_messages,
 )
-from .event_dispatch import family_for, handle_stripe_event
+from .event_dispatch import handle_stripe_event
 from .messages import (CatchUpDue, CommandFailed, CommandReceived, InboxRepairDue, MessageFailed, ReconcileRequested,
                        RefreshDue, StripeEventReceived, SweepDue)
 from .stripe_family import StripeFamily
@@ -69,7 +69,3 @@ COMMAND_HANDLERS: dict[type[CommandData], Callable[..., dict[str, Any]]] = {
     UsageRecorded: commands.usage_recorded,
 }
 
-
-def stripe_family_for(event_type: str) -> StripeFamily | None:
-    """The family this table gives `event_type` (the event dispatcher's lookup)."""
-    return family_for(event_type, STRIPE_EVENT_FAMILIES)

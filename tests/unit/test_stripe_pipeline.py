@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from billing_sync.handlers import registry, stripe_pipeline
+from billing_sync.handlers.event_dispatch import family_for
 from billing_sync.handlers.stripe_event import parse
 from billing_sync.handlers.stripe_family import CatalogFamily, TenantFamily
 from billing_sync.models import ProcessedMessage
@@ -80,12 +81,12 @@ def test_an_event_naming_no_tenant_is_ignored_without_a_resync(world, obj, reaso
 
 def test_an_event_of_no_family_is_ignored_as_unhandled(world):
     event = world.gw.add_event("radar.early_fraud_warning.created", {"id": "issfr_1", "object": "x"})
-    assert registry.stripe_family_for(event["type"]) is None
+    assert family_for(event["type"], registry.STRIPE_EVENT_FAMILIES) is None
     assert run(world, event, None) == "ignored" and ledger(world, event["id"])[:2] == ("ignored", "unhandled_type")
 
 
 def test_every_family_in_the_table_is_a_strategy_and_the_longest_prefix_wins():
     assert all(isinstance(family, TenantFamily | CatalogFamily) for family in registry.STRIPE_EVENT_FAMILIES.values())
-    assert registry.stripe_family_for("customer.subscription.updated") is registry.STRIPE_EVENT_FAMILIES[
-        "customer.subscription."]
-    assert registry.stripe_family_for("customer.updated") is registry.STRIPE_EVENT_FAMILIES["customer."]
+    families = registry.STRIPE_EVENT_FAMILIES
+    assert family_for("customer.subscription.updated", families) is families["customer.subscription."]
+    assert family_for("customer.updated", families) is families["customer."]
