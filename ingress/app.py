@@ -37,6 +37,7 @@ from ..config import metrics
 from ..contract import stripe_event
 from ..handlers.messagebus import Bus
 from .billing_api import routes as billing_api_routes
+from .bodies import BODY_TIMEOUT_S, TooLarge, read_limited
 from .plans_api import routes as plans_api_routes
 from .read_api import routes as read_api_routes
 from .sessions_api import routes as sessions_api_routes
@@ -47,29 +48,6 @@ log = structlog.get_logger(__name__)
 
 ENQUEUE_TIMEOUT_S = 8.0  # well inside the time Stripe waits for an answer
 READY_CHECK_TIMEOUT_S = 5.0
-# Stripe sends a webhook's body (at most a few hundred KiB) at once; ten seconds is generous.
-BODY_TIMEOUT_S = 10.0
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def read_limited(request: Request, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
-    """The raw body; TooLarge as soon as it is known to exceed `max_bytes`, TimeoutError when it
-    has not all arrived within `timeout_s` (a slow or lying client must not hold a connection)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise TooLarge
-    body = bytearray()
-    with anyio.fail_after(timeout_s):
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                raise TooLarge
-    return bytes(body)
-
-
 def _reject(status: int, outcome: str, error: str) -> JSONResponse:
     metrics.WEBHOOKS.labels(outcome).inc()
     log.warning("webhook.rejected", outcome=outcome, status=status, error=error)

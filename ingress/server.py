@@ -7,7 +7,7 @@ and has no deadline for a request's headers. So:
 
 - every connection must deliver a request's complete headers within `header_timeout_s` of being
   opened (or of its previous response), in at most `max_header_bytes`; otherwise it is closed;
-- the webhook route reads its body within `ingress.app.BODY_TIMEOUT_S` (else 408);
+- the webhook route reads its body within `ingress.bodies.BODY_TIMEOUT_S` (else 408);
 - idle keep-alive connections close after `keep_alive_s` (uvicorn's own timeout);
 - at most `max_connections` connections are served at once: past that uvicorn answers 503
   (Stripe retries), and slow connections free their places within `header_timeout_s`.

@@ -53,7 +53,7 @@ class BadRequest(ValueError):
 
 
 def parse_body(model: type[_Request], raw: bytes) -> _Request:
-    """The body as `model`; `raw` was read within MAX_BODY_BYTES (sessions_api._bounded_body)."""
+    """The body as `model`; `raw` was read within MAX_BODY_BYTES (sessions_api.read_body)."""
     try:
         data = strict_json.loads(raw) if raw.strip() else {}
     except strict_json.NotStrictJSON as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import anyio
 import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,24 +25,17 @@ from ..handlers import sessions
 from ..handlers.messagebus import Bus
 from . import session_requests as schema
 from .auth import Authenticator
+from .bodies import BODY_TIMEOUT_S, TooLarge, error_answer, read_limited
 
 log = structlog.get_logger(__name__)
-BODY_TIMEOUT_S = 10.0  # as the webhook's: a slow client must not hold a connection
 
 
-def _error(status: int, error: str, detail: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers or None)
-
-
-async def _bounded_body(request: Request) -> bytes:
-    """The body, refused as soon as it is over the limit (never read whole into memory)."""
-    body = bytearray()
-    with anyio.fail_after(BODY_TIMEOUT_S):
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > schema.MAX_BODY_BYTES:
-                raise schema.BadRequest(f"body over {schema.MAX_BODY_BYTES} bytes")
-    return bytes(body)
+async def read_body(request: Request) -> bytes:
+    """The body of a JSON request (sessions, usage) within MAX_BODY_BYTES; BadRequest when over."""
+    try:
+        return await read_limited(request, schema.MAX_BODY_BYTES)
+    except TooLarge:
+        raise schema.BadRequest(f"body over {schema.MAX_BODY_BYTES} bytes") from None
 
 
 # The session endpoints a browser may call with a tenant token (auth.py).
@@ -61,24 +53,24 @@ def routes(bus: Bus) -> list[Route]:
             return refused
         tenant_id = request.path_params["tenant_id"]
         try:
-            raw = await _bounded_body(request)
+            raw = await read_body(request)
             status, body = await run_in_threadpool(work, tenant_id, raw)
         except schema.BadRequest as exc:
-            return _error(400, "invalid_request", str(exc))
+            return error_answer(400, "invalid_request", str(exc))
         except TimeoutError:
-            return _error(408, "too_slow", f"body not received within {BODY_TIMEOUT_S:g} s")
+            return error_answer(408, "too_slow", f"body not received within {BODY_TIMEOUT_S:g} s")
         except sessions.SessionRefused as exc:
-            return _error(409, exc.error, exc.detail)
+            return error_answer(409, exc.error, exc.detail)
         except UnknownTenant as exc:
-            return _error(404, "unknown_tenant", str(exc))
+            return error_answer(404, "unknown_tenant", str(exc))
         except UnknownPlan as exc:
-            return _error(400, "unknown_plan", str(exc))
+            return error_answer(400, "unknown_plan", str(exc))
         except TransientError as exc:  # Stripe or the database: try again shortly
             log.warning("session.unavailable", path=request.url.path, error=type(exc).__name__)
-            return _error(503, "bms_unavailable", "Stripe or the database is unavailable; retry",
+            return error_answer(503, "bms_unavailable", "Stripe or the database is unavailable; retry",
                           **{"Retry-After": "1"})
         except PermanentError as exc:  # Stripe refused the request (e.g. a portal flow it cannot open)
-            return _error(400, "invalid", str(exc))
+            return error_answer(400, "invalid", str(exc))
         return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     def post(endpoint: Callable, model: type) -> Callable:

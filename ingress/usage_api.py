@@ -25,8 +25,9 @@ from ..handlers import quota, reservations
 from ..handlers.messagebus import Bus
 from . import session_requests
 from . import usage_requests as schema
+from .bodies import BODY_TIMEOUT_S, error_answer
 from .service_auth import bearer_check, tenant_refusal
-from .sessions_api import BODY_TIMEOUT_S, _bounded_body, _error
+from .sessions_api import read_body
 
 log = structlog.get_logger(__name__)
 _RESERVATION_ID = re.compile(schema.RESERVATION_ID)
@@ -43,23 +44,23 @@ def routes(bus: Bus) -> list[Route]:
             tenant_id = request.path_params["tenant_id"]
             reservation_id = request.path_params.get("reservation_id")
             if reservation_id is not None and not _RESERVATION_ID.match(reservation_id):
-                return _error(404, "unknown_reservation", "no such reservation")
+                return error_answer(404, "unknown_reservation", "no such reservation")
             try:
-                body = session_requests.parse_body(model, await _bounded_body(request))
+                body = session_requests.parse_body(model, await read_body(request))
                 answer = await run_in_threadpool(work, request, tenant_id, body)
             except (session_requests.BadRequest, quota.OutsidePeriod) as exc:
-                return _error(400, "invalid_request", str(exc))
+                return error_answer(400, "invalid_request", str(exc))
             except TimeoutError:
-                return _error(408, "too_slow", f"body not received within {BODY_TIMEOUT_S:g} s")
+                return error_answer(408, "too_slow", f"body not received within {BODY_TIMEOUT_S:g} s")
             except UnknownTenant as exc:
-                return _error(404, "unknown_tenant", str(exc))
+                return error_answer(404, "unknown_tenant", str(exc))
             except reservations.UnknownReservation:
-                return _error(404, "unknown_reservation", "no such reservation")
+                return error_answer(404, "unknown_reservation", "no such reservation")
             except reservations.ReservationClosed as exc:
-                return _error(409, "reservation_closed", str(exc))
+                return error_answer(409, "reservation_closed", str(exc))
             except TransientError as exc:
                 log.warning("usage.unavailable", path=request.url.path, error=type(exc).__name__)
-                return _error(503, "unavailable", "the database is unavailable; retry", **{"Retry-After": "1"})
+                return error_answer(503, "unavailable", "the database is unavailable; retry", **{"Retry-After": "1"})
             return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
         return handle
