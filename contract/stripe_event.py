@@ -31,7 +31,9 @@ from pydantic_core import ErrorDetails
 from . import strict_json
 from .ids import is_tenant_id
 
-STRIPE_ID_MAX_LENGTH = 64  # the width of the columns that hold Stripe ids
+# Stripe's bound for object ids (a Checkout Session's id is 66 characters); the width of the
+# columns that hold Stripe ids.
+STRIPE_ID_MAX_LENGTH = 255
 EVENT_TYPE_MAX_LENGTH = 128  # processed_messages.type
 MAX_DEPTH = 32  # Stripe's events nest about a dozen levels, expanded objects included
 

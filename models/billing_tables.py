@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .tables import Base, utcnow
+from .tables import STRIPE_ID, Base, utcnow
 
 
 class BillingAccount(Base):
@@ -25,7 +25,7 @@ class BillingAccount(Base):
     customer: Mapped[dict | None]
     # {id, type, brand, last4, exp_month, exp_year} of the card a renewal charges, or None.
     payment_method: Mapped[dict | None]
-    payment_method_id: Mapped[str | None] = mapped_column(String(64), index=True)  # to find it on a detach
+    payment_method_id: Mapped[str | None] = mapped_column(STRIPE_ID, index=True)  # to find it on a detach
     # {amount_due, currency, date} of Stripe's invoice preview for the live subscription, or None.
     upcoming_invoice: Mapped[dict | None]
     # The billing document as last rendered from these rows (handlers/billing_document.py), so a
@@ -45,9 +45,9 @@ class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (Index("ix_invoices_tenant_created", "tenant_id", "created", "id"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # in_…
+    id: Mapped[str] = mapped_column(STRIPE_ID, primary_key=True)  # in_…
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    subscription_id: Mapped[str | None] = mapped_column(String(64))
+    subscription_id: Mapped[str | None] = mapped_column(STRIPE_ID)
     number: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -68,7 +68,7 @@ class PlanPrice(Base):
 
     plan: Mapped[str] = mapped_column(String(64), primary_key=True)  # the catalog's plan key
     lookup_key: Mapped[str] = mapped_column(String(200))
-    price_id: Mapped[str | None] = mapped_column(String(64))  # None: Stripe has no active price for it
+    price_id: Mapped[str | None] = mapped_column(STRIPE_ID)  # None: Stripe has no active price for it
     unit_amount: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(8))
     interval: Mapped[str | None] = mapped_column(String(16))

@@ -11,6 +11,10 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, I
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ..contract.stripe_event import STRIPE_ID_MAX_LENGTH
+
+STRIPE_ID = String(STRIPE_ID_MAX_LENGTH)  # a column holding a Stripe object's id
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -47,7 +51,7 @@ class Tenant(Base):
     __tablename__ = "tenants"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(STRIPE_ID, unique=True)
     name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(320))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -69,7 +73,7 @@ class Tenant(Base):
 class Subscription(Base):
     __tablename__ = "subscriptions"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sub_…
+    id: Mapped[str] = mapped_column(STRIPE_ID, primary_key=True)  # sub_…
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     status: Mapped[str] = mapped_column(String(32))
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -81,7 +85,7 @@ class Subscription(Base):
     past_due_since: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
     # The subscription's own default payment method (it beats the customer's at renewal).
-    payment_method_id: Mapped[str | None] = mapped_column(String(64))
+    payment_method_id: Mapped[str | None] = mapped_column(STRIPE_ID)
     stripe_created: Mapped[datetime]
     # When this copy was read from Stripe: an event received before it is already reflected.
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -95,11 +99,11 @@ class Subscription(Base):
 class SubscriptionItem(Base):
     __tablename__ = "subscription_items"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # si_…
+    id: Mapped[str] = mapped_column(STRIPE_ID, primary_key=True)  # si_…
     subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
-    price_id: Mapped[str] = mapped_column(String(64))
+    price_id: Mapped[str] = mapped_column(STRIPE_ID)
     price_lookup_key: Mapped[str | None] = mapped_column(String(200))
-    product_id: Mapped[str | None] = mapped_column(String(64))
+    product_id: Mapped[str | None] = mapped_column(STRIPE_ID)
     quantity: Mapped[int] = mapped_column(Integer, default=1)
 
     subscription: Mapped[Subscription] = relationship(back_populates="items")
@@ -110,7 +114,7 @@ class Product(Base):
 
     __tablename__ = "products"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # prod_…
+    id: Mapped[str] = mapped_column(STRIPE_ID, primary_key=True)  # prod_…
     name: Mapped[str | None] = mapped_column(String(256))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     metadata_: Mapped[dict] = mapped_column("metadata", default=dict)

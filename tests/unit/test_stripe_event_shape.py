@@ -14,7 +14,8 @@ from hostile_events import HOSTILE_EVENTS, deep, hostile_event, valid_event
 FIXTURES = Path(__file__).resolve().parents[2] / "emulator" / "fixtures.json"
 # The objects whose events the handlers take.
 HANDLED = ["customer", "subscription", "invoice", "price", "product", "plan",
-           "entitlements.active_entitlement_summary", "deleted_customer", "deleted_product"]
+           "entitlements.active_entitlement_summary", "deleted_customer", "deleted_product",
+           "checkout.session", "setup_intent", "payment_method"]  # a Checkout Session's id is 66 characters
 
 
 def _resources() -> dict:
