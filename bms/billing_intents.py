@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .billing_port import InvoiceStateView, SetupIntentStateView
-from .billing_views import checkout_session_view, invoice_state_view, setup_intent_state_view
+from .billing_port import InvoiceView, SetupIntentStateView
+from .billing_views import checkout_session_view, invoice_view, setup_intent_state_view
 from .port import PriceView
 from .selfserve_port import CheckoutSessionView, PaymentMethodView
 from .selfserve_requests import payment_method_view
@@ -30,12 +30,12 @@ class BillingPageIntents:
         pm = self._billing_wire.retrieve_payment_method(payment_method_id)
         return payment_method_view(pm) if pm is not None else None
 
-    def invoice(self, invoice_id: str) -> InvoiceStateView | None:
+    def invoice(self, invoice_id: str) -> InvoiceView | None:
         invoice = self._billing_wire.retrieve_invoice(invoice_id)
-        return invoice_state_view(invoice) if invoice is not None else None
+        return invoice_view(invoice) if invoice is not None else None
 
-    def invoices_of(self, customer_id: str) -> list[InvoiceStateView]:
-        return [invoice_state_view(i) for i in self._billing_wire.list_invoices(customer_id)]
+    def invoices_of(self, customer_id: str) -> list[InvoiceView]:
+        return [invoice_view(i) for i in self._billing_wire.list_invoices(customer_id)]
 
     def setup_intent_state(self, setup_intent_id: str) -> SetupIntentStateView | None:
         intent = self._billing_wire.retrieve_setup_intent(setup_intent_id)

@@ -13,29 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .port import PriceView
-from .selfserve_port import CheckoutSessionView, PaymentMethodView
-
-
-@dataclass(frozen=True)
-class InvoiceStateView:
-    """An invoice as the mirror keeps it: what the list shows, plus the dunning state that
-    `billing.payment.failed` announces."""
-
-    id: str
-    customer: str | None
-    subscription: str | None
-    number: str | None
-    status: str
-    amount_due: int
-    amount_paid: int
-    currency: str
-    period_start: int | None
-    period_end: int | None
-    created: int
-    hosted_invoice_url: str | None
-    invoice_pdf: str | None
-    attempt_count: int
-    next_payment_attempt: int | None
+from .selfserve_port import CheckoutSessionView, InvoiceView, PaymentMethodView
 
 
 @dataclass(frozen=True)
@@ -51,9 +29,9 @@ class BillingPageGateway(Protocol):
 
     def payment_method(self, payment_method_id: str) -> PaymentMethodView | None: ...
 
-    def invoice(self, invoice_id: str) -> InvoiceStateView | None: ...
+    def invoice(self, invoice_id: str) -> InvoiceView | None: ...
 
-    def invoices_of(self, customer_id: str) -> list[InvoiceStateView]:
+    def invoices_of(self, customer_id: str) -> list[InvoiceView]:
         """Every invoice of the customer (every page), newest first."""
 
     def setup_intent_state(self, setup_intent_id: str) -> SetupIntentStateView | None: ...

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .billing_port import InvoiceStateView, SetupIntentStateView
-from .selfserve_port import CheckoutSessionView
+from .billing_port import SetupIntentStateView
+from .selfserve_port import CheckoutSessionView, InvoiceView
 from .views import _id_of
 
 
@@ -14,8 +14,8 @@ def _subscription_of(invoice: dict[str, Any]) -> str | None:
     return _id_of(details.get("subscription") or invoice.get("subscription"))
 
 
-def invoice_state_view(invoice: dict[str, Any]) -> InvoiceStateView:
-    return InvoiceStateView(
+def invoice_view(invoice: dict[str, Any]) -> InvoiceView:
+    return InvoiceView(
         id=invoice["id"], customer=_id_of(invoice.get("customer")), subscription=_subscription_of(invoice),
         number=invoice.get("number"), status=invoice.get("status") or "draft",
         amount_due=int(invoice.get("amount_due") or 0), amount_paid=int(invoice.get("amount_paid") or 0),

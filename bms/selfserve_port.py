@@ -41,7 +41,12 @@ class SetupIntentView:
 
 @dataclass(frozen=True)
 class InvoiceView:
+    """An invoice: what the invoice list shows, plus the dunning state that
+    `billing.payment.failed` announces (the mirror keeps both)."""
+
     id: str
+    customer: str | None
+    subscription: str | None
     number: str | None
     status: str
     amount_due: int
@@ -52,7 +57,8 @@ class InvoiceView:
     created: int
     hosted_invoice_url: str | None
     invoice_pdf: str | None
-    subscription: str | None
+    attempt_count: int
+    next_payment_attempt: int | None
 
 
 @dataclass(frozen=True)

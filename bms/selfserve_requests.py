@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ..errors import NotFound
+from .billing_views import invoice_view
 from .port import ENDED_STATUSES, ItemView, SubscriptionView
 from .requests import change_items
 from .selfserve_port import (
@@ -31,18 +32,6 @@ class SelfServeWire(Protocol):
     def list_subscriptions(self, *, customer: str | None = None, status: str = "all") -> Iterable[dict]: ...
     def update_customer(self, customer_id: str, params: dict, *, idempotency_key: str) -> dict: ...
     def update_subscription(self, subscription_id: str, params: dict, *, idempotency_key: str) -> dict: ...
-
-
-def invoice_view(invoice: dict) -> InvoiceView:
-    return InvoiceView(
-        id=invoice["id"], number=invoice.get("number"), status=invoice["status"],
-        amount_due=invoice.get("amount_due") or 0, amount_paid=invoice.get("amount_paid") or 0,
-        currency=invoice.get("currency") or "", period_start=invoice.get("period_start"),
-        period_end=invoice.get("period_end"), created=invoice.get("created") or 0,
-        hosted_invoice_url=invoice.get("hosted_invoice_url"), invoice_pdf=invoice.get("invoice_pdf"),
-        subscription=_id_of(invoice.get("subscription"))
-        or _id_of(((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")),
-    )
 
 
 def preview_view(preview: dict, proration_date: int | None) -> InvoicePreviewView:

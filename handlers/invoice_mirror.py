@@ -14,7 +14,7 @@ from typing import Any
 
 from datetime import datetime
 
-from ..bms.billing_port import InvoiceStateView
+from ..bms.billing_port import InvoiceView
 from ..bms.port import BillingGateway
 from ..models import Invoice, Tenant, UnitOfWork
 from .dependencies import Clock
@@ -25,7 +25,7 @@ MIRRORED = ("number", "status", "amount_due", "amount_paid", "currency", "period
             "hosted_invoice_url", "invoice_pdf", "attempt_count", "next_payment_attempt", "subscription_id")
 
 
-def _values(invoice: InvoiceStateView) -> dict[str, Any]:
+def _values(invoice: InvoiceView) -> dict[str, Any]:
     return {
         "number": invoice.number, "status": invoice.status, "amount_due": invoice.amount_due,
         "amount_paid": invoice.amount_paid, "currency": invoice.currency,
@@ -36,7 +36,7 @@ def _values(invoice: InvoiceStateView) -> dict[str, Any]:
     }
 
 
-def apply_invoice(uow: UnitOfWork, tenant: Tenant, invoice_id: str, invoice: InvoiceStateView | None, synced_at: datetime,
+def apply_invoice(uow: UnitOfWork, tenant: Tenant, invoice_id: str, invoice: InvoiceView | None, synced_at: datetime,
                   *, announce_new: bool) -> list[str]:
     """Make the Invoice row equal to Stripe's (None: deleted, a draft Stripe dropped) and queue
     the events its transition calls for. Returns what changed."""
