@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from e2e_fleet import TOKEN, start_fleet
-from fleet_processes import free_port
+from fleet_processes import free_port, wait_until_healthy
 
 LIMIT = 50_000  # the starter plan's api_calls (config/catalog.yaml)
 
@@ -31,16 +31,8 @@ def _more_ingresses(fleet, count: int) -> list[str]:
         port = free_port()
         fleet.start("ingress", "--port", str(port))
         urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 30
     for url in urls:
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"{url} did not come up"
-            time.sleep(0.2)
+        wait_until_healthy(url)
     return urls
 
 
