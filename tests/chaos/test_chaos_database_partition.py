@@ -45,6 +45,13 @@ def test_changes_made_during_a_database_partition_converge_once_it_heals(fleet, 
     events.wait_for(lambda e: e["data"].get("tenant_id") == tenant and e["data"].get("plan") == "starter",
                     timeout=15)
     assert emulator.wait_for_deliveries_idle(10)
+    # Let the signup settle completely before the cut: its invoice and card events commit their
+    # own billing.account.changed, possibly after the entitlements event waited for above, and
+    # one relayed after the mark would look like something applied during the partition.
+    delivered = {d["event"] for d in emulator.deliveries if d["status"] == 200}
+    wait_until(lambda: all(processed_outcomes(fleet, i) for i in delivered), 15, "the signup processed")
+    wait_until(lambda: query(chaos_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)],
+               15, "the signup's events relayed")
     item = sub["items"].data[0].id
     seen_before = len(emulator.events())
 
