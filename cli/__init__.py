@@ -16,11 +16,14 @@ from ..config.logging import configure_logging
 from ..config.settings import get_settings
 from . import account, bus, catalog, db, dlq, jobs, roles, status
 from .errors import OneLineErrors
+from .output import json_option
 
 GROUPS = (roles, jobs, dlq, status, catalog, db, account, bus)
 
 
-@click.group(cls=OneLineErrors)
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="billing-sync", message="%(prog)s %(version)s")
+@json_option
 def main() -> None:
     """Keep a SaaS product and Stripe in two-way sync; publish entitlements."""
     settings = get_settings()

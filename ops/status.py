@@ -10,6 +10,7 @@ outbox backlog and its age, dead letters, the ledger size and the scheduler's cu
 """
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -239,16 +240,8 @@ def collect_status(settings) -> list[Check]:
     return checks
 
 
-def print_status(settings=None, out: TextIO | None = None) -> int:
-    """Print the status table; exit 1 when something essential is down."""
-    from ..config.settings import get_settings
-
-    settings = settings or get_settings()
-    out = out or sys.stdout
-    checks = collect_status(settings)
-    width = max(len(check.name) for check in checks)
-    for check in checks:
-        print(f"{check.state:<4}  {check.name:<{width}}  {check.detail}", file=out)
+def summarize(checks: list[Check]) -> tuple[str, int]:
+    """The last line of the table and the exit code: 1 when something essential is down or unchecked."""
     failed = [check.name for check in checks if check.failed]
     unchecked = [check.name for check in checks if check.unchecked]
     if failed:
@@ -258,5 +251,30 @@ def print_status(settings=None, out: TextIO | None = None) -> int:
                    "`billing-sync up`; set BILLING_BROKER_URL and BILLING_STRIPE_API_BASE/KEY to check a fleet)")
     else:
         summary = "all essential services reachable"
+    return summary, 1 if failed or unchecked else 0
+
+
+def status_document(checks: list[Check]) -> dict:
+    """`status --json`: every check and the summary, as one document."""
+    summary, code = summarize(checks)
+    return {"ok": code == 0, "summary": summary,
+            "checks": [{"name": check.name.strip(), "state": check.state.lower(), "detail": check.detail,
+                        "essential": check.essential} for check in checks]}
+
+
+def print_status(settings=None, out: TextIO | None = None, as_json: bool = False) -> int:
+    """Print the status table (or, `as_json`, one JSON document); exit 1 when something essential is down."""
+    from ..config.settings import get_settings
+
+    settings = settings or get_settings()
+    out = out or sys.stdout
+    checks = collect_status(settings)
+    summary, code = summarize(checks)
+    if as_json:
+        print(json.dumps(status_document(checks), sort_keys=True), file=out)
+        return code
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        print(f"{check.state:<4}  {check.name:<{width}}  {check.detail}", file=out)
     print(f"\n{summary}", file=out)
-    return 1 if failed or unchecked else 0
+    return code

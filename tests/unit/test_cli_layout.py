@@ -10,7 +10,7 @@ import click
 
 from billing_sync import cli
 
-HELPERS = {"errors", "options"}  # modules of the package that hold no commands
+HELPERS = {"errors", "options", "output"}  # modules of the package that hold no commands
 
 
 def command_modules():
