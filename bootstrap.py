@@ -44,7 +44,8 @@ def bootstrap(
 ) -> Bus:
     """The bus, with every dependency not given built from `settings` (the environment's)."""
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, pool_size=settings.database_pool_size,
+                                     max_overflow=settings.database_max_overflow)
     if gateway is None:
         gateway = StripeGateway(
             settings.stripe_api_key.get_secret_value(),

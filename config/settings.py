@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from typing import Annotated
+
+from .secret_files import SecretFilesSource
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CATALOG = CONFIG_DIR / "catalog.yaml"
@@ -32,9 +34,14 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore")
+    # An empty variable counts as unset: a compose file can clear a default (BILLING_STRIPE_API_BASE=).
+    model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     database_url: str = Field("sqlite:///var/billing-sync.db", description="SQLAlchemy URL")
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections each process keeps open to PostgreSQL (README: the connection budget)")
+    database_max_overflow: int = Field(
+        10, ge=0, description="Connections a process may open beyond database_pool_size under load")
     broker_url: str = Field(EMBEDDED, description="Dramatiq broker: redis://, amqp:// or 'embedded'")
     events_url: str | None = Field(None, description="kombu URL of the event bus; the broker's by default")
     redis_url: str | None = Field(None, description="Redis for the fleet-wide Stripe rate limit when the broker is RabbitMQ")
@@ -90,6 +97,18 @@ class Settings(BaseSettings):
 
     log_format: str = Field("auto", description="json, console or auto (console on a TTY)")
     log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # BILLING_X_FILE (config/secret_files.py) ranks with the environment: both set is an error.
+        return init_settings, SecretFilesSource(settings_cls), env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("webhook_secrets", "api_tokens", "cors_origins", mode="before")
     @classmethod

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 PG_CONNECT_TIMEOUT_S = 10
 
 
-def make_engine(url: str | URL, **kwargs) -> Engine:
+def make_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 10, **kwargs) -> Engine:
     """An engine for `url`. SQL parameters (e-mail addresses, names, webhook payloads) never
-    appear in an error message or a log line: `hide_parameters=True`."""
+    appear in an error message or a log line: `hide_parameters=True`. `pool_size` and
+    `max_overflow` (BILLING_DATABASE_POOL_SIZE / _MAX_OVERFLOW) apply to PostgreSQL; SQLite has
+    one writer anyway."""
     kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -26,9 +28,7 @@ def make_engine(url: str | URL, **kwargs) -> Engine:
     # A black-holed server would otherwise hold a connect (and whoever waits for it) forever.
     kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, **kwargs)
 
 
 def _serialize_sqlite_writers(engine: Engine) -> None:

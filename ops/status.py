@@ -226,7 +226,8 @@ def check_catalog(settings) -> Check:
 
 
 def collect_status(settings) -> list[Check]:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size,
+                         max_overflow=settings.database_max_overflow)
     try:
         checks = _guard("database", True, lambda: check_database(settings, engine))
         if not checks[0].failed:
