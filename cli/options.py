@@ -35,8 +35,9 @@ def serve_metrics(port: int | None, host: str | None) -> None:
     if port is None:
         return
     from ..config.metrics_http import serve_this_process
+    from ..workers.readiness import role_readiness
 
     try:
-        serve_this_process(port, host)
+        serve_this_process(port, host, role_readiness(get_settings()))
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc}") from exc

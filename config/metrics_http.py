@@ -1,4 +1,7 @@
-"""`/metrics` over HTTP for the processes that have no ingress: worker, bridge, relay, scheduler.
+"""`/metrics` over HTTP for the processes that have no ingress: worker, bridge, relay, scheduler,
+with `/healthz` (the process serves HTTP) and `/readyz` (its dependencies answer: 200 or 503,
+from the `ready` callable the role passes, workers/readiness.py) on the same port, so probes
+ask every role the same question the ingress answers on its own port.
 
 Off unless a port is given (`--metrics-port` or `BILLING_METRICS_PORT`). Two shapes:
 
@@ -16,28 +19,71 @@ Off unless a port is given (`--metrics-port` or `BILLING_METRICS_PORT`). Two sha
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+# () -> (ready, {dependency: state}); None = ready whenever the process serves HTTP.
+Readiness = Callable[[], tuple[bool, dict[str, str]]]
 
 # gauge_livemax_1234.db, gauge_liveall_1234.db, … : the per-process files of "live" gauges.
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
 
-def serve_this_process(port: int, host: str) -> None:
+def serve_this_process(port: int, host: str, ready: Readiness | None = None) -> None:
     """Serve this process's metrics on http://host:port/metrics (a daemon thread).
 
     Raises OSError when the port cannot be bound, before the caller starts its work."""
-    start_http_server(port, addr=host, registry=REGISTRY)
+    _serve(port, host, REGISTRY, ready)
 
 
-def serve_worker_processes(port: int, host: str, multiproc_dir: str) -> None:
+def serve_worker_processes(port: int, host: str, multiproc_dir: str, ready: Readiness | None = None) -> None:
     """Serve the metrics that the processes using `multiproc_dir` wrote, summed, on host:port."""
     registry = CollectorRegistry()
     registry.register(LiveProcessesCollector(multiproc_dir))
-    start_http_server(port, addr=host, registry=registry)
+    _serve(port, host, registry, ready)
+
+
+def _serve(port: int, host: str, registry: CollectorRegistry, ready: Readiness | None) -> None:
+    server = make_server(host, port, _probes_and_metrics(make_wsgi_app(registry), ready),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+
+
+def _probes_and_metrics(metrics_app: Callable, ready: Readiness | None) -> Callable:
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _json(start_response, 200, {"status": "ok"})
+        if path == "/readyz":
+            is_ready, checks = ready() if ready is not None else (True, {})
+            return _json(start_response, 200 if is_ready else 503, {"ready": is_ready, "checks": checks})
+        return metrics_app(environ, start_response)
+
+    return app
+
+
+def _json(start_response: Callable, status: int, body: dict) -> list[bytes]:
+    payload = json.dumps(body).encode()
+    reason = "OK" if status == 200 else "Service Unavailable"
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow scrape never holds the process at exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Probes every few seconds are not worth a log line each (and these are not JSON)."""
 
 
 class LiveProcessesCollector:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from .db import make_engine
 
@@ -25,5 +27,17 @@ def upgrade(url: str, revision: str = "head") -> None:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def at_head(url: str) -> bool:
+    """Whether the database's schema is at this code's newest migration (`db wait`). Raises
+    the driver's error when the database does not answer."""
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads()) == heads
     finally:
         engine.dispose()

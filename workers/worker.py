@@ -123,9 +123,10 @@ def run_worker(processes: int, threads: int, *, metrics_port: int | None = None,
     try:
         if metrics_port is not None and metrics_dir is not None:
             from ..config.metrics_http import serve_worker_processes
+            from .readiness import role_readiness
 
             try:
-                serve_worker_processes(metrics_port, metrics_host, metrics_dir)
+                serve_worker_processes(metrics_port, metrics_host, metrics_dir, role_readiness(settings))
             except OSError as exc:
                 print(f"billing-sync worker: cannot serve metrics on {metrics_host}:{metrics_port}: {exc}",
                       file=sys.stderr)
