@@ -5,6 +5,7 @@
     python3 run.py test [...]  # the test suite (extra args go to pytest)
     python3 run.py lint        # ruff's checks (configured in pyproject.toml)
     python3 run.py types       # mypy (configured in pyproject.toml)
+    python3 run.py lock        # requirements.lock (the Docker image's pins) from pyproject.toml
     python3 run.py <any billing-sync sub-command>
 
 Only Python 3.11+ is needed on the machine; everything else comes from pyproject.toml.
@@ -75,6 +76,9 @@ def main(argv: list[str]) -> int:
         cmd = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
     elif argv[0] == "lint":
         cmd = [str(BIN / "ruff"), "check", *argv[1:]]
+    elif argv[0] == "lock":  # every runtime dependency pinned with its hashes, for Linux / Python 3.11
+        cmd = [str(BIN / "uv"), "pip", "compile", "pyproject.toml", "--python-version", "3.11",
+               "--generate-hashes", "--no-header", "-q", "-o", "requirements.lock", *argv[1:]]
     else:
         cmd = [str(BIN / "billing-sync"), *argv]
     return subprocess.call(cmd)

@@ -145,8 +145,8 @@ def test_the_lock_file_pins_every_dependency_within_its_range():
     for line in dependencies:
         requirement = Requirement(line)
         name = re.sub(r"[-_.]+", "-", requirement.name).lower()
-        assert name in locked, f"{name} is not in requirements.lock (README: regenerate it)"
-        assert requirement.specifier.contains(locked[name], prereleases=True), (name, locked[name])
+        assert name in locked, f"{name} is not in requirements.lock: run `python3 run.py lock`"
+        assert requirement.specifier.contains(locked[name], prereleases=True), f"{name}: run `python3 run.py lock`"
 
 
 # --- Kubernetes (deploy/kubernetes, a Kustomize base)
