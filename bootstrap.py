@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from .bms.gateway import RateLimiter, StripeGateway
 from .bms.port import BillingGateway
-from .bms.rate_limit import make_rate_limiter
+from .bms.rate_limit import make_meter_rate_limiter, make_rate_limiter
 from .config.catalog import Catalog, cached_catalog
 from .config.settings import Settings, get_settings
 from .handlers import registry
@@ -51,6 +51,7 @@ def bootstrap(
             settings.stripe_api_key.get_secret_value(),
             api_base=settings.stripe_api_base,
             rate_limiter=make_rate_limiter(settings) if rate_limiter is None else rate_limiter,
+            meter_rate_limiter=make_meter_rate_limiter(settings) if rate_limiter is None else None,
         )
     dependencies = {
         "uow_factory": unit_of_work_factory(engine),

@@ -15,10 +15,14 @@ import stripe
 
 from ..errors import NotFound, PaymentFailed, PermanentError, TransientError
 from .billing_intents import BillingPageIntents
-from .requests import StripeIntents
+from .requests import DuplicateMeterEvent, StripeIntents
 from .selfserve_requests import SelfServeIntents
 
 __all__ = ["NotFound", "StripeGateway", "RateLimiter", "NoRateLimit"]
+
+# How Stripe words its refusal of a meter event whose identifier it already has (a 400
+# invalid_request_error without a code, `Stripe-Should-Retry: false`).
+DUPLICATE_METER_EVENT = "An event already exists with identifier"
 
 
 class RateLimiter(Protocol):
@@ -55,17 +59,22 @@ class StripeGateway(StripeIntents, SelfServeIntents, BillingPageIntents):
         *,
         api_base: str | None = None,
         rate_limiter: RateLimiter | None = None,
+        meter_rate_limiter: RateLimiter | None = None,
         max_network_retries: int = 0,
     ):
         base = {"api": api_base} if api_base else None
         # Retries belong to the worker (capped backoff, dead-lettering), not to the SDK.
         self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=max_network_retries)
         self.limiter = rate_limiter or NoRateLimit()
+        # Meter events draw from their own share of the Stripe budget, so metering's backlog
+        # never delays the sync (and the sync's bursts never stall metering).
+        self.meter_limiter = meter_rate_limiter or self.limiter
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _call(self, fn, params: dict | None = None, *, idempotency_key: str | None = None, **kw) -> Any:
-        self.limiter.acquire()
+    def _call(self, fn, params: dict | None = None, *, idempotency_key: str | None = None,
+              limiter: RateLimiter | None = None, **kw) -> Any:
+        (limiter or self.limiter).acquire()
         options = {"idempotency_key": idempotency_key[:255]} if idempotency_key else {}
         try:
             return _plain(fn(params=params or {}, options=options, **kw))
@@ -77,6 +86,8 @@ class StripeGateway(StripeIntents, SelfServeIntents, BillingPageIntents):
         except stripe.IdempotencyError as exc:
             raise PermanentError(f"stripe idempotency conflict: {exc.user_message}", reason="invalid") from exc
         except stripe.InvalidRequestError as exc:
+            if exc.http_status == 400 and str(exc.user_message or "").startswith(DUPLICATE_METER_EVENT):
+                raise DuplicateMeterEvent(str(exc.user_message)) from exc
             if exc.http_status == 404 or exc.code == "resource_missing":
                 raise NotFound(str(exc.user_message or exc)) from exc
             raise PermanentError(str(exc.user_message or exc), reason="invalid") from exc
@@ -224,7 +235,8 @@ class StripeGateway(StripeIntents, SelfServeIntents, BillingPageIntents):
         return sorted(item["lookup_key"] for item in items)
 
     def create_meter_event(self, params: dict, *, idempotency_key: str) -> dict:
-        return self._call(self.client.v1.billing.meter_events.create, params, idempotency_key=idempotency_key)
+        return self._call(self.client.v1.billing.meter_events.create, params, idempotency_key=idempotency_key,
+                          limiter=self.meter_limiter)
 
     def list_meter_event_summaries(self, meter_id: str, params: dict) -> Iterator[dict]:
         summaries = self.client.v1.billing.meters.event_summaries

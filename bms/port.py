@@ -197,8 +197,13 @@ class BillingGateway(Protocol):
         catch-up hands them to the workers the way the ingress hands a webhook."""
 
     def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
-                           timestamp: int, idempotency_key: str) -> None:
-        """One meter event; Stripe keeps one event per `identifier`."""
+                           timestamp: int, idempotency_key: str) -> bool:
+        """One meter event; Stripe keeps one event per `identifier` (for at least 24 hours).
+        True when Stripe took it now, False when it already had an event with this identifier
+        (Stripe's 400 "An event already exists with identifier …"): delivered, either way."""
+
+    def meter_id(self, event_name: str) -> str | None:
+        """The id of the active billing meter with this event_name (for its summaries)."""
 
     def meter_event_summaries(self, meter_id: str, customer_id: str, start: int, end: int, *,
                               window: str | None = None) -> list[MeterSummaryView]:

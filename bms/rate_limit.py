@@ -134,11 +134,22 @@ def make_rate_limiter(settings) -> RateLimiter:
     each process limits itself to the full rate, so N processes may reach N x the limit (and
     get 429s, which are retried) — hence the warning.
     """
-    rate = settings.stripe_rate_limit
+    return _fleet_limiter(settings, settings.stripe_rate_limit, "stripe-rate")
+
+
+def make_meter_rate_limiter(settings) -> RateLimiter:
+    """Metering's own share of the Stripe budget (`BILLING_STRIPE_METER_RATE_LIMIT`), a bucket of
+    its own beside the sync's, shared the same way. Live mode gives the meter event endpoint its
+    own limit; in test mode it counts toward the account's basic limit, so keep both shares
+    together under it."""
+    return _fleet_limiter(settings, settings.stripe_meter_rate_limit, "stripe-meter-rate")
+
+
+def _fleet_limiter(settings, rate: float, name: str) -> RateLimiter:
     burst = default_burst(rate)
     redis_url = _shared_redis_url(settings)
     if redis_url:
-        return RedisRateLimiter(redis_url, rate, burst, key=f"{settings.queue_prefix}:stripe-rate")
+        return RedisRateLimiter(redis_url, rate, burst, key=f"{settings.queue_prefix}:{name}")
     if not settings.embedded_broker:
         log.warning("rate_limit.local_only", reason="no Redis for a fleet-wide limit; set BILLING_REDIS_URL",
                     rate_per_s=rate)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from ..errors import PermanentError
 from .port import CustomerView, ItemView, MeterSummaryView, PriceView, ProductView, SubscriptionView
 from .views import customer_view, price_view, product_view, subscription_view
 
@@ -28,6 +29,14 @@ def request_key(idempotency_key: str, params: dict[str, Any]) -> str:
 
 
 StripeObject = dict[str, Any]  # a Stripe object as the API answers it (JSON)
+
+
+class DuplicateMeterEvent(PermanentError):
+    """`create_meter_event`: Stripe already has an event with this identifier (its 400 "An event
+    already exists with identifier …", `Stripe-Should-Retry: false`). The wire raises it (the
+    SDK's transport and the fake alike); `record_meter_event` takes it as delivered."""
+
+    reason = "invalid"
 
 
 class StripeWire(Protocol):
@@ -48,6 +57,7 @@ class StripeWire(Protocol):
     def find_price_by_lookup_key(self, lookup_key: str) -> StripeObject | None: ...
     def create_meter_event(self, params: dict[str, Any], *, idempotency_key: str) -> StripeObject: ...
     def list_meter_event_summaries(self, meter_id: str, params: dict[str, Any]) -> Iterable[StripeObject]: ...
+    def list_meters(self) -> Iterable[StripeObject]: ...
     def list_customers(self) -> Iterable[StripeObject]: ...
     def retrieve_product(self, product_id: str) -> StripeObject | None: ...
     def list_products(self) -> Iterable[StripeObject]: ...
@@ -192,13 +202,21 @@ class StripeIntents:
         return price["id"] if price is not None else None
 
     def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
-                           timestamp: int, idempotency_key: str) -> None:
-        self._wire.create_meter_event({
-            "event_name": event_name,
-            "payload": {"stripe_customer_id": customer_id, "value": str(value)},
-            "identifier": identifier,
-            "timestamp": timestamp,
-        }, idempotency_key=idempotency_key)
+                           timestamp: int, idempotency_key: str) -> bool:
+        try:
+            self._wire.create_meter_event({
+                "event_name": event_name,
+                "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+                "identifier": identifier,
+                "timestamp": timestamp,
+            }, idempotency_key=idempotency_key)
+        except DuplicateMeterEvent:  # Stripe holds the event already: what was to be delivered is
+            return False
+        return True
+
+    def meter_id(self, event_name: str) -> str | None:
+        return next((m["id"] for m in self._wire.list_meters()
+                     if m.get("event_name") == event_name and m.get("status", "active") == "active"), None)
 
     def meter_event_summaries(self, meter_id: str, customer_id: str, start: int, end: int, *,
                               window: str | None = None) -> list[MeterSummaryView]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import click
 
@@ -22,12 +23,28 @@ def refuse_bad_tenant_id(tenant: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Report drift, change nothing.")
 @click.option("--allow-mass-change", is_flag=True,
               help="Apply even when more than BILLING_SWEEP_MAX_CHANGE_RATIO of the tenants would change.")
-def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool) -> None:
+@click.option("--usage", is_flag=True, help="Compare local usage with Stripe's meter event summaries instead.")
+@click.option("--since", type=click.DateTime(), default=None, help="--usage: from (UTC; default 24 h before --until).")
+@click.option("--until", type=click.DateTime(), default=None, help="--usage: to (UTC; default the last closed minute).")
+@click.option("--repair", is_flag=True, help="--usage: send a correcting meter event for each difference.")
+def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool, usage: bool, since: datetime | None,
+              until: datetime | None, repair: bool) -> None:
     """Compare local state with Stripe and repair drift now."""
-    from ..ops.jobs import run_reconcile
+    from ..ops.jobs import run_reconcile, run_usage_reconcile
 
     refuse_bad_tenant_id(tenant)
+    if not usage and (since or until or repair):
+        raise ConfigurationError("--since, --until and --repair go with --usage")
+    if usage:
+        if dry_run or allow_mass_change:
+            raise ConfigurationError("--usage reports by default (--repair corrects); --dry-run and "
+                                     "--allow-mass-change are the sweep's")
+        sys.exit(run_usage_reconcile(_utc(since), _utc(until), tenant=tenant, repair=repair))
     sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run, allow_mass_change=allow_mass_change))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 @click.group()

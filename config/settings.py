@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(None, description="Emulator or proxy address; None = real Stripe")
     stripe_rate_limit: float = Field(20.0, description="Fleet-wide Stripe requests per second")
     stripe_test_clocks: bool = Field(False, description="Put each new customer on its own test clock")
+    # Metering's own share of the Stripe budget (handlers/metering.py): one meter event per
+    # tenant, meter and minute, so a few per second carry thousands of usage records.
+    stripe_meter_rate_limit: float = Field(5.0, gt=0, description="Fleet-wide meter events per second")
+    meter_flush_interval_s: float = Field(
+        10.0, gt=0, le=60, description="How often the scheduler asks the workers to send closed windows")
+    meter_settle_s: float = Field(
+        5.0, ge=0, le=60, description="A minute window is claimed this long after it closed (late commits, skew)")
 
     webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=lambda: [SecretStr(DEFAULT_WEBHOOK_SECRET)]

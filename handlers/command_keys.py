@@ -4,15 +4,14 @@ Every Stripe write of a command carries the idempotency key `"{command id}:{step
 parameters depend only on the command and on Stripe state that the step itself does not change,
 so a retried step repeats the same request and Stripe replays the first answer (keys last 24 h).
 A write whose parameters depend on a decision on Stripe's state has the decision in its key too
-(the gateway appends a digest of the request), so deciding again sends a new request. A meter
-event is deduplicated by Stripe on its `identifier`, derived from the command id.
+(the gateway appends a digest of the request), so deciding again sends a new request. (Usage
+goes to Stripe by minute window, not by command: handlers/metering.py.)
 
 Changing this scheme changes the keys of commands in flight across a deploy: they would be
 applied twice.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from ..contract.commands import Command
@@ -23,9 +22,3 @@ def step_key(cmd: Command[Any], step: str) -> str:
     from a decision on Stripe's state, `change_plan`, gets a digest of its request appended by
     the gateway: deciding again after the state moved sends a new request.)"""
     return f"{cmd.id}:{step}"
-
-
-def meter_identifier(command_id: str) -> str:
-    """Stripe meter event identifiers are at most 100 characters; longer command ids are hashed."""
-    return command_id if len(command_id) <= 100 else "cmd-" + hashlib.sha256(command_id.encode()).hexdigest()
-

@@ -27,7 +27,7 @@ What a command reads to decide (plan, price, customer, live subscription) is in
 
 Who owns what: the tenant's identity (name, email, Stripe customer id) is written locally here;
 billing state (plan, status, seats, periods) is not — it comes back through the webhook path like
-any dashboard change. The one exception is the usage counter, which only commands feed.
+any dashboard change. The one exception is the usage counter, which commands feed too.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from ..config.catalog import Catalog
 from ..config.settings import Settings
 from ..errors import InvalidMessage, NotFound, PaymentFailed, PermanentError, StateMoved, UnknownTenant
 from ..models import Tenant, UnitOfWork
-from .command_keys import meter_identifier, step_key
+from .command_keys import step_key
 from .command_queries import (customer_id_for, find_customer, live_subscription, plan_item, plan_price_id,
                               require_customer_id, resolve_plan)
 from ..contract.commands import (Command, SubscriptionCancel, SubscriptionChange, SubscriptionResume, TenantDeleted,
@@ -184,19 +184,15 @@ def tenant_deleted(cmd: Command[TenantDeleted], tenant: Tenant, uow: UnitOfWork,
 
 def usage_recorded(cmd: Command[UsageRecorded], tenant: Tenant, uow: UnitOfWork, *, gateway: BillingGateway,
                    catalog: Catalog, now: Clock) -> dict[str, Any]:
-    """A Stripe meter event (deduplicated by Stripe on the command id) and the local counters,
-    through the usage endpoint's own soft consumption (handlers/quota.py)."""
+    """The local counters, through the usage endpoint's own soft consumption (handlers/quota.py);
+    metering sends them to Stripe with the rest of the tenant's minute (handlers/metering.py)."""
     data = cmd.data
-    meter = catalog.meters.get(data.meter)
-    if meter is None:
+    if data.meter not in catalog.meters:
         raise InvalidMessage(f"unknown meter {data.meter!r}")
     at = data.timestamp or cmd.time
     if at is None:  # a default of "now" would differ between retries, and so would the request
         raise InvalidMessage("usage needs data.timestamp or the envelope's time")
     customer_id = require_customer_id(tenant, gateway)
-    gateway.record_meter_event(event_name=meter.event_name, customer_id=customer_id, value=data.quantity,
-                               identifier=meter_identifier(cmd.id), timestamp=int(at.timestamp()),
-                               idempotency_key=step_key(cmd, "meter_event"))
     limit = feature_limit(uow, tenant.id, data.meter, required=False)
     used = record(uow, tenant.id, data.meter, data.quantity, at, limit, hard=False, now=now())["used"]
     return {"stripe_customer_id": customer_id, "meter": data.meter, "quantity": data.quantity, "used": used}

@@ -8,9 +8,9 @@ from typing import Any
 from ..bms.port import BillingGateway
 from ..config.catalog import Catalog
 from ..config.settings import Settings
-from . import catch_up, command_inbox, lapses, sweep
+from . import catch_up, command_inbox, lapses, metering, sweep
 from .dependencies import Clock, SendCommand, UowFactory
-from .messages import CatchUpDue, InboxRepairDue, RefreshDue, SweepDue
+from .messages import CatchUpDue, InboxRepairDue, MeterFlushDue, RefreshDue, SweepDue
 
 
 def catch_up_due(message: CatchUpDue, *, enqueue_stripe_event: SendCommand, uow_factory: UowFactory,
@@ -30,3 +30,8 @@ def refresh_due(message: RefreshDue, *, uow_factory: UowFactory, catalog: Catalo
 
 def inbox_repair_due(message: InboxRepairDue, *, send_command: SendCommand, uow_factory: UowFactory) -> dict[str, Any]:
     return command_inbox.repair(send_command, older_than_s=message.older_than_s, uow_factory=uow_factory)
+
+
+def meter_flush_due(message: MeterFlushDue, *, uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog,
+                    now: Clock, settings: Settings) -> dict[str, Any]:
+    return metering.flush(uow_factory=uow_factory, gateway=gateway, catalog=catalog, now=now, settings=settings)

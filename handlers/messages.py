@@ -69,6 +69,11 @@ class InboxRepairDue:
 
 
 @dataclass(frozen=True)
+class MeterFlushDue:
+    """Send the closed usage windows to Stripe as meter events (handlers/metering.py)."""
+
+
+@dataclass(frozen=True)
 class MessageFailed:
     """A worker message failed for good (retries exhausted, or a permanent error): keep it as a
     dead letter. `body` is `{"args": [...], "kwargs": {...}}`, what `dlq replay` sends again."""

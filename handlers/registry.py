@@ -29,8 +29,8 @@ from . import (
     worker_messages,
 )
 from .event_dispatch import handle_stripe_event
-from .messages import (CatchUpDue, CommandFailed, CommandReceived, InboxRepairDue, MessageFailed, ReconcileRequested,
-                       RefreshDue, StripeEventReceived, SweepDue)
+from .messages import (CatchUpDue, CommandFailed, CommandReceived, InboxRepairDue, MessageFailed, MeterFlushDue,
+                       ReconcileRequested, RefreshDue, StripeEventReceived, SweepDue)
 from .stripe_family import StripeFamily
 
 ROUTES: dict[type, Callable[..., Any]] = {
@@ -43,6 +43,7 @@ ROUTES: dict[type, Callable[..., Any]] = {
     SweepDue: job_messages.sweep_due,
     RefreshDue: job_messages.refresh_due,
     InboxRepairDue: job_messages.inbox_repair_due,
+    MeterFlushDue: job_messages.meter_flush_due,
 }
 
 # Longest matching prefix wins; an event type matching none is recorded and ignored.

@@ -1,6 +1,7 @@
 """Persistence: SQLAlchemy models, the unit of work, migrations."""
 from .billing_tables import BillingAccount, Invoice, PlanPrice
 from .db import make_engine, make_session_factory
+from .metering_tables import MeterDelivery
 from .quota_tables import QuotaCounter, UsageRequest, UsageReservation, UsageThreshold
 from .tables import (
     Base,
@@ -20,7 +21,7 @@ from .tables import (
 from .unit_of_work import UnitOfWork, database_errors_are_transient, unit_of_work_factory
 
 __all__ = [
-    "Base", "BillingAccount", "Invoice", "PlanPrice",
+    "Base", "BillingAccount", "Invoice", "MeterDelivery", "PlanPrice",
     "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
     "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
     "UsageRequest", "UsageReservation", "UsageThreshold",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -149,6 +149,12 @@ class UsageCounter(Base):
     meter: Mapped[str] = mapped_column(String(64), primary_key=True)
     used_at: Mapped[datetime] = mapped_column(primary_key=True)
     used: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How much of `used` metering has claimed into a meter delivery (models/metering.py); only
+    # rows with unclaimed usage are in the partial index, so finding them stays cheap.
+    metered: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    __table_args__ = (Index("ix_usage_counters_unmetered", "used_at", postgresql_where=text("used <> metered"),
+                            sqlite_where=text("used <> metered")),)
 
 
 class ProcessedMessage(Base):

@@ -16,6 +16,7 @@ from .db import make_session_factory
 from .dead_letters import DeadLetters
 from .inbox import Inbox
 from .ledger import Ledger
+from .metering import Metering
 from .mirror import Products, Subscriptions
 from .outbox import Outbox
 from .quota import Quotas
@@ -48,7 +49,7 @@ class UnitOfWork:
     """The one way to open a session: `with uow_factory() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
-    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`; the billing page's
+    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`, `uow.metering`; the billing page's
     `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`) work in its transaction. `uow.session` is
     theirs (and the tests', to check what was stored): outside models/ the service does not touch it
     (tests/unit/test_repository_seam.py)."""
@@ -68,6 +69,7 @@ class UnitOfWork:
         self.products: Products
         self.session_answers: SessionAnswers
         self.quotas: Quotas
+        self.metering: Metering
         self.billing_accounts: BillingAccounts
         self.invoices: Invoices
         self.plan_prices: PlanPrices
@@ -87,6 +89,7 @@ class UnitOfWork:
         self.products = Products(self.session)
         self.session_answers = SessionAnswers(self.session)
         self.quotas = Quotas(self.session)
+        self.metering = Metering(self.session)
         self.billing_accounts = BillingAccounts(self.session)
         self.invoices = Invoices(self.session)
         self.plan_prices = PlanPrices(self.session)

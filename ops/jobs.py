@@ -1,4 +1,4 @@
-"""`billing-sync reconcile` and `billing-sync inbox repair`: a scheduler job run now, from the
+"""`billing-sync reconcile` (`--usage`: metering) and `billing-sync inbox repair`: a scheduler job run now, from the
 command line, with its output for scripts (one JSON line) and, for reconcile, for people (a
 short table). The jobs themselves are in `handlers/`; the periodic loop in `workers/scheduler.py`.
 """
@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from ..errors import BillingSyncError
 from ..handlers.messagebus import Bus
 from ..handlers.messages import InboxRepairDue, ReconcileRequested, SweepDue
+from ..handlers.meter_reconcile import reconcile_usage
 
 
 def run_inbox_repair(older_than_s: float | None = None, *, bus: Bus | None = None, send_command=None,
@@ -72,6 +74,38 @@ def run_reconcile(tenant: str | None = None, dry_run: bool = False, *, allow_mas
         print(f"tenant {tenant!r}: no local row and no Stripe customer", file=out)
         return 1
     return 1 if report.get("errors") else 0
+
+
+def run_usage_reconcile(since: datetime | None = None, until: datetime | None = None, *, tenant: str | None = None,
+                        repair: bool = False, bus: Bus | None = None, out: TextIO | None = None) -> int:
+    """`billing-sync reconcile --usage [--since --until] [--tenant T] [--repair]`: local usage
+    against Stripe's meter event summaries (handlers/meter_reconcile.py), by default over the
+    last 24 hours up to the last closed window.
+
+    Prints the report as one JSON line, then one line per drifted tenant and meter. Exits 0
+    when nothing drifted (or every drift was queued for repair), 1 otherwise."""
+    out = out or sys.stdout
+    if bus is None:
+        from ..bootstrap import bootstrap
+        from ..config.settings import get_settings
+        from ..handlers.account_pin import verify_account
+
+        bus = bootstrap(get_settings())
+        bus.call(verify_account, pin=not repair)
+    moment = bus.dependencies["now"]()
+    until = until or moment - timedelta(seconds=bus.settings.meter_settle_s + 60)
+    since = since or until - timedelta(days=1)
+    try:
+        report = bus.call(reconcile_usage, since, until, tenant_id=tenant, repair=repair)
+    except BillingSyncError as exc:
+        print(json.dumps({"error": type(exc).__name__, "reason": exc.reason, "detail": str(exc)[:300]}), file=out)
+        return 1
+    print(json.dumps(report, default=str, sort_keys=True), file=out)
+    for row in report["drifted"]:
+        print(f"  {row['tenant_id']}  {row['meter']}  local {row['local']}  stripe {row['stripe']:g}  "
+              f"in flight {row['in_flight']}  refused {row['refused']}  drift {row['drift']}", file=out)
+    unrepaired = len(report["drifted"]) - report["repairs_queued"]
+    return 1 if report["errors"] or unrepaired else 0
 
 
 def _print_table(report: dict, out: TextIO) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from billing_sync.bms.billing_intents import BillingPageIntents
-from billing_sync.bms.requests import StripeIntents
+from billing_sync.bms.requests import DuplicateMeterEvent, StripeIntents
 from billing_sync.bms.selfserve_requests import SelfServeIntents
 from contexts import Clock, make_bus
 from fakes_selfserve import SelfServeFakeWire
@@ -443,9 +443,10 @@ class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents, BillingPag
         self._enter("create_meter_event", params, idempotency_key)
 
         def make() -> dict:
-            existing = next((e for e in self.meter_events if e["identifier"] == params["identifier"]), None)
-            if existing is not None:  # Stripe keeps one event per identifier
-                return copy.deepcopy(existing)
+            if any(e["identifier"] == params["identifier"] for e in self.meter_events):
+                # Stripe keeps one event per identifier and refuses another (400, not retryable);
+                # the same request under the same idempotency key replays the first answer instead.
+                raise DuplicateMeterEvent(f"An event already exists with identifier {params['identifier']}.")
             event = {"object": "billing.meter_event", "created": self.now_ts(), "livemode": False, **params}
             self.meter_events.append(event)
             return copy.deepcopy(event)

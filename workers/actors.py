@@ -1,4 +1,4 @@
-"""The three Dramatiq actors: decode a message, hand it to the bus, log the outcome.
+"""The Dramatiq actors: decode a message, hand it to the bus, log the outcome.
 
 Nothing else happens here — the logic lives in `handlers/` (reached through the bus,
 handlers/messagebus.py), retries and dead-lettering in the broker's middleware
@@ -34,7 +34,14 @@ from ..config.settings import Settings
 from ..contract.ids import TENANT_ID_RULE, is_tenant_id
 from ..errors import InvalidMessage
 from ..handlers.messagebus import Bus
-from ..handlers.messages import CommandFailed, CommandReceived, MessageFailed, ReconcileRequested, StripeEventReceived
+from ..handlers.messages import (
+    CommandFailed,
+    CommandReceived,
+    MessageFailed,
+    MeterFlushDue,
+    ReconcileRequested,
+    StripeEventReceived,
+)
 from ..handlers.stripe_event import checked_event
 from .middleware import FailedForGood
 
@@ -43,6 +50,7 @@ log = structlog.get_logger(__name__)
 STRIPE_EVENTS_QUEUE = "stripe-events"
 COMMANDS_QUEUE = "commands"
 RECONCILE_QUEUE = "reconcile"
+METERING_QUEUE = "metering"
 
 # A handler makes a few Stripe calls and one transaction; a minute means it is stuck (the
 # TimeLimit middleware then interrupts it and the retry policy treats that as transient).
@@ -115,6 +123,14 @@ def _reconcile_tenant(bus: Bus, tenant_id: str, cause: str) -> None:
              ms=_elapsed_ms(started))
 
 
+def _flush_meter(bus: Bus) -> None:
+    """Send the closed usage windows to Stripe (sent by the scheduler; handlers/metering.py).
+    No dead letter when it fails for good: the scheduler sends the next one within seconds."""
+    started = time.monotonic()
+    outcome = bus.handle(MeterFlushDue())
+    log.info("actor.processed", actor="flush_meter", outcome=outcome, ms=_elapsed_ms(started))
+
+
 # -- when a message fails for good (the `on_dead_letter` option) ---------------------------------
 
 
@@ -169,6 +185,7 @@ class Actors:
     process_stripe_event: dramatiq.Actor
     apply_command: dramatiq.Actor
     reconcile_tenant: dramatiq.Actor
+    flush_meter: dramatiq.Actor
     bus: BusSlot
 
 
@@ -231,6 +248,9 @@ def declare_actors(broker: dramatiq.Broker, queue_prefix: str, *, settings: Sett
         apply_command=apply_command,
         reconcile_tenant=declare(_reconcile_tenant, "reconcile_tenant", RECONCILE_QUEUE, RECONCILE_TIME_LIMIT_MS,
                                  _fields_at((), None), _keep_dead_letter),
+        flush_meter=dramatiq.actor(on_bus(_flush_meter), actor_name="flush_meter", broker=broker,
+                                   queue_name=queue_name(queue_prefix, METERING_QUEUE),
+                                   time_limit=HANDLER_TIME_LIMIT_MS),
         bus=slot,
     )
     broker.billing_actors = actors

@@ -13,6 +13,9 @@
   or cancellation date has passed, which no Stripe event announces (`handlers.lapses`).
 - **expiring-cards** (every minute, database only): `billing.payment_method.expiring`, once per
   card, 30 days before it expires (`handlers.expiring_cards`).
+- **meter-flush** (every `meter_flush_interval_s`; broker only): sends the workers' `flush_meter`,
+  which sends the closed usage windows to Stripe (`handlers.metering`); the Stripe calls happen in
+  a worker, under metering's own rate limit, so a backlog never holds up the other jobs.
 
 Only one scheduler acts at a time across the fleet, so operators may run two for availability:
 the leader holds a PostgreSQL advisory lock (`workers/leader.py`); if it dies, the standby takes
@@ -79,6 +82,12 @@ def _send_command_to_current_broker(envelope: dict) -> None:
     send_command(envelope)
 
 
+def _flush_meter_on_current_broker() -> None:
+    from .broker import current_broker
+
+    current_broker().billing_actors.flush_meter.send()
+
+
 def _enqueue_on_current_broker(message: dict) -> None:
     from .broker import current_broker
 
@@ -93,7 +102,8 @@ class Scheduler:
     """
 
     def __init__(self, bus: Bus, *, enqueue: Callable[[dict], None] | None = None,
-                 send_command: Callable[[dict], None] | None = None, tick_s: float = TICK_S, lock=None):
+                 send_command: Callable[[dict], None] | None = None, flush_meter: Callable[[], None] | None = None,
+                 tick_s: float = TICK_S, lock=None):
         # What the jobs send goes to `enqueue` / `send_command`, by default to the process's broker.
         bus = bus.replace(enqueue_stripe_event=enqueue or _enqueue_on_current_broker,
                           send_command=send_command or _send_command_to_current_broker)
@@ -113,6 +123,9 @@ class Scheduler:
             # A card nearing its expiry: no Stripe event announces it either.
             Job("expiring_cards", REFRESH_DUE_INTERVAL_S,
                 lambda: bus.call(expiring_cards.announce_expiring_cards), True),
+            # Usage to Stripe, one meter event per tenant, meter and minute: a worker sends it.
+            Job("meter_flush", bus.settings.meter_flush_interval_s,
+                flush_meter or _flush_meter_on_current_broker, True),
         ]
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()

@@ -170,6 +170,26 @@ def test_prices_by_lookup_key_meter_events_and_test_clocks(gateway, prices):
     assert gateway.start_test_clock(1_767_225_600, "tenant t-usage", idempotency_key="c:clock").startswith("clock_")
 
 
+def test_a_duplicate_meter_event_identifier_counts_as_delivered_and_once(gateway):
+    meter = gateway.create_meter({"display_name": "Calls", "event_name": "calls",
+                                  "default_aggregation": {"formula": "sum"}}, idempotency_key="c:calls")
+    assert gateway.meter_id("calls") == meter["id"] and gateway.meter_id("nothing") is None
+    customer = new_customer(gateway, "t-dup")
+    minute = customer.created // 60 * 60
+
+    def send(idempotency_key: str, value: int = 7) -> bool:
+        return gateway.record_meter_event(event_name="calls", customer_id=customer.id, value=value,
+                                          identifier="usage:calls:1:t-dup", timestamp=minute,
+                                          idempotency_key=idempotency_key)
+
+    assert send("k-1") is True
+    assert send("k-1") is True          # the same request under its key: Stripe replays the first answer
+    assert send("k-2") is False         # the identifier under a new key: Stripe refuses, delivered anyway
+    assert send("k-3", value=99) is False
+    (summary,) = gateway.meter_event_summaries(meter["id"], customer.id, minute, minute + 60)
+    assert summary.value == 7.0
+
+
 def test_meter_event_summaries_aggregate_by_window_oldest_first(gateway):
     meter = gateway.create_meter({"display_name": "Tokens", "event_name": "tokens",
                                   "default_aggregation": {"formula": "sum"}}, idempotency_key="c:tokens")

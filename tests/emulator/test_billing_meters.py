@@ -31,8 +31,9 @@ def test_meter_event_dedup_by_identifier(client):
     assert event.identifier == "cmd-1" and event.payload.value == "25" and event.object == "billing.meter_event"
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.billing.meter_events.create(params=params)
-    assert err.value.http_status == 400
-    assert "An event already exists with identifier cmd-1" in err.value.user_message
+    assert err.value.http_status == 400 and err.value.code is None    # Stripe's refusal has no code
+    assert err.value.user_message == "An event already exists with identifier cmd-1."
+    assert err.value.headers.get("Stripe-Should-Retry") == "false"
     # A retry carrying the same Idempotency-Key replays the first answer instead.
     first = client.v1.billing.meter_events.create(params={**params, "identifier": "cmd-2"},
                                                    options={"idempotency_key": "k-cmd-2"})

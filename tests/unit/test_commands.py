@@ -496,40 +496,18 @@ def test_deleted_unknown_tenant_completes(world):
 
 # -- billing.usage.recorded --------------------------------------------------------------------
 
-def test_usage_sends_a_meter_event_keyed_by_the_command_and_counts_locally(world):
+def test_usage_counts_locally_and_sends_no_meter_event_of_its_own(world):
     world.provision("t1")
     ts = int(world.clock().timestamp())
     outcome, env = world.send("billing.usage.recorded", "t1", {"meter": "api_calls", "quantity": 42,
                                                                "timestamp": ts})
     assert outcome == "completed"
-    (event,) = world.gw.meter_events
-    assert event["identifier"] == env["id"] and event["event_name"] == "api_calls"
-    assert event["payload"] == {"stripe_customer_id": world.customers("t1")[0]["id"], "value": "42"}
-    assert event["timestamp"] == ts
     world.send("billing.usage.recorded", "t1", {"meter": "api_calls", "quantity": 8, "timestamp": ts})
     assert world.bus.call(handle_command, env) == "duplicate"
     with world.bus.uow_factory() as uow:
         assert [c.used for c in uow.session.execute(select(UsageCounter)).scalars()] == [50]
     assert world.outcome(env["id"])["used"] == 42
-    assert len(world.gw.meter_events) == 2
-
-
-def test_usage_retried_after_a_lost_answer_counts_once(world, monkeypatch):
-    world.provision("t1")
-    env = world.envelope("billing.usage.recorded", "t1", {"meter": "api_calls", "quantity": 5})
-    real = world.gw.create_meter_event
-
-    def send_then_crash(params, *, idempotency_key):
-        real(params, idempotency_key=idempotency_key)
-        raise TransientError("timeout")
-
-    monkeypatch.setattr(world.gw, "create_meter_event", send_then_crash)
-    with pytest.raises(TransientError):
-        world.bus.call(handle_command, env)
-    monkeypatch.setattr(world.gw, "create_meter_event", real)
-    assert world.bus.call(handle_command, env) == "completed"
-    assert len(world.gw.meter_events) == 1
-    assert world.outcome(env["id"])["used"] == 5
+    assert world.gw.meter_events == []   # metering sends the minute's usage as one event (test_metering.py)
 
 
 def test_usage_for_an_unknown_meter_is_invalid(world):

@@ -53,6 +53,7 @@ def job_routes() -> dict:
 def make_scheduler(job_routes):
     """`Scheduler(bus, …)` on `bus` with the jobs of `job_routes` routed to their stand-ins."""
     def make(bus, **options) -> Scheduler:
+        options.setdefault("flush_meter", Recorder())   # the workers' flush_meter (no broker here)
         return Scheduler(bus.with_routes(job_routes), **options)
 
     return make
@@ -87,7 +88,8 @@ def test_only_the_lock_holder_acts_and_a_standby_takes_over(make_scheduler, pg_b
     catch_up, _ = jobs
     first, second = make_scheduler(pg_bus, enqueue=print), make_scheduler(pg_bus, enqueue=print)
     try:
-        assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations", "expiring_cards"]
+        assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations", "expiring_cards",
+                                "meter_flush"]
         assert second.tick() == []  # standby: the advisory lock is taken
         assert isinstance(second.lock, AdvisoryLock) and not second.lock.held
         assert catch_up.calls == 1
@@ -151,7 +153,8 @@ def test_two_deployments_on_one_database_each_have_their_own_leader(make_schedul
 def test_the_schedule_is_shared_so_a_new_leader_does_not_repeat_a_job(make_scheduler, pg_bus, jobs):
     catch_up, sweep = jobs
     first = make_scheduler(pg_bus, enqueue=print)
-    assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations", "expiring_cards"]
+    assert first.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations", "expiring_cards",
+                                "meter_flush"]
     first.lock.release()
     second = make_scheduler(pg_bus, enqueue=print)
     try:
@@ -171,7 +174,8 @@ def test_a_failing_job_is_retried_later_and_does_not_stop_the_other(make_schedul
     set_cursor(pg_bus.engine, "scheduler.sweep_at", (utcnow() - timedelta(days=1)).isoformat())
     scheduler = make_scheduler(pg_bus, enqueue=print)
     try:
-        assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due", "release_reservations", "expiring_cards"]
+        assert scheduler.tick() == ["catch_up", "sweep", "repair_commands", "refresh_due", "release_reservations", "expiring_cards",
+                                "meter_flush"]
         assert failing.calls == 1 and sweep.calls == 1
         assert cursor(pg_bus.engine, "scheduler.catch_up_at") is None  # not recorded as done
         assert scheduler.tick() == []  # waits before retrying
@@ -252,7 +256,8 @@ def test_sqlite_has_one_process_and_always_leads(make_scheduler, sqlite_engine, 
     bus = bootstrap(make_settings(), engine=sqlite_engine)
     scheduler = make_scheduler(bus, enqueue=print)
     assert isinstance(scheduler.lock, ProcessLock)
-    assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations", "expiring_cards"]
+    assert scheduler.tick() == ["catch_up", "repair_commands", "refresh_due", "release_reservations", "expiring_cards",
+                                "meter_flush"]
 
 
 def test_reconcile_one_tenant_prints_the_report_and_exits_0(pg_bus):
