@@ -190,3 +190,35 @@ def test_reconcile_wants_a_whole_minute(world):
     at = window_start(world.clock())
     with pytest.raises(InvalidMessage):
         world.bus.call(reconcile_usage, at, at + timedelta(seconds=59))
+
+
+def test_the_operator_command_prints_the_drift_and_exits_1_until_it_is_repaired(world):
+    import io
+    import json
+
+    from billing_sync.ops.jobs import run_usage_reconcile
+
+    world.provision("t1")
+    start = window_start(world.clock())
+    world.usage("t1", 6, start)
+    world.clock.current = start + 2 * MINUTE
+    world.flush()
+    world.gw.meter_events.clear()                        # Stripe lost it
+    out = io.StringIO()
+    assert run_usage_reconcile(start, start + 2 * MINUTE, bus=world.bus, out=out) == 1
+    report, line = out.getvalue().splitlines()
+    assert json.loads(report)["drifted"][0]["drift"] == 6 and "t1  api_calls  local 6  stripe 0" in line
+    assert run_usage_reconcile(start, start + 2 * MINUTE, repair=True, bus=world.bus, out=io.StringIO()) == 0
+    world.flush()
+    assert run_usage_reconcile(start, start + 2 * MINUTE, bus=world.bus, out=io.StringIO()) == 0
+
+
+@pytest.mark.parametrize("args", [["reconcile", "--repair"], ["reconcile", "--since", "2026-12-01"],
+                                  ["reconcile", "--usage", "--dry-run"]])
+def test_usage_options_without_usage_or_with_the_sweeps_are_a_configuration_error(args):
+    from click.testing import CliRunner
+
+    from billing_sync.cli import main
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--usage" in result.output and "Traceback" not in result.output
