@@ -10,10 +10,9 @@ scheduler sends every `BILLING_METER_FLUSH_INTERVAL_S`):
    window), each with its quantity and identifier fixed (models/metering.py keeps the rule).
    Usage that arrives for a window already claimed (a late or back-dated record) becomes that
    window's next delivery, `seq` 1, 2, …, with an identifier of its own.
-2. **send**: each pending delivery, under its row lock, as a meter event whose `identifier`
-   (and idempotency key) is derived from tenant, meter, window start and seq, timestamped at the
-   window's start.
-3. **mark** (the same transaction as the row lock): `sent`.
+2. **send**: each pending delivery as a meter event whose `identifier` (and idempotency key) is
+   derived from tenant, meter, window start and seq, timestamped at the window's start.
+3. **mark** (its own transaction): `sent`.
 
 A worker killed after 1 leaves pending rows that the next flush sends; killed between 2 and 3,
 the next flush sends the same event again and Stripe answers that it has the identifier, which
@@ -28,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -98,32 +98,52 @@ def claim_due(*, uow_factory: UowFactory, catalog: Catalog, now: Clock, settings
 
 def send_one(*, uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog, now: Clock) -> str | None:
     """Steps 2 and 3 for the oldest pending delivery: "sent", "duplicate" (Stripe had it
-    already: delivered), "refused", or None when nothing is pending. A transient failure
-    (Stripe or the database away) raises and leaves the delivery pending."""
+    already: delivered), "refused", or None when nothing is pending. No database lock is held
+    while Stripe is called (nor while the rate limiter waits): a second sender of the same
+    delivery sends the same event, which Stripe keeps once. A transient failure (Stripe or the
+    database away) raises and leaves the delivery pending."""
     with database_errors_are_transient(), uow_factory() as uow:
         delivery = uow.metering.next_pending()
         if delivery is None:
             return None
-        meter = catalog.meters.get(delivery.meter)
-        outcome = "refused"
-        try:
-            if meter is None:
-                raise PermanentError(f"meter {delivery.meter!r} is no longer in the catalog")
-            created = gateway.record_meter_event(
-                event_name=meter.event_name, customer_id=delivery.customer_id, value=delivery.quantity,
-                identifier=delivery.identifier, timestamp=int(delivery.window_start.timestamp()),
-                idempotency_key=delivery.identifier)
-            outcome = "sent" if created else "duplicate"
-            delivery.state, delivery.sent_at = SENT, now()
-        except TransientError:
-            raise
-        except PermanentError as exc:   # e.g. a window older than Stripe's 35 days
-            delivery.state, delivery.detail = REFUSED, str(exc)[:500]
-            log.error("metering.refused", tenant_id=delivery.tenant_id, meter=delivery.meter,
-                      window_start=delivery.window_start.isoformat(), quantity=delivery.quantity,
-                      detail=str(exc)[:200])
+        owed = Owed(delivery.tenant_id, delivery.meter, delivery.window_start, delivery.seq, delivery.quantity,
+                    delivery.customer_id, delivery.identifier)
+    meter = catalog.meters.get(owed.meter)
+    try:
+        if meter is None:
+            raise PermanentError(f"meter {owed.meter!r} is no longer in the catalog")
+        created = gateway.record_meter_event(
+            event_name=meter.event_name, customer_id=owed.customer_id, value=owed.quantity,
+            identifier=owed.identifier, timestamp=int(owed.window_start.timestamp()),
+            idempotency_key=owed.identifier)
+    except TransientError:
+        raise
+    except PermanentError as exc:   # e.g. a window older than Stripe's 35 days
+        log.error("metering.refused", tenant_id=owed.tenant_id, meter=owed.meter,
+                  window_start=owed.window_start.isoformat(), quantity=owed.quantity, detail=str(exc)[:200])
+        _mark(uow_factory, owed, REFUSED, now(), str(exc)[:500])
+        return "refused"
+    _mark(uow_factory, owed, SENT, now())
+    return "sent" if created else "duplicate"
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A pending delivery, read out of its transaction for the Stripe call."""
+
+    tenant_id: str
+    meter: str
+    window_start: datetime
+    seq: int
+    quantity: int
+    customer_id: str
+    identifier: str
+
+
+def _mark(uow_factory: UowFactory, owed: Owed, state: str, at: datetime, detail: str | None = None) -> None:
+    with database_errors_are_transient(), uow_factory() as uow:
+        uow.metering.mark(owed.tenant_id, owed.meter, owed.window_start, owed.seq, state, at=at, detail=detail)
         uow.commit()
-        return outcome
 
 
 def flush(*, uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog, now: Clock,

@@ -104,11 +104,19 @@ class Metering:
         return bool(self._session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar_one())
 
     def next_pending(self) -> MeterDelivery | None:
-        """The oldest pending delivery that no other sender holds, locked until the transaction ends."""
+        """The oldest pending delivery (one that a claim is still writing is skipped)."""
         return self._session.execute(
             select(MeterDelivery).where(MeterDelivery.state == PENDING)
             .order_by(MeterDelivery.created_at, MeterDelivery.window_start).limit(1)
             .with_for_update(skip_locked=True)).scalar_one_or_none()
+
+    def mark(self, tenant_id: str, meter: str, window_start: datetime, seq: int, state: str, *, at: datetime,
+             detail: str | None = None) -> None:
+        """A pending delivery is `sent` or `refused` now (one marked already stays as it is)."""
+        self._session.execute(update(MeterDelivery).where(
+            MeterDelivery.tenant_id == tenant_id, MeterDelivery.meter == meter,
+            MeterDelivery.window_start == window_start, MeterDelivery.seq == seq, MeterDelivery.state == PENDING,
+        ).values(state=state, sent_at=at if state != REFUSED else None, detail=detail))
 
     def pending_count(self) -> int:
         return int(self._session.execute(
