@@ -4,9 +4,11 @@ into a temporary PostgreSQL database, 32 clients at a time.
 The baseline, in the same run and the same stack (Starlette, the thread pool, the same SQLAlchemy
 engine and pool), is a route that makes one bare `UPDATE quota_counters SET used = used + 1 …
 RETURNING used` round trip and commits: the least an atomic database counter can cost. The
-endpoint adds the snapshot and period reads, the per-second counter, the idempotency row and the
-edge checks. Two shapes: the clients spread over 32 tenants, and all on one tenant's counter (a
-hot row: every update waits for the row lock).
+endpoint adds the edge checks and, in its one statement (models/quota_statement.py), the
+snapshot and period reads, the per-second counter, the idempotency row and the threshold check.
+Two shapes: the clients spread over 32 tenants, and all on one tenant's counter (a hot row:
+every update waits for the row lock). Baseline and endpoint run in alternating rounds, so that
+the shared machine's changing load hits both alike.
 
     .venv/bin/python bench/usage_bench.py [N]    (default N=3000 per run; BILLING_BENCH_PG_URL)
 
@@ -42,6 +44,8 @@ from billing_sync.models import EntitlementSnapshot, QuotaCounter, Subscription,
 from billing_sync.models.migrate import upgrade
 
 CONCURRENCY = 32
+ROUNDS = 3
+WARM_UP = 640  # 32 requests per pooled connection (pool_size 10 + max_overflow 10)
 TOKEN = "bench-token"
 RESULTS = Path(__file__).resolve().parent / "results" / "usage.json"
 NOW = datetime.now(UTC)
@@ -99,8 +103,21 @@ async def run(app, tenants: list[str], n: int, tag: str) -> tuple[float, list[fl
         return time.perf_counter() - started, latencies
 
 
+def interleaved(baseline, endpoint, tenants: list[str], n: int, shape: str) -> tuple[dict, dict]:
+    """`n` requests to each app in ROUNDS alternating rounds, so that a change in the shared
+    machine's load hits the baseline and the endpoint alike."""
+    runs: dict[str, tuple[float, list[float]]] = {"b": (0.0, []), "e": (0.0, [])}
+    for round_ in range(ROUNDS):
+        for tag, app in (("b", baseline), ("e", endpoint)):
+            took, latencies = asyncio.run(run(app, tenants, n // ROUNDS, f"{tag}-{len(tenants)}-{round_}"))
+            runs[tag] = (runs[tag][0] + took, runs[tag][1] + latencies)
+    return (summarize(f"bare UPDATE, {shape}", CONCURRENCY, *runs["b"]),
+            summarize(f"usage endpoint, {shape}", CONCURRENCY, *runs["e"]))
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+    n -= n % ROUNDS
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     db_url, drop = temporary_database(PG_URL)
     try:
@@ -111,20 +128,21 @@ def main() -> int:
         spread = [f"tenant-{n:02d}" for n in range(CONCURRENCY)]
         seed(bus, spread)
         endpoint, baseline = Starlette(routes=routes(bus)), baseline_app(engine)
-        asyncio.run(run(baseline, spread, 200, "warm-b"))
-        asyncio.run(run(endpoint, spread, 200, "warm-e"))
+        # Every pooled connection has prepared both statements before the clock runs (psycopg
+        # prepares a statement on its 5th use on a connection, PostgreSQL settles on a generic
+        # plan after 5 more).
+        asyncio.run(run(baseline, spread, WARM_UP, "warm-b"))
+        asyncio.run(run(endpoint, spread, WARM_UP, "warm-e"))
         results = []
         for shape, tenants in (("32 tenants", spread), ("1 tenant (hot row)", spread[:1])):
-            base = summarize(f"bare UPDATE, {shape}", CONCURRENCY, *asyncio.run(run(baseline, tenants, n, "b")))
-            real = summarize(f"usage endpoint, {shape}", CONCURRENCY,
-                             *asyncio.run(run(endpoint, tenants, n, f"e-{len(tenants)}")))
-            results += [base, real]
+            results.append(interleaved(baseline, endpoint, tenants, n, shape))
         with engine.connect() as conn:
             counted = conn.execute(text("SELECT sum(used) FROM usage_counters")).scalar_one()
-        assert counted == 400 + 2 * n - 200, f"the endpoint counted {counted}"  # warm-up 200 + 2 runs
+        assert counted == WARM_UP + 2 * n, f"the endpoint counted {counted}"  # warm-up + 2 shapes
         engine.dispose()
     finally:
         drop()
+    results = [row for pair in results for row in pair]
 
     ratios = {results[i + 1]["name"]: round(results[i + 1]["requests_per_s"] / results[i]["requests_per_s"], 3)
               for i in (0, 2)}

@@ -29,6 +29,7 @@ from datetime import datetime
 from ..errors import PermanentError, UnknownTenant
 from ..models import UnitOfWork, database_errors_are_transient
 from .dependencies import Clock, UowFactory
+from .entitlement_rules import GRANTING
 from .usage import usage_period
 
 THRESHOLDS = (80, 100)
@@ -140,13 +141,23 @@ def release_expired(uow: UnitOfWork, now: datetime, *, tenant_id: str | None = N
 
 def consume(tenant_id: str, feature: str, quantity: int, idempotency_key: str, hard: bool = True,
             timestamp: datetime | None = None, *, uow_factory: UowFactory, now: Clock) -> dict[str, Any]:
-    """The usage endpoint: record and answer in one transaction; a repeated key gets the first
-    answer (its own transaction rolled back, so nothing is recorded twice)."""
+    """The usage endpoint: record and answer atomically; a repeated key gets the first answer
+    and records nothing. On PostgreSQL one statement settles the usual case
+    (`uow.quotas.consume_at_once`, the same rules as `record` in one round trip); what it leaves
+    (see models/quota_statement.py) is recorded here in one transaction, whose repeated key
+    rolls it back."""
     moment = now()
+    at = timestamp or moment
+    with database_errors_are_transient(), uow_factory() as uow:
+        settled = uow.quotas.consume_at_once(tenant_id, feature, quantity, idempotency_key, hard=hard, at=at,
+                                             now=moment, granting=GRANTING, thresholds=THRESHOLDS,
+                                             event_type=THRESHOLD_EVENT)
+    if settled is not None:
+        return settled
     with database_errors_are_transient(), uow_factory() as uow:
         limit = feature_limit(uow, tenant_id, feature)
-        result = record(uow, tenant_id, feature, quantity, timestamp or moment, limit, hard=hard, now=moment)
-        if uow.quotas.remember(tenant_id, idempotency_key, result):
+        result = record(uow, tenant_id, feature, quantity, at, limit, hard=hard, now=moment)
+        if uow.quotas.remember(tenant_id, idempotency_key, result, moment):
             uow.commit()
             return result
         uow.rollback()

@@ -15,7 +15,7 @@ on its way, usage after the old period's end is not shown until the new period a
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..models import UnitOfWork
 from .entitlement_rules import GRANTING
@@ -26,7 +26,7 @@ def usage_period(uow: UnitOfWork, tenant_id: str, at: datetime) -> tuple[datetim
     period = uow.usage.subscription_period(tenant_id, GRANTING)
     if period is not None:
         return period
-    month = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)  # UTC's month
     if month.month == 12:
         return month, month.replace(year=month.year + 1, month=1)
     return month, month.replace(month=month.month + 1)

@@ -4,19 +4,43 @@ UPDATE is what makes a consumption atomic across the fleet (PostgreSQL's row loc
 counter serializes concurrent updates, and the WHERE clause is evaluated on the locked row)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Row, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .quota_statement import CONSUME
 from .quota_tables import QuotaCounter, UsageRequest, UsageReservation, UsageThreshold
-from .tables import UsageCounter, utcnow
+from .tables import UsageCounter
 from .upsert import dialect_insert
 
 
 class Quotas:
     def __init__(self, session: Session):
         self._session = session
+
+    # -- the whole consumption in one statement ---------------------------------------------
+
+    def consume_at_once(self, tenant_id: str, feature: str, quantity: int, key: str, *, hard: bool,
+                        at: datetime, now: datetime, granting: Iterable[str], thresholds: Iterable[int],
+                        event_type: str) -> dict | None:
+        """The answer of a consumption settled in one autocommit statement (models/quota_statement.py),
+        or the key's first answer; None, with nothing written, when the general path must settle
+        it (and always on SQLite). Call it first in a unit of work: it takes the session's
+        connection in autocommit."""
+        if self._session.get_bind().dialect.name != "postgresql":
+            return None
+        connection = self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        try:
+            row = connection.execute(CONSUME, {
+                "tenant": tenant_id, "feature": feature, "quantity": quantity, "key": key, "hard": hard,
+                "at": at, "second": at.replace(microsecond=0), "now": now, "granting": list(granting),
+                "thresholds": list(thresholds), "event_type": event_type}).one()
+        except IntegrityError:  # the key's first use committed meanwhile: its answer stands
+            return self.answer(tenant_id, key)
+        return row.prior if row.prior is not None else row.answer
 
     # -- the counter of a period ------------------------------------------------------------
 
@@ -60,12 +84,12 @@ class Quotas:
 
     # -- idempotency keys ------------------------------------------------------------------
 
-    def remember(self, tenant_id: str, key: str, answer: dict) -> bool:
+    def remember(self, tenant_id: str, key: str, answer: dict, at: datetime) -> bool:
         """Keep `answer` as the key's first; False when the key already has one (a concurrent
         request with the key waits here for the first one's transaction)."""
         insert = dialect_insert(self._session, UsageRequest.__table__)
         row = self._session.execute(insert.values(
-            tenant_id=tenant_id, idempotency_key=key, answer=answer, created_at=utcnow(),
+            tenant_id=tenant_id, idempotency_key=key, answer=answer, created_at=at,
         ).on_conflict_do_nothing().returning(UsageRequest.idempotency_key)).first()
         return row is not None
 

@@ -6,13 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from billing_sync.handlers.usage import current_usage
 from billing_sync.ingress.usage_api import routes
 from billing_sync.models import EntitlementSnapshot, OutboxMessage, Subscription, Tenant, UsageCounter
+from billing_sync.models.quota import Quotas
 
 from contexts import Clock, NoStripe, make_bus
 
@@ -26,8 +27,13 @@ def clock():
     return Clock(NOW)
 
 
-@pytest.fixture
-def bus(pg_engine, make_settings, clock):
+@pytest.fixture(params=["one statement", "general path"])
+def bus(request, pg_engine, make_settings, clock, monkeypatch):
+    """Every scenario runs through both ways of consuming on PostgreSQL, which keep the same rules
+    twice (models/quota_statement.py in SQL, handlers/quota.record in Python): the same answers,
+    counters and notices from each."""
+    if request.param == "general path":
+        monkeypatch.setattr(Quotas, "consume_at_once", lambda *_args, **_kwargs: None)
     settings = make_settings(database_url=str(pg_engine.url), api_tokens="svc")
     return make_bus(settings, pg_engine, NoStripe(), clock)
 
@@ -250,3 +256,32 @@ def test_the_same_statements_work_on_sqlite(sqlite_engine, make_settings, clock)
         assert (done["used"], done["remaining"]) == (10, 0)
     assert notices(bus) == [(80, 10, PERIOD[0].isoformat()), (100, 10, PERIOD[0].isoformat())]  # both crossed at once
     assert seconds_total(bus) == 10
+
+
+def test_one_statement_settles_a_consumption_once_the_period_has_its_counter(pg_engine, make_settings, clock):
+    """The usual consumption is one round trip (models/quota_statement.py); its repeat too."""
+    from sqlalchemy import event
+    bus = make_bus(make_settings(database_url=str(pg_engine.url), api_tokens="svc"), pg_engine, NoStripe(), clock)
+    tenant(bus, limit=10)
+    statements: list[str] = []
+    event.listen(pg_engine, "before_cursor_execute", lambda _c, _cur, sql, *_rest: statements.append(sql))
+    with TestClient(Starlette(routes=routes(bus))) as test_client:
+        consume(test_client, "first", 1)   # the general path builds the period's counter
+        statements.clear()
+        assert consume(test_client, "a", 7)["allowed"] is True       # crosses 80 %: a notice, same statement
+        assert consume(test_client, "b", 5)["allowed"] is False      # a refusal
+        assert consume(test_client, "a", 7)["used"] == 8             # a repeat: the first answer
+    consumptions = [sql for sql in statements if "FROM pg_" not in sql and sql.strip().lower() != "select 1"]
+    assert len(consumptions) == 3, consumptions
+    assert notices(bus) == [(80, 8, PERIOD[0].isoformat())]
+
+
+def test_the_statement_writes_moments_as_python_does(pg_engine):
+    """Answers and notices carry timestamps the SQL formats: the same text as `isoformat()`."""
+    from billing_sync.models.quota_statement import iso
+    moments = [datetime(2026, 11, 2, 12, tzinfo=UTC), datetime(2026, 11, 2, 12, 0, 0, 120, tzinfo=UTC),
+               datetime(2026, 1, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    with pg_engine.connect() as conn:
+        for moment in moments:
+            written = conn.execute(text(f"SELECT {iso('CAST(:m AS timestamptz)')}"), {"m": moment}).scalar_one()
+            assert written == moment.isoformat()
