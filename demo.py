@@ -23,6 +23,7 @@ from kombu import Queue
 from .client import publish_command
 from .config import bus
 from .config.settings import get_settings
+from .demo_quota import start_quota_story
 from .demo_selfserve import self_serve_steps
 from .fleet import Fleet
 
@@ -222,10 +223,12 @@ def _play(fleet: Fleet, watcher: EventWatcher) -> int:
         ent = entitlements(mark, plan="free")
         return f"test clock passed the period end; entitlements v{ent['data']['version']} plan=free"
 
+    quota_story = start_quota_story(api, command, watcher)  # its tenant signs up meanwhile
     timeline.step("tenant signs up in-app", signup)
     timeline.step("support staff upgrade the plan in the Stripe dashboard", staff_upgrade)
     timeline.step("tenant adds seats in-app", add_seats)
     timeline.step("tenant records usage in-app; quota check", record_usage)
+    quota_story(timeline.step)
     timeline.step("another tenant signs up with a declined card", card_declined)
     timeline.step("tenant cancels at period end", cancel_at_period_end)
     timeline.step("the period ends", period_ends)

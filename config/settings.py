@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     tenant_sync_per_minute: int = Field(
         10, gt=0, description="POST /v1/tenants/{id}/sync calls per tenant per minute (per ingress), then 429")
 
+    usage_keys_kept_s: int = Field(
+        7 * 86_400, gt=0, description="How long a usage idempotency key's answer (and a closed reservation) is "
+        "kept; a repeat after that is a new consumption")
+
     queue_prefix: str = Field(DEFAULT_QUEUE_PREFIX, description="Namespace for queues and exchanges")
     max_retries: int = 8
     min_backoff_ms: int = 200

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from ..config.settings import Settings
 from ..errors import PermanentError, UnknownTenant
 from ..models import UnitOfWork, database_errors_are_transient
 from .dependencies import Clock, UowFactory
@@ -34,6 +35,8 @@ from .usage import usage_period
 
 THRESHOLDS = (80, 100)
 THRESHOLD_EVENT = "billing.usage.threshold_reached"
+PRUNE_BATCH = 1000  # rows per transaction: short locks, short WAL bursts
+PRUNE_MAX_BATCHES = 100  # per run, so one run stays short; the next run goes on
 
 
 class OutsidePeriod(PermanentError):
@@ -171,3 +174,22 @@ def release_expired_job(*, uow_factory: UowFactory, now: Clock) -> dict[str, Any
         released = release_expired(uow, now())
         uow.commit()
     return {"released": released}
+
+
+def prune_usage_keys_job(*, uow_factory: UowFactory, now: Clock, settings: Settings) -> dict[str, int]:
+    """Scheduler job: forget the idempotency answers given more than `usage_keys_kept_s` ago,
+    and the closed reservations that expired that long ago, PRUNE_BATCH rows per transaction.
+    Caveat: a key repeated after that is a new consumption, and a pruned reservation is
+    `unknown_reservation` (404) rather than `reservation_closed` (409)."""
+    before = now() - timedelta(seconds=settings.usage_keys_kept_s)
+    forgotten = {"answers": 0, "reservations": 0}
+    for _ in range(PRUNE_MAX_BATCHES):
+        with database_errors_are_transient(), uow_factory() as uow:
+            answers = uow.quotas.forget_answers(before, PRUNE_BATCH)
+            reservations = uow.quotas.forget_closed_reservations(before, PRUNE_BATCH)
+            uow.commit()
+        forgotten["answers"] += answers
+        forgotten["reservations"] += reservations
+        if answers < PRUNE_BATCH and reservations < PRUNE_BATCH:
+            break
+    return forgotten

@@ -1,4 +1,4 @@
-"""The usage endpoints (service bearer token, as the read API):
+"""The usage endpoints (a service token, or a tenant token for its own tenant: auth.py):
 
     POST /v1/tenants/{tenant_id}/usage   {feature, quantity, idempotency_key, mode?, timestamp?}
          → 200 {allowed, used, limit, remaining, period_start, period_end}
@@ -25,8 +25,8 @@ from ..handlers import quota, reservations
 from ..handlers.messagebus import Bus
 from . import session_requests
 from . import usage_requests as schema
+from .auth import Authenticator
 from .bodies import BODY_TIMEOUT_S, error_answer
-from .service_auth import bearer_check, tenant_refusal
 from .sessions_api import read_body
 
 log = structlog.get_logger(__name__)
@@ -34,11 +34,11 @@ _RESERVATION_ID = re.compile(schema.RESERVATION_ID)
 
 
 def routes(bus: Bus) -> list[Route]:
-    authorized = bearer_check(bus.settings)
+    auth = Authenticator(bus)  # a tenant token consumes and reserves for its own tenant only
 
     def endpoint(model: type, work: Callable[[Request, str, object], dict]) -> Callable:
         async def handle(request: Request) -> Response:
-            refused = tenant_refusal(authorized, request)
+            refused = auth.tenant_refusal(request)
             if refused is not None:
                 return refused
             tenant_id = request.path_params["tenant_id"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -134,3 +134,20 @@ class Quotas:
             tenant_id=tenant_id, feature=feature, period_start=period_start, threshold=threshold,
         ).on_conflict_do_nothing().returning(UsageThreshold.threshold)).first()
         return row is not None
+
+    # -- pruning ---------------------------------------------------------------------------
+
+    def forget_answers(self, before: datetime, batch: int) -> int:
+        """Delete up to `batch` idempotency answers given before `before`; how many."""
+        due = select(UsageRequest.tenant_id, UsageRequest.idempotency_key).where(
+            UsageRequest.created_at < before).limit(batch)
+        key = tuple_(UsageRequest.tenant_id, UsageRequest.idempotency_key)
+        return self._session.execute(delete(UsageRequest).where(key.in_(due))).rowcount
+
+    def forget_closed_reservations(self, before: datetime, batch: int) -> int:
+        """Delete up to `batch` committed, released or expired reservations that expired before
+        `before`; how many."""
+        due = select(UsageReservation.id).where(
+            UsageReservation.state.in_(("committed", "released", "expired")),
+            UsageReservation.expires_at < before).limit(batch)
+        return self._session.execute(delete(UsageReservation).where(UsageReservation.id.in_(due))).rowcount

@@ -29,9 +29,12 @@ class QuotaCounter(Base):
 
 
 class UsageRequest(Base):
-    """The first answer given under an idempotency key; a repeat gets it and records nothing."""
+    """The first answer given under an idempotency key; a repeat gets it and records nothing.
+    Kept `usage_keys_kept_s` after `created_at` (the bus's clock when it was given), then pruned
+    by the scheduler (handlers/quota.prune_usage_keys_job)."""
 
     __tablename__ = "usage_requests"
+    __table_args__ = (Index("ix_usage_requests_created_at", "created_at"),)
 
     tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -40,7 +43,8 @@ class UsageRequest(Base):
 
 
 class UsageReservation(Base):
-    """A quantity held against a period's counter until committed, released or expired."""
+    """A quantity held against a period's counter until committed, released or expired; a closed
+    one is pruned `usage_keys_kept_s` after its expiry (handlers/quota.prune_usage_keys_job)."""
 
     __tablename__ = "usage_reservations"
 

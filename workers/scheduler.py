@@ -11,6 +11,9 @@
   turn that nobody gave it (`handlers.command_inbox.repair`; `billing-sync inbox repair` on demand).
 - **refresh-due** (every minute, database only): re-derives tenants whose past_due grace period
   or cancellation date has passed, which no Stripe event announces (`handlers.lapses`).
+- **prune-usage-keys** (every minute, database only, the first a minute after a start): forgets
+  usage idempotency answers and closed reservations older than `usage_keys_kept_s`, in batches
+  (`handlers.quota.prune_usage_keys_job`).
 - **expiring-cards** (every minute, database only): `billing.payment_method.expiring`, once per
   card, 30 days before it expires (`handlers.expiring_cards`).
 - **meter-flush** (every `meter_flush_interval_s`; broker only): sends the workers' `flush_meter`,
@@ -120,6 +123,8 @@ class Scheduler:
             Job("refresh_due", REFRESH_DUE_INTERVAL_S, lambda: bus.handle(RefreshDue()), True),
             # Expired usage reservations (consumptions also release them lazily before refusing).
             Job("release_reservations", REFRESH_DUE_INTERVAL_S, lambda: bus.call(quota.release_expired_job), True),
+            # Usage idempotency answers past BILLING_USAGE_KEYS_KEPT_S (a minute after a start, not at it).
+            Job("prune_usage_keys", REFRESH_DUE_INTERVAL_S, lambda: bus.call(quota.prune_usage_keys_job), False),
             # A card nearing its expiry: no Stripe event announces it either.
             Job("expiring_cards", REFRESH_DUE_INTERVAL_S,
                 lambda: bus.call(expiring_cards.announce_expiring_cards), True),

@@ -285,3 +285,73 @@ def test_the_statement_writes_moments_as_python_does(pg_engine):
         for moment in moments:
             written = conn.execute(text(f"SELECT {iso('CAST(:m AS timestamptz)')}"), {"m": moment}).scalar_one()
             assert written == moment.isoformat()
+
+
+def test_a_tenant_token_consumes_and_reserves_for_its_own_tenant_only(client, bus, clock):
+    """Issue 10: the usage endpoints take a service token or a tenant token (POST …/tokens)."""
+    from billing_sync.ingress import tenant_tokens
+    tenant(bus, limit=10)
+    tenant(bus, "t2", limit=10, sub_id="sub_2")
+    token, _ = tenant_tokens.issue(tenant_tokens.signing_key(bus.settings), "t1", clock(), 600)
+    own = {"Authorization": f"Bearer {token}"}
+    body = {"feature": "api_calls", "quantity": 2, "idempotency_key": "browser-1"}
+    assert client.post("/v1/tenants/t1/usage", headers=own, json=body).json()["used"] == 2
+    held = client.post("/v1/tenants/t1/usage/reservations", headers=own,
+                       json={"feature": "api_calls", "quantity": 3, "ttl_s": 60}).json()
+    reservation = f"/v1/tenants/t1/usage/reservations/{held['reservation_id']}"
+    assert client.post(f"{reservation}/commit", headers=own, json={}).json()["used"] == 5
+    second = client.post("/v1/tenants/t1/usage/reservations", headers=own,
+                         json={"feature": "api_calls", "quantity": 1, "ttl_s": 60}).json()
+    assert client.post(f"/v1/tenants/t1/usage/reservations/{second['reservation_id']}/release",
+                       headers=own).json()["released"] == 1
+
+    # Another tenant's paths are 403, before anything is read or recorded.
+    for path, payload in (("/v1/tenants/t2/usage", body),
+                          ("/v1/tenants/t2/usage/reservations", {"feature": "api_calls", "quantity": 1, "ttl_s": 9}),
+                          (f"/v1/tenants/t2/usage/reservations/{held['reservation_id']}/commit", {}),
+                          (f"/v1/tenants/t2/usage/reservations/{held['reservation_id']}/release", {})):
+        response = client.post(path, headers=own, json=payload)
+        assert (response.status_code, response.json()) == (403, {"error": "forbidden"}), path
+    assert seconds_total(bus, "t2") == 0
+
+    clock.advance(seconds=601)   # expired: neither kind of token any more
+    assert client.post("/v1/tenants/t1/usage", headers=own, json={**body, "idempotency_key": "late"}).status_code == 401
+    assert seconds_total(bus) == 5
+
+
+def test_idempotency_answers_and_closed_reservations_are_pruned_after_the_horizon(client, bus, clock, monkeypatch):
+    """BILLING_USAGE_KEYS_KEPT_S: a key within it is a repeat, after it (pruned, in batches) a new
+    consumption; a held reservation is never pruned, a closed one that long after its expiry is."""
+    from billing_sync.handlers import quota
+    from billing_sync.models import UsageRequest, UsageReservation
+    monkeypatch.setattr(quota, "PRUNE_BATCH", 2)
+    tenant(bus, limit=100)
+    kept = bus.settings.usage_keys_kept_s
+    for n in range(5):
+        consume(client, f"old-{n}")
+    closed = reserve(client, 1, ttl_s=60)["reservation_id"]
+    client.post(f"/v1/tenants/t1/usage/reservations/{closed}/release", headers=AUTH)
+    clock.advance(seconds=kept - 30)
+    consume(client, "young")
+    still_held = reserve(client, 1, ttl_s=60)["reservation_id"]
+    assert bus.call(quota.prune_usage_keys_job) == {"answers": 0, "reservations": 0}
+    assert consume(client, "old-0")["used"] == 1                      # within the horizon: the first answer
+
+    clock.advance(seconds=91)   # the old keys, and the closed reservation's expiry, are past the horizon
+    assert bus.call(quota.prune_usage_keys_job) == {"answers": 5, "reservations": 1}   # three batches of ≤ 2
+    with bus.uow_factory() as uow:
+        assert {row.idempotency_key for row in uow.session.execute(select(UsageRequest)).scalars()} == {"young"}
+        assert [row.id for row in uow.session.execute(select(UsageReservation)).scalars()] == [still_held]
+    assert consume(client, "young")["used"] == 6                      # still a repeat
+    assert consume(client, "old-0")["used"] == 7                      # forgotten: a new consumption
+    assert client.post(f"/v1/tenants/t1/usage/reservations/{closed}/commit", headers=AUTH,
+                       json={}).status_code == 404
+
+
+def test_the_scheduler_prunes_usage_keys_a_minute_after_it_starts(pg_engine, make_settings, clock):
+    from billing_sync.workers.scheduler import Scheduler
+    bus = make_bus(make_settings(database_url=str(pg_engine.url), api_tokens="svc"), pg_engine, NoStripe(), clock)
+    job = next(job for job in Scheduler(bus, enqueue=lambda _m: None, send_command=lambda _c: None).jobs
+               if job.name == "prune_usage_keys")
+    assert (job.interval_s, job.first_run_immediately) == (60, False)
+    assert job.run() == {"answers": 0, "reservations": 0}

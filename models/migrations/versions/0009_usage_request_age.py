@@ -1,0 +1,19 @@
+"""usage idempotency answers by age, for the scheduler's pruning (handlers/quota.prune_usage_keys_job)
+
+Revision ID: 0009
+Revises: 0008
+"""
+from alembic import op
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_usage_requests_created_at', 'usage_requests', ['created_at'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index('ix_usage_requests_created_at', table_name='usage_requests')
