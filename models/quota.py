@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Row, delete, func, select, tuple_, update
+from sqlalchemy import CursorResult, Row, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -142,7 +143,7 @@ class Quotas:
         due = select(UsageRequest.tenant_id, UsageRequest.idempotency_key).where(
             UsageRequest.created_at < before).limit(batch)
         key = tuple_(UsageRequest.tenant_id, UsageRequest.idempotency_key)
-        return self._session.execute(delete(UsageRequest).where(key.in_(due))).rowcount
+        return cast(CursorResult, self._session.execute(delete(UsageRequest).where(key.in_(due)))).rowcount
 
     def forget_closed_reservations(self, before: datetime, batch: int) -> int:
         """Delete up to `batch` committed, released or expired reservations that expired before
@@ -150,4 +151,5 @@ class Quotas:
         due = select(UsageReservation.id).where(
             UsageReservation.state.in_(("committed", "released", "expired")),
             UsageReservation.expires_at < before).limit(batch)
-        return self._session.execute(delete(UsageReservation).where(UsageReservation.id.in_(due))).rowcount
+        return cast(CursorResult, self._session.execute(
+            delete(UsageReservation).where(UsageReservation.id.in_(due)))).rowcount
