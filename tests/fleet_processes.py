@@ -122,11 +122,14 @@ class FleetProcesses:
         self._prices: dict[str, str] = {}
         self.api = httpx.Client(base_url=self.ingress_url, headers={"Authorization": f"Bearer {token}"})
 
-    def start(self, role: str, *args: str) -> subprocess.Popen:
-        with open(self.tmp / f"{role}.log", "ab") as log:
+    def start(self, role: str, *args: str, name: str | None = None) -> subprocess.Popen:
+        """Start `role`, known to stop/kill/paused (and its log file) by `name`, the role's by
+        default: a second process of a role needs a name of its own."""
+        name = name or role
+        with open(self.tmp / f"{name}.log", "ab") as log:
             proc = subprocess.Popen([str(BIN), role, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
-        self.procs[role] = proc
+        self.procs[name] = proc
         self._groups.add(proc.pid)
         return proc
 
