@@ -18,12 +18,16 @@ class Tenants:
     def lock(self, tenant_id: str) -> Tenant:
         """Create the tenant row if missing, then hold its row lock until the transaction ends.
 
-        On PostgreSQL this is SELECT … FOR UPDATE: one writer per tenant at a time across the
-        fleet. On SQLite the whole transaction already holds the database write lock.
+        On PostgreSQL this is SELECT … FOR NO KEY UPDATE: one writer per tenant at a time across
+        the fleet. Not FOR UPDATE, which also blocks the foreign-key checks of rows that point at
+        the tenant: every usage consumption of the tenant would wait for a worker's Stripe calls
+        (and deadlock with one recording usage). On SQLite the whole transaction already holds
+        the database write lock.
         """
         insert_if_missing(self._session, Tenant.__table__, {"id": tenant_id})
         return self._session.execute(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
         ).scalar_one()
 
     def get(self, tenant_id: str) -> Tenant | None:

@@ -355,3 +355,17 @@ def test_the_scheduler_prunes_usage_keys_a_minute_after_it_starts(pg_engine, mak
                if job.name == "prune_usage_keys")
     assert (job.interval_s, job.first_run_immediately) == (60, False)
     assert job.run() == {"answers": 0, "reservations": 0}
+
+
+def test_a_consumption_does_not_wait_for_a_worker_holding_the_tenant_lock(client, bus):
+    """A worker holds its tenant's row lock for a whole message, Stripe calls included; the
+    per-second counter's foreign key on `tenants` must not make every consumption of that
+    tenant wait for it (nor deadlock with a worker recording usage under that lock)."""
+    tenant(bus, limit=100)
+    consume(client, "first")   # the period's counter exists
+    with bus.uow_factory() as worker:
+        worker.tenants.lock("t1")
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(consume, client, "during", 1, "t1", timestamp="2026-11-16T09:31:07Z")
+            assert answer.result(timeout=10)["used"] == 2
+        worker.rollback()
