@@ -1,12 +1,12 @@
 """usage idempotency answers by age, for the scheduler's pruning (handlers/quota.prune_usage_keys_job)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
