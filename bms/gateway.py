@@ -258,6 +258,9 @@ class StripeGateway(StripeIntents, SelfServeIntents, BillingPageIntents):
             params["types"] = types
         return self._all_pages(self.client.v1.events.list, params)
 
+    def retrieve_event(self, event_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.events.retrieve, event_id)
+
     def create_test_clock(self, frozen_time: int, name: str, *, idempotency_key: str) -> dict:
         return self._call(self.client.v1.test_helpers.test_clocks.create,
                           {"frozen_time": frozen_time, "name": name[:300]}, idempotency_key=idempotency_key)

@@ -196,6 +196,10 @@ class BillingGateway(Protocol):
         """Stripe's events created at or after `created` (every page), as Stripe sends them: the
         catch-up hands them to the workers the way the ingress hands a webhook."""
 
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        """One Stripe event by id, as Stripe sends it (`billing-sync events replay`); None when
+        Stripe has no such event (it keeps them 30 days)."""
+
     def record_meter_event(self, *, event_name: str, customer_id: str, value: int | str, identifier: str,
                            timestamp: int, idempotency_key: str) -> bool:
         """One meter event; Stripe keeps one event per `identifier` (for at least 24 hours).

@@ -66,6 +66,7 @@ class StripeWire(Protocol):
     def list_active_entitlement_keys(self, customer_id: str) -> list[str]: ...
     def list_events(self, *, created_gte: int | None = None,
                     types: list[str] | None = None) -> Iterable[StripeObject]: ...
+    def retrieve_event(self, event_id: str) -> StripeObject | None: ...
 
 
 class StripeIntents:
@@ -231,6 +232,9 @@ class StripeIntents:
 
     def events_since(self, created: int) -> Iterator[dict[str, Any]]:
         return iter(self._wire.list_events(created_gte=created))
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        return self._wire.retrieve_event(event_id)
 
 
 def change_items(item: ItemView, price_id: str | None, quantity: int | None) -> list[dict[str, Any]]:

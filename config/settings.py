@@ -66,6 +66,8 @@ class Settings(BaseSettings):
 
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=lambda: [SecretStr(DEFAULT_API_TOKEN)])
     catalog: Path = DEFAULT_CATALOG
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Bearer tokens of the admin endpoints (/v1/admin/…); none = those are off")
 
     # Browser access to one tenant's billing pages (ingress/tenant_tokens.py).
     browser_token_secret: SecretStr | None = Field(
@@ -121,10 +123,19 @@ class Settings(BaseSettings):
         # BILLING_X_FILE (config/secret_files.py) ranks with the environment: both set is an error.
         return init_settings, SecretFilesSource(settings_cls), env_settings, dotenv_settings, file_secret_settings
 
-    @field_validator("webhook_secrets", "api_tokens", "cors_origins", mode="before")
+    @field_validator("webhook_secrets", "api_tokens", "admin_tokens", "cors_origins", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _admin_tokens_are_not_service_tokens(self) -> "Settings":
+        """An admin token reads every tenant's history: a service that holds a read-API token must
+        not hold it too by accident."""
+        service = {token.get_secret_value() for token in self.api_tokens}
+        if any(token.get_secret_value() in service for token in self.admin_tokens):
+            raise ValueError("BILLING_ADMIN_TOKENS must not repeat a token of BILLING_API_TOKENS")
+        return self
 
     @model_validator(mode="after")
     def _no_default_secrets_with_a_live_key(self) -> "Settings":

@@ -71,6 +71,7 @@ def refresh_entitlements(uow: UnitOfWork, tenant: Tenant, *, catalog: Catalog, n
     snapshot.period_end = ent.period_end
     snapshot.cause = (cause or "")[:128] or None
     snapshot.updated_at = now()
+    uow.entitlement_history.record(snapshot, snapshot.updated_at)  # the same transaction: every version kept
     uow.outbox.add(ENTITLEMENTS_CHANGED, tenant.id,
                   {"tenant_id": tenant.id, "version": version, **ent.as_data(), "cause": cause})
     log.info("entitlements.changed", tenant_id=tenant.id, version=version, plan=ent.plan,

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from ..config import metrics
 from ..contract import stripe_event
 from ..handlers.messagebus import Bus
+from .admin_api import routes as admin_api_routes
 from .billing_api import routes as billing_api_routes
 from .bodies import BODY_TIMEOUT_S, TooLarge, read_limited
 from .plans_api import routes as plans_api_routes
@@ -149,6 +150,7 @@ def create_app(bus: Bus, broker=None, enqueue: Callable[[dict], object] | None =
         *usage_api_routes(bus),
         *billing_api_routes(bus),
         *plans_api_routes(bus),
+        *admin_api_routes(bus),
     ]
     middleware = []
     if settings.cors_origins:  # browsers of these origins may call the read API with a tenant token

@@ -11,9 +11,11 @@ from starlette.responses import JSONResponse
 from ..contract.ids import TENANT_ID_RULE, is_tenant_id
 
 
-def bearer_check(settings) -> Callable[[Request], bool]:
-    """Whether a request carries one of the configured service tokens."""
-    tokens = [token.get_secret_value().encode() for token in settings.api_tokens if token.get_secret_value()]
+def bearer_check(settings, configured=None) -> Callable[[Request], bool]:
+    """Whether a request carries one of the configured service tokens (or of `configured`, a list
+    of secrets: the admin tokens)."""
+    configured = settings.api_tokens if configured is None else configured
+    tokens = [token.get_secret_value().encode() for token in configured if token.get_secret_value()]
 
     def authorized(request: Request) -> bool:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")

@@ -1,6 +1,7 @@
 """Persistence: SQLAlchemy models, the unit of work, migrations."""
 from .billing_tables import BillingAccount, Invoice, PlanPrice
 from .db import make_engine, make_session_factory
+from .history_tables import EntitlementVersion
 from .metering_tables import MeterDelivery
 from .quota_tables import QuotaCounter, UsageRequest, UsageReservation, UsageThreshold
 from .tables import (
@@ -23,6 +24,9 @@ from .unit_of_work import UnitOfWork, database_errors_are_transient, unit_of_wor
 __all__ = [
     "Base", "BillingAccount", "Invoice", "MeterDelivery", "PlanPrice",
     "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
+    "Base", "BillingAccount", "Invoice", "PlanPrice",
+    "CommandInbox", "DeadLetter", "EntitlementSnapshot", "EntitlementVersion", "OutboxMessage",
+    "ProcessedMessage", "Product",
     "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
     "UsageRequest", "UsageReservation", "UsageThreshold",
     "database_errors_are_transient", "make_engine", "make_session_factory",

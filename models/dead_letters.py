@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .tables import DeadLetter
@@ -34,8 +34,44 @@ class DeadLetters:
                                        .where(DeadLetter.replayed_at.is_(None))) or 0
         return total, waiting
 
-    def newest(self, limit: int) -> list[DeadLetter]:
-        return list(self._session.execute(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)).scalars())
+    def newest(self, limit: int, *, reason: str | None = None, source: str | None = None,
+               since: datetime | None = None) -> list[DeadLetter]:
+        """The newest `limit` dead letters, of that reason and source, failed at or after `since`."""
+        query = select(DeadLetter)
+        if reason is not None:
+            query = query.where(DeadLetter.reason == reason)
+        if source is not None:
+            query = query.where(DeadLetter.source == source)
+        if since is not None:
+            query = query.where(DeadLetter.failed_at >= since)
+        return list(self._session.execute(query.order_by(DeadLetter.id.desc()).limit(limit)).scalars())
+
+    def for_message(self, message_id: str, *, since: datetime | None = None) -> list[DeadLetter]:
+        """The dead letters under a business id (failed at or after `since`), newest first."""
+        query = select(DeadLetter).where(DeadLetter.message_id == message_id)
+        if since is not None:
+            query = query.where(DeadLetter.failed_at >= since)
+        return list(self._session.scalars(query.order_by(DeadLetter.id.desc())))
+
+    def get(self, dead_id: int) -> DeadLetter | None:
+        return self._session.get(DeadLetter, dead_id)
+
+    def of_tenant(self, tenant_id: str, *, message_ids: Iterable[str] = (), customer_id: str | None = None,
+                  since: datetime | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The newest `limit` dead letters about a tenant, newest first. A dead letter has no tenant
+        column (a poison message may name none), so it is the tenant's when its business id is one
+        of `message_ids` or the tenant id (a reconcile), or when its body names the tenant
+        (`"tenant_id":"T"`, with or without a space) or its Stripe customer. Caveat: the body match
+        is a scan of the table, fine for an operator's look at one tenant."""
+        ids = [message_id for message_id in message_ids][:500] + [tenant_id]
+        named: list[ColumnElement[bool]] = [DeadLetter.message_id.in_(ids)]
+        for text in (f'"tenant_id":"{tenant_id}"', f'"tenant_id": "{tenant_id}"', customer_id):
+            if text:
+                named.append(DeadLetter.body.contains(text, autoescape=True))
+        query = select(DeadLetter).where(or_(*named))
+        if since is not None:
+            query = query.where(DeadLetter.failed_at >= since)
+        return list(self._session.execute(query.order_by(DeadLetter.id.desc()).limit(limit)).scalars())
 
     def selected(self, ids: Iterable[int], *, everything: bool = False) -> list[DeadLetter]:
         """The given dead letters in id order, or (`everything`) every one not replayed yet."""

@@ -86,3 +86,10 @@ class Inbox:
         """Delete the rows finished before `at`; returns how many went."""
         deleted = cast(CursorResult, self._session.execute(delete(CommandInbox).where(CommandInbox.finished_at < at)))
         return deleted.rowcount or 0
+
+    def of_tenant(self, tenant_id: str, *, since: datetime | None = None, limit: int = 100) -> list[CommandInbox]:
+        """The tenant's newest `limit` received commands (finished rows are pruned after a while), newest first."""
+        query = select(CommandInbox).where(CommandInbox.tenant_id == tenant_id)
+        if since is not None:
+            query = query.where(CommandInbox.received_at >= since)
+        return list(self._session.scalars(query.order_by(CommandInbox.seq.desc()).limit(limit)))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from .tables import ProcessedMessage
@@ -17,6 +18,9 @@ class Ledger:
 
     def __init__(self, session: Session):
         self._session = session
+
+    def get(self, message_id: str) -> ProcessedMessage | None:
+        return self._session.get(ProcessedMessage, message_id)
 
     def contains(self, message_id: str) -> bool:
         return self._session.get(ProcessedMessage, message_id) is not None
@@ -38,3 +42,14 @@ class Ledger:
 
     def count(self) -> int:
         return self._session.scalar(select(func.count()).select_from(ProcessedMessage)) or 0
+
+    def of_tenant(self, tenant_id: str, *, also: Iterable[str] = (), since: datetime | None = None,
+                  limit: int = 100) -> list[ProcessedMessage]:
+        """The newest `limit` rows of the tenant (recorded with its id, or among `also`: the
+        catalog events its entitlement versions name, recorded without a tenant), newest first."""
+        named = [message_id for message_id in also][:CHUNK]
+        query = select(ProcessedMessage).where(or_(ProcessedMessage.tenant_id == tenant_id,
+                                                   ProcessedMessage.id.in_(named)))
+        if since is not None:
+            query = query.where(ProcessedMessage.processed_at >= since)
+        return list(self._session.scalars(query.order_by(ProcessedMessage.processed_at.desc()).limit(limit)))

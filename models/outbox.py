@@ -83,3 +83,11 @@ class Outbox:
         """When the oldest row not yet published was written (None: everything is out)."""
         return self._session.scalar(select(OutboxMessage.created_at).where(OutboxMessage.published_at.is_(None))
                                     .order_by(OutboxMessage.id).limit(1))
+
+    def of_subject(self, subject: str, types: Iterable[str], *, since: datetime | None = None,
+                   limit: int = 100) -> list[OutboxMessage]:
+        """The newest `limit` rows of these types about `subject` (a tenant), newest first."""
+        query = select(OutboxMessage).where(OutboxMessage.subject == subject, OutboxMessage.type.in_(list(types)))
+        if since is not None:
+            query = query.where(OutboxMessage.created_at >= since)
+        return list(self._session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)))

@@ -14,6 +14,7 @@ from .billing_page import BillingAccounts, Invoices, PlanPrices
 from .cursors import Cursors
 from .db import make_session_factory
 from .dead_letters import DeadLetters
+from .entitlement_history import EntitlementHistory
 from .inbox import Inbox
 from .ledger import Ledger
 from .metering import Metering
@@ -49,6 +50,7 @@ class UnitOfWork:
     """The one way to open a session: `with uow_factory() as uow: …; uow.commit()` (leaving the
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
+    `uow.entitlement_history`,
     `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`, `uow.metering`; the billing page's
     `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`) work in its transaction. `uow.session` is
     theirs (and the tests', to check what was stored): outside models/ the service does not touch it
@@ -64,6 +66,7 @@ class UnitOfWork:
         self.dead_letters: DeadLetters
         self.outbox: Outbox
         self.snapshots: Snapshots
+        self.entitlement_history: EntitlementHistory
         self.usage: Usage
         self.subscriptions: Subscriptions
         self.products: Products
@@ -84,6 +87,7 @@ class UnitOfWork:
         self.dead_letters = DeadLetters(self.session)
         self.outbox = Outbox(self.session)
         self.snapshots = Snapshots(self.session)
+        self.entitlement_history = EntitlementHistory(self.session)
         self.usage = Usage(self.session)
         self.subscriptions = Subscriptions(self.session)
         self.products = Products(self.session)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 from ..handlers.messagebus import Bus
@@ -33,21 +34,49 @@ def _out(out: TextIO | None) -> TextIO:
     return out or sys.stdout
 
 
-def list_dead_letters(limit: int = 50, *, bus: Bus | None = None, out: TextIO | None = None) -> int:
-    """Print the newest dead letters as a table; returns how many were shown."""
-    bus, out = _bus(bus), _out(out)
+def _summary(row) -> dict:
+    return {"id": row.id, "failed_at": row.failed_at.isoformat(), "source": row.source, "message_id": row.message_id,
+            "reason": row.reason, "replayed_at": row.replayed_at.isoformat() if row.replayed_at else None,
+            "detail": row.detail}
+
+
+def dead_letter_rows(limit: int = 50, *, reason: str | None = None, source: str | None = None,
+                     since: datetime | None = None, bus: Bus | None = None) -> list[dict]:
+    """The newest dead letters (of that reason, source, failed since), as plain dicts."""
+    bus = _bus(bus)
     with bus.uow_factory() as uow:  # read the rows inside: leaving a unit of work expires them
-        rows = [(row.id, row.failed_at, row.source, row.message_id, row.reason, row.replayed_at, row.detail)
-                for row in uow.dead_letters.newest(limit)]
+        return [_summary(row) for row in uow.dead_letters.newest(limit, reason=reason, source=source, since=since)]
+
+
+def dead_letter(dead_id: int, *, bus: Bus | None = None) -> dict | None:
+    """One dead letter with its body (JSON when it is JSON, else the stored text), or None."""
+    bus = _bus(bus)
+    with bus.uow_factory() as uow:
+        row = uow.dead_letters.get(dead_id)
+        if row is None:
+            return None
+        document, body = _summary(row), row.body
+    try:
+        document["body"] = json.loads(body)
+    except ValueError:
+        document["body"] = body
+    return document
+
+
+def list_dead_letters(limit: int = 50, *, reason: str | None = None, source: str | None = None,
+                      since: datetime | None = None, bus: Bus | None = None, out: TextIO | None = None) -> int:
+    """Print the newest dead letters as a table; returns how many were shown."""
+    rows = dead_letter_rows(limit, reason=reason, source=source, since=since, bus=bus)
+    out = _out(out)
     if not rows:
         print("no dead letters", file=out)
         return 0
-    header = f"{'ID':>6}  {'FAILED AT (UTC)':19}  {'SOURCE':20}  {'MESSAGE':32}  {'REASON':18}  {'REPLAYED':8}  DETAIL"
+    header = f"{'ID':>6}  {'FAILED AT (UTC)':25}  {'SOURCE':20}  {'MESSAGE':32}  {'REASON':18}  {'REPLAYED':8}  DETAIL"
     print(header, file=out)
-    for dead_id, failed_at, source, message_id, reason, replayed_at, detail in rows:
+    for row in rows:
         print(
-            f"{dead_id:>6}  {failed_at:%Y-%m-%d %H:%M:%S}  {source[:20]:20}  {(message_id or '-')[:32]:32}"
-            f"  {reason[:18]:18}  {'yes' if replayed_at else 'no':8}  {(detail or '')[:80]}",
+            f"{row['id']:>6}  {row['failed_at'][:25]:25}  {row['source'][:20]:20}  {(row['message_id'] or '-')[:32]:32}"
+            f"  {row['reason'][:18]:18}  {'yes' if row['replayed_at'] else 'no':8}  {(row['detail'] or '')[:80]}",
             file=out,
         )
     return len(rows)
@@ -73,7 +102,7 @@ def replay(ids: list[int], replay_all: bool = False, *, bus: Bus | None = None, 
     if not ids and not replay_all:
         print("nothing to replay: give dead-letter ids or --all", file=out)
         return 1
-    send = _sender(bus, broker)
+    send = actor_sender(bus, broker)
     failures = 0
     # Read first and let go of the database: an embedded replay runs the handler right here,
     # and on SQLite an open transaction would hold the write lock it needs.
@@ -102,7 +131,7 @@ def replay(ids: list[int], replay_all: bool = False, *, bus: Bus | None = None, 
     return 1 if failures else 0
 
 
-def _sender(bus: Bus, broker) -> Callable[[str, list, dict], None]:
+def actor_sender(bus: Bus, broker) -> Callable[[str, list, dict], None]:
     """How a replay reaches its actor: the shared broker, or (embedded) a direct call here."""
     if broker is None and bus.settings.embedded_broker:
         from ..workers.broker import make_broker

@@ -311,6 +311,11 @@ class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents, BillingPag
         # Stripe lists newest first.
         return self._page(sorted(events, key=lambda e: e["created"], reverse=True))
 
+    def retrieve_event(self, event_id: str) -> dict | None:
+        self._enter("retrieve_event", event_id)
+        found = [e for e in self.events if e["id"] == event_id]
+        return copy.deepcopy(found[0]) if found else None
+
     # -- write methods ------------------------------------------------------------------------
     # (create_customer, update_customer, create_subscription, update_subscription,
     #  cancel_subscription, create_product, create_price, create_meter_event, test clocks)

@@ -190,6 +190,18 @@ def test_a_duplicate_meter_event_identifier_counts_as_delivered_and_once(gateway
     assert summary.value == 7.0
 
 
+def test_an_event_reads_by_id_as_it_is_listed_and_an_unknown_one_is_none(gateway):
+    customer = new_customer(gateway, "t-event")
+    if isinstance(gateway, FakeGateway):  # the fake sends no events of its own
+        gateway.add_event("customer.created", gateway.retrieve_customer(customer.id))
+    listed = [e for e in gateway.events_since(0) if e["data"]["object"].get("id") == customer.id]
+    assert listed
+    read = gateway.event(listed[0]["id"])
+    assert read is not None
+    assert (read["id"], read["type"], read["data"]["object"]["id"]) == (listed[0]["id"], listed[0]["type"], customer.id)
+    assert gateway.event("evt_doesnotexist") is None
+
+
 def test_meter_event_summaries_aggregate_by_window_oldest_first(gateway):
     meter = gateway.create_meter({"display_name": "Tokens", "event_name": "tokens",
                                   "default_aggregation": {"formula": "sum"}}, idempotency_key="c:tokens")

@@ -63,3 +63,26 @@ def test_first_refresh_gives_version_1_then_bumps_only_on_change(sqlite_engine):
     assert set(data) == {"tenant_id", "version", "plan", "status", "features", "limits", "period_end", "cause"}
     assert data["period_end"] == PERIOD_END.isoformat()
     assert data["features"] == PRO
+
+
+def test_every_version_is_kept_with_its_cause_in_the_same_transaction(sqlite_engine):
+    from billing_sync.models import EntitlementVersion
+
+    with _uow(sqlite_engine) as uow:
+        tenant = uow.tenants.lock("t1")
+        _refresh(uow, tenant, cause="evt_1")
+        sub_row = _add_sub(uow.session, quantity=2)
+        _refresh(uow, tenant, cause="cmd-7")
+        _refresh(uow, tenant, cause="evt_2")  # no change: no version
+        uow.commit()
+    with _uow(sqlite_engine) as uow:
+        tenant = uow.tenants.lock("t1")
+        uow.session.get(type(sub_row), "sub_1").status = "canceled"
+        _refresh(uow, tenant, cause="sweep")
+        # rolled back: neither the snapshot nor its version
+    with _uow(sqlite_engine) as uow:
+        rows = uow.session.query(EntitlementVersion).order_by(EntitlementVersion.version).all()
+        assert [(r.version, r.plan, r.cause) for r in rows] == [(1, "free", "evt_1"), (2, "pro", "cmd-7")]
+        assert rows[1].limits["seats"] == 2 and rows[1].period_end == PERIOD_END
+        assert [v.version for v in uow.entitlement_history.of_tenant("t1")] == [2, 1]
+        assert uow.session.get(EntitlementSnapshot, "t1").version == 2
