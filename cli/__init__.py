@@ -14,11 +14,11 @@ import click
 
 from ..config.logging import configure_logging
 from ..config.settings import get_settings
-from . import account, bus, catalog, db, dlq, jobs, roles, status
+from . import account, bus, catalog, db, dlq, events, jobs, roles, send, status, tenant
 from .errors import OneLineErrors
 from .output import json_option
 
-GROUPS = (roles, jobs, dlq, status, catalog, db, account, bus)
+GROUPS = (roles, jobs, dlq, status, catalog, db, account, bus, tenant, events, send)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

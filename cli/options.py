@@ -41,3 +41,24 @@ def serve_metrics(port: int | None, host: str | None) -> None:
         serve_this_process(port, host, role_readiness(get_settings()))
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc}") from exc
+
+
+class Since(click.ParamType):
+    """`--since`: an ISO-8601 time (UTC when it has no zone) or an age such as `30m`, `2h`, `7d`."""
+
+    name = "since"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx):
+        from datetime import UTC, datetime, timedelta
+
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        if text[-1:] in self.UNITS and text[:-1].isascii() and text[:-1].isdigit():
+            return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * self.UNITS[text[-1]])
+        try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text[:40]!r} is neither an ISO-8601 time nor an age such as 30m, 2h, 7d", param, ctx)
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -70,8 +70,9 @@ def explain_tenant(tenant_id: str, *, uow_factory: UowFactory, gateway: BillingG
 def _live(customer_id: str | None, past_due_since: dict[str, datetime | None], *, gateway: BillingGateway,
           catalog: Catalog, at: datetime) -> dict[str, Any]:
     marked = {"source": "Stripe, live read (nothing written)", "read_at": at.isoformat()}
-    if customer_id is None:
-        return {**marked, "error": "the tenant has no Stripe customer"}
+    if customer_id is None:  # nothing in Stripe grants it anything
+        return {**marked, **_explanation_data(explain(catalog, [], (), {}, at)), "subscriptions": [],
+                "active_entitlements": [], "note": "the tenant has no Stripe customer"}
     try:
         subs = gateway.subscriptions_newest_first(customer_id)
         product_ids = sorted({item.product_id for sub in subs for item in sub.items if item.product_id})

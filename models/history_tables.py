@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .tables import Base, utcnow
+from .tables import Base, EntitlementsColumns, utcnow
 
 
-class EntitlementVersion(Base):
+class EntitlementVersion(EntitlementsColumns, Base):
     """One version of a tenant's entitlements, as `billing.entitlements.changed` announced it.
 
     `cause` is what produced it: a Stripe event id (`evt_…`), a command id, `reconcile`,
@@ -21,10 +21,4 @@ class EntitlementVersion(Base):
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32))
-    features: Mapped[list] = mapped_column(default=list)
-    limits: Mapped[dict] = mapped_column(default=dict)
-    period_end: Mapped[datetime | None]
-    cause: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -122,19 +122,25 @@ class Product(Base):
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class EntitlementSnapshot(Base):
-    """What a tenant may do now; `version` only ever grows, and only on a real change."""
+class EntitlementsColumns:
+    """A tenant's entitlements as `billing.entitlements.changed` announces them, and their cause:
+    the snapshot's columns and each kept version's (`models/history_tables.py`)."""
 
-    __tablename__ = "entitlement_snapshots"
-
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
     plan: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     features: Mapped[list] = mapped_column(default=list)
     limits: Mapped[dict] = mapped_column(default=dict)
     period_end: Mapped[datetime | None]
     cause: Mapped[str | None] = mapped_column(String(128))
+
+
+class EntitlementSnapshot(EntitlementsColumns, Base):
+    """What a tenant may do now; `version` only ever grows, and only on a real change."""
+
+    __tablename__ = "entitlement_snapshots"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -63,6 +63,12 @@ def dead_letter(dead_id: int, *, bus: Bus | None = None) -> dict | None:
     return document
 
 
+def dead_letter_counts(*, bus: Bus | None = None) -> tuple[int, int]:
+    """(in total, never replayed)."""
+    with _bus(bus).uow_factory() as uow:
+        return uow.dead_letters.counts()
+
+
 def list_dead_letters(limit: int = 50, *, reason: str | None = None, source: str | None = None,
                       since: datetime | None = None, bus: Bus | None = None, out: TextIO | None = None) -> int:
     """Print the newest dead letters as a table; returns how many were shown."""
