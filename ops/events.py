@@ -25,8 +25,17 @@ def replay(event_id: str, *, bus: Bus | None = None, broker=None, wait_s: float 
         bus = bootstrap()
     send = actor_sender(bus, broker)
     started = utcnow()
-    report = bus.call(replay_event, event_id,
-                      enqueue_stripe_event=lambda message: send("process_stripe_event", [message], {}))
+    failures: list[str] = []
+
+    def enqueue(message: dict) -> None:
+        try:
+            send("process_stripe_event", [message], {})
+        except Exception as exc:  # embedded: the handler ran here and failed (no dead letter is written)
+            failures.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+
+    report = bus.call(replay_event, event_id, enqueue_stripe_event=enqueue)
+    if failures:
+        return {**report, "outcome": "failed", "detail": failures[0]}, 1
     if not report["found"]:
         return {**report, "outcome": None, "detail": "Stripe has no such event (events are kept 30 days)"}, 1
     if not report["sent"]:
