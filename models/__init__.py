@@ -23,8 +23,6 @@ from .unit_of_work import UnitOfWork, database_errors_are_transient, unit_of_wor
 
 __all__ = [
     "Base", "BillingAccount", "Invoice", "MeterDelivery", "PlanPrice",
-    "CommandInbox", "DeadLetter", "EntitlementSnapshot", "OutboxMessage", "ProcessedMessage", "Product",
-    "Base", "BillingAccount", "Invoice", "PlanPrice",
     "CommandInbox", "DeadLetter", "EntitlementSnapshot", "EntitlementVersion", "OutboxMessage",
     "ProcessedMessage", "Product",
     "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",
