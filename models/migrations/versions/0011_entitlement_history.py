@@ -1,16 +1,16 @@
 """entitlement history: every version of a tenant's entitlements with its cause, not only the
 latest (see models.history_tables); each tenant's current snapshot becomes its first kept version
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
 
 import billing_sync.models.tables
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
