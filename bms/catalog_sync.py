@@ -23,11 +23,15 @@ from ..config.catalog import Catalog, Plan
 log = structlog.get_logger(__name__)
 
 
-def ensure_catalog(gateway, catalog: Catalog) -> dict[str, dict]:
-    """Create what is missing; return the active Stripe price of every paid plan, by plan key."""
+def ensure_catalog(gateway, catalog: Catalog, progress=None) -> dict[str, dict]:
+    """Create what is missing; return the active Stripe price of every paid plan, by plan key.
+    `progress(stage, done, total)`, when given, hears of each plan done (the CLI's bar)."""
     prices: dict[str, dict] = {}
     products = None  # listed lazily, only when a price is missing
-    for plan in catalog.paid_plans:
+    report = progress or (lambda stage, done, total: None)
+    plans = catalog.paid_plans
+    for plan in plans:
+        report("plans synced", len(prices), len(plans))
         price = gateway.find_price_by_lookup_key(plan.paid_price.lookup_key)
         if price is not None and _matches(price, plan):
             prices[plan.key] = price
@@ -49,6 +53,7 @@ def ensure_catalog(gateway, catalog: Catalog) -> dict[str, dict]:
             params["transfer_lookup_key"] = True
         prices[plan.key] = gateway.create_price(params, idempotency_key=_key("price", params))
         log.info("catalog.price_created", plan=plan.key, price_id=prices[plan.key]["id"])
+    report("plans synced", len(prices), len(plans))
     _ensure_meters(gateway, catalog)
     return prices
 

@@ -132,7 +132,7 @@ def make_rate_limiter(settings) -> RateLimiter:
 
     A Redis broker lends its Redis; with RabbitMQ, `BILLING_REDIS_URL` names one. Without any,
     each process limits itself to the full rate, so N processes may reach N x the limit (and
-    get 429s, which are retried) — hence the warning.
+    get 429s, which are retried) — hence the start-up warning `startup.rate_limit_local_only`.
     """
     return _fleet_limiter(settings, settings.stripe_rate_limit, "stripe-rate")
 
@@ -150,10 +150,7 @@ def _fleet_limiter(settings, rate: float, name: str) -> RateLimiter:
     redis_url = _shared_redis_url(settings)
     if redis_url:
         return RedisRateLimiter(redis_url, rate, burst, key=f"{settings.queue_prefix}:{name}")
-    if not settings.embedded_broker:
-        log.warning("rate_limit.local_only", reason="no Redis for a fleet-wide limit; set BILLING_REDIS_URL",
-                    rate_per_s=rate)
-    return LocalRateLimiter(rate, burst)
+    return LocalRateLimiter(rate, burst)  # each role says so once at start-up: startup.rate_limit_local_only
 
 
 def _shared_redis_url(settings) -> str | None:

@@ -1,10 +1,10 @@
 """The `billing-sync` command: one sub-command per process role, plus operator tools.
 
 One module per command group: `roles` (the processes: `up`, `worker`, `bridge`, …), `jobs`
-(`reconcile`, `inbox`: a scheduler job run now), `dlq`, `status`, `catalog`, `db`, `account`,
-`bus`. Each module lists its commands in `COMMANDS` and imports nothing from this one; a new
-group is a new module added to `GROUPS` below (tests/unit/test_cli_layout.py fails on a module
-or command left out). Each sub-command imports its role lazily, so
+(`reconcile`, `catch-up`, `inbox`: a scheduler job run now), `dlq`, `status`, `config_check`
+(`config check`), `catalog`, `db`, `account`, `bus`. Each module lists its commands in `COMMANDS`
+and imports nothing from this one; a new group is a new module added to `GROUPS` below
+(tests/unit/test_cli_layout.py fails on a module or command left out). Each sub-command imports its role lazily, so
 `billing-sync emulator` does not pay for Dramatiq and `billing-sync db upgrade` does not pay for
 Starlette.
 """
@@ -14,11 +14,11 @@ import click
 
 from ..config.logging import configure_logging
 from ..config.settings import get_settings
-from . import account, bus, catalog, db, dlq, events, jobs, roles, send, status, tenant
+from . import account, bus, catalog, config_check, db, dlq, events, jobs, roles, send, status, tenant
 from .errors import OneLineErrors
 from .output import json_option
 
-GROUPS = (roles, jobs, dlq, status, catalog, db, account, bus, tenant, events, send)
+GROUPS = (roles, jobs, dlq, status, config_check, catalog, db, account, bus, tenant, events, send)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

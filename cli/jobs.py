@@ -1,4 +1,5 @@
-"""`reconcile` and `inbox repair`: a scheduler job run now, from the command line (`ops/jobs.py`)."""
+"""`reconcile`, `catch-up` and `inbox repair`: a scheduler job run now, from the command line
+(`ops/jobs.py`), with a progress bar on a terminal and `--json` for scripts."""
 from __future__ import annotations
 
 import sys
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from ..errors import ConfigurationError
+from .output import emit, fields, json_option, progress_stages
 
 
 def refuse_bad_tenant_id(tenant: str | None) -> None:
@@ -27,10 +29,11 @@ def refuse_bad_tenant_id(tenant: str | None) -> None:
 @click.option("--since", type=click.DateTime(), default=None, help="--usage: from (UTC; default 24 h before --until).")
 @click.option("--until", type=click.DateTime(), default=None, help="--usage: to (UTC; default the last closed minute).")
 @click.option("--repair", is_flag=True, help="--usage: send a correcting meter event for each difference.")
+@json_option
 def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool, usage: bool, since: datetime | None,
               until: datetime | None, repair: bool) -> None:
-    """Compare local state with Stripe and repair drift now."""
-    from ..ops.jobs import run_reconcile, run_usage_reconcile
+    """Compare local state with Stripe and repair drift now (exit 1 if some tenants failed)."""
+    from ..ops.jobs import reconcile_now, run_usage_reconcile
 
     refuse_bad_tenant_id(tenant)
     if not usage and (since or until or repair):
@@ -40,7 +43,23 @@ def reconcile(tenant: str | None, dry_run: bool, allow_mass_change: bool, usage:
             raise ConfigurationError("--usage reports by default (--repair corrects); --dry-run and "
                                      "--allow-mass-change are the sweep's")
         sys.exit(run_usage_reconcile(_utc(since), _utc(until), tenant=tenant, repair=repair))
-    sys.exit(run_reconcile(tenant=tenant, dry_run=dry_run, allow_mass_change=allow_mass_change))
+    with progress_stages() as progress:
+        code, report = reconcile_now(tenant=tenant, dry_run=dry_run, allow_mass_change=allow_mass_change,
+                                     progress=progress)
+    emit(report, lambda: fields(report))
+    sys.exit(code)
+
+
+@click.command("catch-up")
+@json_option
+def catch_up() -> None:
+    """Enqueue the Stripe events since the newest one seen that were never processed (missed webhooks)."""
+    from ..ops.jobs import catch_up_now
+
+    with progress_stages() as progress:
+        code, report = catch_up_now(progress=progress)
+    emit(report, lambda: fields(report))
+    sys.exit(code)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -55,11 +74,14 @@ def inbox() -> None:
 @inbox.command("repair")
 @click.option("--older-than", "older_than", type=click.FloatRange(min=0), default=None,
               help="Seconds since a command was last sent (default BILLING_COMMAND_REPAIR_AFTER_S).")
+@json_option
 def inbox_repair(older_than: float | None) -> None:
     """Send commands with no outcome to the workers again (what the scheduler does every 30 s)."""
-    from ..ops.jobs import run_inbox_repair
+    from ..ops.jobs import inbox_repair_now
 
-    sys.exit(run_inbox_repair(older_than))
+    code, report = inbox_repair_now(older_than)
+    emit(report, lambda: fields(report))
+    sys.exit(code)
 
 
-COMMANDS = (reconcile, inbox)
+COMMANDS = (reconcile, catch_up, inbox)

@@ -130,7 +130,34 @@ def progress(description: str, total: int | None = None) -> Iterator[Ticker]:
     if not progress_shown():
         yield Ticker()
         return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                   TimeElapsedColumn(), console=console(err=True), transient=False)
+    bar = _bar()
     with bar:
         yield Ticker(bar, bar.add_task(description, total=total))
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), console=console(err=True), transient=False)
+
+
+Report = Callable[[str, int, int | None], None]  # handlers.dependencies.Progress: (stage, done, total)
+
+
+@contextmanager
+def progress_stages() -> Iterator[Report]:
+    """For a job that reports its progress itself (`progress(stage, done, total)`, e.g. the sweep:
+    customers listed, then tenants reconciled): one bar per stage on stderr, or nothing with
+    `--json` or when stderr is not a terminal."""
+    if not progress_shown():
+        yield lambda stage, done, total: None
+        return
+    bar = _bar()
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield report

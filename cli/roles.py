@@ -12,11 +12,20 @@ from ..config.settings import get_settings
 from .options import metrics_address, metrics_options, network_options, serve_metrics
 
 
+def warn_at_startup(role: str) -> None:
+    """What an operator must know about this role's configuration, once (ops/startup_warnings.py)."""
+    from ..ops.startup_warnings import warn_at_startup as warn
+
+    warn(role, get_settings())
+
+
 @click.command()
 @network_options(8080)
 def up(host: str, port: int) -> None:
     """The whole fleet in one process (embedded defaults unless configured)."""
     from ..fleet import run_up
+
+    warn_at_startup("up")
 
     run_up(host=host, port=port)
 
@@ -41,6 +50,8 @@ def ingress(host: str, port: int) -> None:
     """Webhook ingress and read API (ASGI on uvicorn)."""
     from ..ingress.server import serve
 
+    warn_at_startup("ingress")
+
     serve(host=host, port=port)
 
 
@@ -52,6 +63,8 @@ def worker(processes: int, threads: int, metrics_port: int | None, metrics_host:
     """Dramatiq workers that run the handlers."""
     from ..workers.worker import run_worker
 
+    warn_at_startup("worker")
+
     metrics_port, metrics_host = metrics_address(metrics_port, metrics_host)
     sys.exit(run_worker(processes=processes, threads=threads, metrics_port=metrics_port, metrics_host=metrics_host))
 
@@ -61,6 +74,8 @@ def worker(processes: int, threads: int, metrics_port: int | None, metrics_host:
 def bridge(metrics_port: int | None, metrics_host: str | None) -> None:
     """Consume product commands from billing.commands and hand them to the workers."""
     from ..workers.bridge import run_bridge
+
+    warn_at_startup("bridge")
 
     serve_metrics(metrics_port, metrics_host)
     run_bridge()
@@ -72,6 +87,8 @@ def relay(metrics_port: int | None, metrics_host: str | None) -> None:
     """Publish outbox rows to billing.events."""
     from ..workers.relay import run_relay
 
+    warn_at_startup("relay")
+
     serve_metrics(metrics_port, metrics_host)
     run_relay()
 
@@ -81,6 +98,8 @@ def relay(metrics_port: int | None, metrics_host: str | None) -> None:
 def scheduler(metrics_port: int | None, metrics_host: str | None) -> None:
     """Periodic reconciliation sweep and missed-event catch-up."""
     from ..workers.scheduler import run_scheduler
+
+    warn_at_startup("scheduler")
 
     serve_metrics(metrics_port, metrics_host)
     run_scheduler()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from typing import Annotated
+from typing import Annotated, Literal
 
 from .secret_files import SecretFilesSource
 
@@ -25,6 +25,10 @@ EMULATOR_API_KEY = "sk_test_emulator"
 DEFAULT_WEBHOOK_SECRET = "whsec_emulator"
 DEFAULT_API_TOKEN = "dev-token"
 LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+SECRET_KEY_PREFIXES = ("sk_test_", "rk_test_", *LIVE_KEY_PREFIXES)
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+EVENT_BUS_SCHEMES = (*BROKER_SCHEMES, "memory")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _split_csv(value: object) -> object:
@@ -108,8 +112,59 @@ class Settings(BaseSettings):
         "(the ingress and `up` serve it on their own port)")
     metrics_host: str = Field("0.0.0.0", description="Address for metrics_port: all interfaces, for a remote Prometheus")
 
-    log_format: str = Field("auto", description="json, console or auto (console on a TTY)")
-    log_level: str = "INFO"
+    log_format: Literal["json", "console", "auto"] = Field("auto", description="json, console or auto (console on a TTY)")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)")
+
+    # What each validator below refuses is a mistake seen in practice; its message names the fix.
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        if value.startswith("postgres://"):  # Heroku's and many hosts' spelling; SQLAlchemy 1.4+ refuses it
+            raise ValueError("the scheme postgres:// is not supported: write postgresql://")
+        try:
+            make_url(value).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise ValueError(f"not a database URL SQLAlchemy knows ({type(exc).__name__}); "
+                             "use postgresql://user:password@host/db or sqlite:///path") from None
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if value != EMBEDDED and _scheme(value) not in BROKER_SCHEMES:
+            raise ValueError(f"unknown scheme {_scheme(value) or value[:20]!r}: use redis://, amqp:// "
+                             f"(or rediss://, amqps://) or {EMBEDDED!r}")
+        return value
+
+    @field_validator("events_url", "redis_url")
+    @classmethod
+    def _bus_url(cls, value: str | None, info) -> str | None:
+        allowed = EVENT_BUS_SCHEMES if info.field_name == "events_url" else ("redis", "rediss")
+        if value is not None and _scheme(value) not in allowed:
+            raise ValueError(f"unknown scheme {_scheme(value) or value[:20]!r}: use "
+                             + ", ".join(f"{scheme}://" for scheme in allowed))
+        return value
+
+    @field_validator("stripe_api_key")
+    @classmethod
+    def _stripe_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        if not key.startswith(SECRET_KEY_PREFIXES):  # a publishable key (pk_…) is the usual mix-up
+            kind = "a publishable key (pk_…)" if key.startswith("pk_") else "not a Stripe secret key"
+            raise ValueError(f"{kind}: use a secret or restricted key, sk_test_…/sk_live_… or rk_test_…/rk_live_…")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.upper() not in LOG_LEVELS:
+                raise ValueError(f"unknown level {value[:20]!r}: use one of {', '.join(LOG_LEVELS)}")
+            return value.upper()
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -172,6 +227,10 @@ class Settings(BaseSettings):
     @property
     def uses_emulator(self) -> bool:
         return self.stripe_api_base is None and self.stripe_api_key.get_secret_value() == EMULATOR_API_KEY
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
 def describe_settings_error(exc: ValidationError) -> str:

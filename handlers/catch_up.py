@@ -14,7 +14,7 @@ import structlog
 from ..bms.port import BillingGateway
 from ..contract.stripe_event import EventProblem, StripeEventFacts, read_event
 from .account_pin import check_account
-from .dependencies import Clock, UowFactory
+from .dependencies import Clock, Progress, UowFactory, no_progress
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,7 @@ CATCH_UP_INITIAL_LOOKBACK_S = 3600
 
 
 def catch_up(enqueue: Callable[[dict[str, Any]], None], *, uow_factory: UowFactory, gateway: BillingGateway,
-             now: Clock) -> int:
+             now: Clock, progress: Progress = no_progress) -> int:
     """Enqueue the Stripe events created since the newest one seen that are not in the ledger.
 
     The cursor moves only after every event was handed to `enqueue`, so a failure replays them.
@@ -60,8 +60,10 @@ def catch_up(enqueue: Callable[[dict[str, Any]], None], *, uow_factory: UowFacto
         done = uow.ledger.processed_among(facts.id for facts, _ in usable)
     to_send = [event for facts, event in usable if facts.id not in done] + unusable
     received_at = started.isoformat()
-    for event in to_send:
+    for sent, event in enumerate(to_send):
+        progress("events enqueued", sent, len(to_send))
         enqueue({"event": event, "received_at": received_at})
+    progress("events enqueued", len(to_send), len(to_send))
     newest = max((e["created"] for e in listed if type(e.get("created")) is int), default=None)
     if newest is not None:
         with uow_factory() as uow:

@@ -9,6 +9,7 @@
 | `settings` | `config.settings.Settings` | the deployment's settings |
 | `send_command` | `SendCommand` | enqueue a command envelope for the workers' `apply_command` |
 | `enqueue_stripe_event` | `SendCommand` | enqueue `{"event", "received_at"}` for the workers' `process_stripe_event` |
+| `progress` | `Progress` | a long job's progress, `(stage, done, total or None)`; a bar in the CLI, nothing by default |
 
 `bootstrap.bootstrap()` builds them; a handler asks only for those it uses.
 """
@@ -22,3 +23,8 @@ from ..models import UnitOfWork
 UowFactory = Callable[[], UnitOfWork]
 Clock = Callable[[], datetime]
 SendCommand = Callable[[dict[str, Any]], None]
+Progress = Callable[[str, int, int | None], None]
+
+
+def no_progress(stage: str, done: int, total: int | None) -> None:
+    """Nobody watches (the scheduler's runs): the default of every handler that reports progress."""

@@ -9,19 +9,20 @@ from ..bms.port import BillingGateway
 from ..config.catalog import Catalog
 from ..config.settings import Settings
 from . import catch_up, command_inbox, lapses, metering, sweep
-from .dependencies import Clock, SendCommand, UowFactory
+from .dependencies import Clock, Progress, SendCommand, UowFactory, no_progress
 from .messages import CatchUpDue, InboxRepairDue, MeterFlushDue, RefreshDue, SweepDue
 
 
 def catch_up_due(message: CatchUpDue, *, enqueue_stripe_event: SendCommand, uow_factory: UowFactory,
-                 gateway: BillingGateway, now: Clock) -> int:
-    return catch_up.catch_up(enqueue_stripe_event, uow_factory=uow_factory, gateway=gateway, now=now)
+                 gateway: BillingGateway, now: Clock, progress: Progress = no_progress) -> int:
+    return catch_up.catch_up(enqueue_stripe_event, uow_factory=uow_factory, gateway=gateway, now=now,
+                             progress=progress)
 
 
 def sweep_due(message: SweepDue, *, uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog, now: Clock,
-              settings: Settings) -> dict[str, Any]:
+              settings: Settings, progress: Progress = no_progress) -> dict[str, Any]:
     return sweep.sweep(message.dry_run, allow_mass_change=message.allow_mass_change, uow_factory=uow_factory,
-                       gateway=gateway, catalog=catalog, now=now, settings=settings)
+                       gateway=gateway, catalog=catalog, now=now, settings=settings, progress=progress)
 
 
 def refresh_due(message: RefreshDue, *, uow_factory: UowFactory, catalog: Catalog, now: Clock) -> int:

@@ -23,7 +23,7 @@ from ..config.catalog import Catalog
 from ..config.settings import Settings
 from ..errors import BillingSyncError, SafetyRefusal
 from .account_pin import check_account
-from .dependencies import Clock, UowFactory
+from .dependencies import Clock, Progress, UowFactory, no_progress
 from .mirror import apply_product
 from .plan_prices import refresh_plan_prices
 from .reconcile import reconcile_tenant
@@ -41,7 +41,7 @@ class MassChangeRefused(SafetyRefusal):
 
 
 def sweep(dry_run: bool = False, *, allow_mass_change: bool = False, uow_factory: UowFactory, gateway: BillingGateway,
-          catalog: Catalog, now: Clock, settings: Settings) -> dict[str, Any]:
+          catalog: Catalog, now: Clock, settings: Settings, progress: Progress = no_progress) -> dict[str, Any]:
     """Reconcile every tenant against a full listing of Stripe (100 a page, every page).
 
     When more than `MASS_CHANGE_FLOOR` tenants are involved, a dry pass first counts the known
@@ -52,9 +52,9 @@ def sweep(dry_run: bool = False, *, allow_mass_change: bool = False, uow_factory
     # Another account's listing would make every tenant look gone.
     check_account(gateway=gateway, uow_factory=uow_factory, now=now, pin=not dry_run)
     read_once = _ReadOnce(gateway)
-    listing = _list_stripe(uow_factory=uow_factory, gateway=read_once, now=now)
+    listing = _list_stripe(uow_factory=uow_factory, gateway=read_once, now=now, progress=progress)
     sweep_pass = functools.partial(_sweep_pass, listing, uow_factory=uow_factory, gateway=read_once, catalog=catalog,
-                                   now=now)
+                                   now=now, progress=progress)
     if not dry_run and not allow_mass_change and len(listing.runs) > MASS_CHANGE_FLOOR:
         planned = sweep_pass(dry_run=True, quiet=True)
         tenants, changing = planned["tenants"], planned["known_tenants_changed"]
@@ -80,7 +80,7 @@ class _Listing:
     missing_in_stripe: int
 
 
-def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock) -> _Listing:
+def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock, progress: Progress) -> _Listing:
     """Everything Stripe has, grouped by tenant, and who to reconcile with what."""
     products_listed_at = now()
     products = list(gateway.all_products())
@@ -90,6 +90,7 @@ def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock
     listed_at = now()
     for customer in gateway.all_customers():
         customers += 1
+        progress("Stripe customers listed", customers, None)
         listed_customers.add(customer.id)
         if customer.tenant_id:
             customers_by_tenant[customer.tenant_id].append(customer)
@@ -97,6 +98,7 @@ def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock
     subscriptions = 0
     for sub in gateway.all_subscriptions():
         subscriptions += 1
+        progress("Stripe subscriptions listed", subscriptions, None)
         subs_by_customer[sub.customer].append(sub)
 
     with uow_factory() as uow:
@@ -120,7 +122,7 @@ def _list_stripe(*, uow_factory: UowFactory, gateway: BillingGateway, now: Clock
 
 
 def _sweep_pass(listing: _Listing, *, dry_run: bool, quiet: bool = False, uow_factory: UowFactory,
-                gateway: BillingGateway, catalog: Catalog, now: Clock) -> dict[str, Any]:
+                gateway: BillingGateway, catalog: Catalog, now: Clock, progress: Progress) -> dict[str, Any]:
     report: dict[str, Any] = {"customers": listing.customers, "subscriptions": listing.subscriptions,
               "products": len(listing.products), "tenants": 0, "drifted": 0, "entitlements_changed": 0,
               "known_tenants_changed": 0, "missing_in_stripe": listing.missing_in_stripe, "errors": 0, "failed": [],
@@ -134,7 +136,9 @@ def _sweep_pass(listing: _Listing, *, dry_run: bool, quiet: bool = False, uow_fa
         refresh_plan_prices(uow, gateway=gateway, catalog=catalog, now=now)
         uow.rollback() if dry_run else uow.commit()
 
+    stage, total = ("tenants checked for the mass-change rail" if quiet else "tenants reconciled"), len(listing.runs)
     for tenant_id, given in listing.runs:
+        progress(stage, report["tenants"], total)
         report["tenants"] += 1
         try:
             result = reconcile_tenant(tenant_id, cause="sweep", dry_run=dry_run, uow_factory=uow_factory,
@@ -149,6 +153,7 @@ def _sweep_pass(listing: _Listing, *, dry_run: bool, quiet: bool = False, uow_fa
         report["entitlements_changed"] += bool(result["entitlements_changed"])
         report["known_tenants_changed"] += bool(result["entitlements_changed"] and not result["new"])
 
+    progress(stage, report["tenants"], total)
     if quiet:
         return report
     if not dry_run and not report["errors"]:

@@ -41,3 +41,28 @@ def at_head(url: str) -> bool:
             return set(MigrationContext.configure(conn).get_current_heads()) == heads
     finally:
         engine.dispose()
+
+
+def schema_revisions(url: str) -> dict[str, str | None]:
+    """The database's revision (None: no schema yet) and the newest the code has."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    return {"current": heads[0] if heads else None, "head": head}
+
+
+def migration_history(url: str) -> list[dict[str, object]]:
+    """Every revision, newest first: id, parent, description, and whether the database is at it."""
+    from alembic.script import ScriptDirectory
+
+    current = schema_revisions(url)["current"]
+    return [{"revision": rev.revision, "down_revision": rev.down_revision,
+             "description": " ".join((rev.doc or "").split()), "current": rev.revision == current}
+            for rev in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()]

@@ -126,6 +126,12 @@ def send_command(envelope: dict) -> None:
     actors_of(current_broker()).apply_command.send(envelope)
 
 
+def enqueue_stripe_event(message: dict) -> None:
+    """Enqueue `{"event", "received_at"}` for `process_stripe_event` on the process's current broker
+    (`billing-sync catch-up`)."""
+    actors_of(current_broker()).process_stripe_event.send(message)
+
+
 def ping(broker: dramatiq.Broker) -> None:
     """Raise unless the broker's server answers (for /readyz); the stub always answers."""
     if isinstance(broker, StubBroker):

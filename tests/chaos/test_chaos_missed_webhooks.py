@@ -28,9 +28,9 @@ def fleet(make_fleet, chaos_db, shared_bus_url):
 
 
 def _reconcile(fleet, *args: str) -> tuple[int, dict]:
-    done = subprocess.run([str(BIN), "reconcile", *args], env=fleet.env, capture_output=True, text=True,
+    done = subprocess.run([str(BIN), "reconcile", "--json", *args], env=fleet.env, capture_output=True, text=True,
                           timeout=60)
-    return done.returncode, json.loads(done.stdout.splitlines()[0])
+    return done.returncode, json.loads(done.stdout)
 
 
 def _converged(fleet, events, tenant: str, plan: str, timeout: float = 20) -> dict:
