@@ -35,10 +35,12 @@ class OneLineError(click.ClickException):
         click.echo(f"billing-sync: {self.format_message()}", err=True)
 
 
-def _causes(exc: BaseException):
+def _causes(exc: BaseException | None):
+    """`exc` and what it was raised from (`raise … from`), not what it happened to be raised
+    while handling: a bug in an `except` block stays a bug."""
     while exc is not None:
         yield exc
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__
 
 
 def _database_error(exc: BaseException) -> OneLineError | None:
@@ -82,10 +84,13 @@ def _stripe_error(exc: BaseException) -> OneLineError | None:
 
 
 def _broker_error(exc: BaseException) -> OneLineError | None:
-    """Redis, RabbitMQ (kombu or pika) unreachable at start-up."""
+    """Redis or RabbitMQ (redis-py, kombu, py-amqp, pika) unreachable at start-up."""
     module = type(exc).__module__.split(".")[0]
-    if module in ("redis", "kombu", "amqp", "pika") or isinstance(exc, ConnectionRefusedError):
-        return OneLineError(f"unavailable: {module} {type(exc).__name__}: {str(exc)[:160]}".rstrip(": "), OUTAGE)
+    name = type(exc).__name__
+    unreachable = (module in ("redis", "kombu", "amqp", "pika")
+                   and any(word in name for word in ("Connection", "Timeout", "OperationalError")))
+    if unreachable or isinstance(exc, ConnectionError | TimeoutError):
+        return OneLineError(f"unavailable: {module} {name}: {str(exc)[:160]}".rstrip(": "), OUTAGE)
     return None
 
 
