@@ -104,3 +104,36 @@ def test_a_progress_bar_on_a_terminal_counts_and_rates(monkeypatch):
         assert not output.progress_shown()
 
     assert CliRunner().invoke(quiet, ["--json"]).exit_code == 0
+
+
+def test_db_current_and_history(run):
+    assert run(["db", "current"]).exit_code == 1  # no schema yet
+    upgraded = json.loads(run(["db", "upgrade", "--json"]).stdout)
+    current = json.loads(run(["--json", "db", "current"]).stdout)
+    assert current == {"current": upgraded["head"], "head": upgraded["head"], "at_head": True}
+    history = json.loads(run(["db", "history", "--json"]).stdout)["migrations"]
+    assert history[0]["revision"] == upgraded["head"] and history[0]["current"] and history[-1]["down_revision"] is None
+    table = run(["db", "history"]).stdout.splitlines()
+    assert table[0].split()[:3] == ["REVISION", "DOWN_REVISION", "MARK"] and "current" in table[1]
+
+
+def test_config_check_masks_every_secret_and_says_where_each_value_came_from(run):
+    run(["db", "upgrade"])
+    secrets = {"BILLING_STRIPE_API_KEY": "sk_test_s3cr3tkey", "BILLING_WEBHOOK_SECRETS": "whsec_s3cr3t1,whsec_s3cr3t2",
+               "BILLING_API_TOKENS": "tok-s3cr3t", "BILLING_BROWSER_TOKEN_SECRET": "hmac-s3cr3t",
+               "BILLING_REDIS_URL": "redis://:s3cr3tpw@127.0.0.1:1/0",
+               "BILLING_STRIPE_API_BASE": "http://127.0.0.1:1"}  # nothing listens: Stripe is down, fast
+    result = run(["config", "check", "--json"], **secrets)
+    assert "s3cr3t" not in result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    values = {row["setting"]: (row["value"], row["source"]) for row in document["configuration"]}
+    assert values["BILLING_STRIPE_API_KEY"] == ("sk_test_****", "environment")
+    assert values["BILLING_WEBHOOK_SECRETS"] == (["whsec_****", "whsec_****"], "environment")
+    assert values["BILLING_API_TOKENS"] == (["****"], "environment")
+    assert values["BILLING_BROWSER_TOKEN_SECRET"] == ("****", "environment")
+    assert values["BILLING_SWEEP_INTERVAL_S"] == (600, "default")
+    states = {check["name"]: check["state"] for check in document["checks"]}
+    assert states["catalog"] == "ok" and states["database"] == "ok" and states["stripe"] == "fail"
+    assert document["exit_code"] == result.exit_code == 1  # an outage
+    human = run(["config", "check"], **secrets)
+    assert "s3cr3t" not in human.stdout and "BILLING_STRIPE_API_KEY" in human.stdout

@@ -202,3 +202,25 @@ def test_catch_up_hands_unusable_listed_events_to_the_worker_once_and_keeps_goin
     queue.clear()
     assert world.bus.call(catch_up, queue.append) == 1  # the usable one again (not processed yet), no others
     assert [m["event"]["id"] for m in queue] == [missed["id"]]
+
+
+def test_sweep_and_catch_up_report_their_progress_through_the_bus(world):
+    """What the CLI's bars draw (cli/output.progress_stages): each stage's count, and its total when known."""
+    from billing_sync.handlers.messages import CatchUpDue, SweepDue
+
+    _, sub_a = world.tenant_on("a", "pro")
+    world.tenant_on("b", "starter")
+    seen: list[tuple[str, int, int | None]] = []
+    world.bus.replace(progress=lambda stage, done, total: seen.append((stage, done, total))).handle(SweepDue())
+    assert ("Stripe customers listed", 2, None) in seen and ("Stripe subscriptions listed", 2, None) in seen
+    reconciled = [(done, total) for stage, done, total in seen if stage == "tenants reconciled"]
+    assert reconciled == [(0, 2), (1, 2), (2, 2)]
+
+    seen.clear()
+    world.clock.advance(seconds=5)
+    world.gw.add_event("customer.subscription.updated", sub_a)
+    queue: list[dict] = []
+    bus = world.bus.replace(progress=lambda stage, done, total: seen.append((stage, done, total)),
+                            enqueue_stripe_event=queue.append)
+    assert bus.handle(CatchUpDue()) == len(queue) >= 1
+    assert seen[-1] == ("events enqueued", len(queue), len(queue))
