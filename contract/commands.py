@@ -24,19 +24,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from ..errors import InvalidMessage
 from . import strict_json
+from .fields import (
+    MAX_QUANTITY,
+    MAX_SEATS,
+    MAX_TRIAL_DAYS,
+    AddressLine,
+    CommandId,
+    CountryCode,
+    Email,
+    EventSource,
+    Moment,
+    NonEmpty,
+    PaymentMethodId,
+    TypeName,
+)
 from .ids import TenantId, is_tenant_id
 from .text import is_storable
 
@@ -45,44 +50,6 @@ MAX_COMMAND_BYTES = 256 * 1024
 # How deeply a command's JSON may nest. Commands need 3 levels (envelope → data → address); the
 # bound keeps recursion (ours, pydantic's, every JSON encoder downstream) far from Python's limit.
 MAX_JSON_DEPTH = 16
-# Stripe rejects meter event values with more than 15 significant digits (400); below this bound
-# a value is also exact in a double and far from the 64-bit usage counter's limit.
-MAX_QUANTITY = 10**15 - 1
-# Subscription item quantity: subscription_items.quantity is a 32-bit integer.
-MAX_SEATS = 100_000
-MAX_TRIAL_DAYS = 730  # Stripe's limit for trial_period_days
-
-def _printable(value: object) -> object:
-    # Python's own notion of printable (the space included): no control, format (zero-width,
-    # bidi overrides), private-use, unassigned or surrogate code points and no separator but the
-    # space, so no invisible or reordering character reaches Stripe, a log line or a key.
-    if isinstance(value, str) and not value.isprintable():
-        raise ValueError("must not contain control or other non-printable characters")
-    return value
-
-
-# Text: a strict string without control characters (checked before surrounding spaces are
-# stripped, so a trailing newline is refused rather than quietly removed), within the bounds of
-# its StringConstraints.
-_PRINTABLE = BeforeValidator(_printable)
-
-
-def _bounds(min_length: int = 1, max_length: int = 256, pattern: str | None = None) -> StringConstraints:
-    return StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=True, pattern=pattern)
-
-
-# Stripe idempotency keys are at most 255 characters and we append ":<step>" to the command id.
-CommandId = Annotated[str, _bounds(max_length=200), _PRINTABLE]
-NonEmpty = Annotated[str, _bounds(), _PRINTABLE]  # tenants.name is 256 wide, as is Stripe's customer name
-# tenants.email is 320 wide
-Email = Annotated[str, _bounds(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), _PRINTABLE]
-AddressLine = Annotated[str, _bounds(min_length=0, max_length=200), _PRINTABLE]
-CountryCode = Annotated[str, _bounds(min_length=2, max_length=2), _PRINTABLE]
-PaymentMethodId = Annotated[str, _bounds(min_length=3, max_length=255), _PRINTABLE]
-EventSource = Annotated[str, _bounds(max_length=1024), _PRINTABLE]
-TypeName = Annotated[str, _bounds(max_length=128), _PRINTABLE]
-# Times are the one lax type: JSON carries them as ISO-8601 text or Unix seconds.
-Moment = Annotated[datetime, Field(strict=False)]
 
 
 class CommandData(BaseModel):
@@ -216,10 +183,6 @@ class Command(Generic[D]):
     tenant_id: str
     time: datetime | None
     data: D
-
-    @property
-    def short_type(self) -> str:
-        return self.type.removeprefix("billing.")
 
 
 def parse_command(envelope: object) -> Command[CommandData]:

@@ -25,6 +25,7 @@ from . import (
     job_messages,
     payment_methods,
     setup_intents,
+    subscription_commands,
     subscriptions,
     worker_messages,
 )
@@ -63,9 +64,9 @@ STRIPE_EVENT_FAMILIES: dict[str, StripeFamily] = {
 COMMAND_HANDLERS: dict[type[CommandData], Callable[..., dict[str, Any]]] = {
     TenantProvisioned: commands.tenant_provisioned,
     TenantUpdated: commands.tenant_updated,
-    SubscriptionChange: commands.subscription_change,
-    SubscriptionCancel: commands.subscription_cancel,
-    SubscriptionResume: commands.subscription_resume,
+    SubscriptionChange: subscription_commands.subscription_change,
+    SubscriptionCancel: subscription_commands.subscription_cancel,
+    SubscriptionResume: subscription_commands.subscription_resume,
     TenantDeleted: commands.tenant_deleted,
     UsageRecorded: commands.usage_recorded,
 }

@@ -7,7 +7,7 @@ stored (`session_answers`, in the transaction that ends the request) and a repea
 the Stripe writes carry `<tenant>:<endpoint>:<key>`, so a repeat after a crash between Stripe's
 answer and our commit gets the same session from Stripe. The tenant's customer is the
 provisioning path's: found locally or by metadata `tenant_id`, else created once through the same
-pending-customer record (handlers/commands.create_customer_once).
+pending-customer record (handlers/stripe_writes.create_customer_once).
 
 Caveat: the lock is held across the Stripe call (tens of milliseconds), so concurrent session
 requests of one tenant queue behind each other; other tenants are not affected.
@@ -26,7 +26,7 @@ from ..config.catalog import Catalog
 from ..errors import InvalidMessage, UnknownTenant
 from ..models import Tenant, UnitOfWork
 from .command_queries import find_customer, live_subscription, plan_item, plan_price_id, resolve_plan
-from .commands import create_customer_once
+from .stripe_writes import create_customer_once
 from .dependencies import Clock, UowFactory
 
 Answer = tuple[int, dict[str, Any]]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from ..contract.commands import MAX_QUANTITY, Moment
+from ..contract.fields import MAX_QUANTITY, Moment
 from .session_requests import _Request
 
 Feature = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]

@@ -16,8 +16,9 @@ payment method pauses or cancels the subscription instead when its
 billed until it is resumed.
 
 One idea per module: `periods` (period boundaries and a subscription's items), `render` (the
-public shape of subscriptions and items), `invoicing` (invoices, payment attempts and the retry
-schedule), `lifecycle` (the state changes), `schedule` (what is due when, applied in order).
+public shape of subscriptions and items), `invoicing` (invoices and their lines), `payments`
+(payment attempts and the retry schedule), `lifecycle` (the state changes), `schedule` (what is
+due when, applied in order).
 """
 
 ENDED = {"canceled", "incomplete_expired"}

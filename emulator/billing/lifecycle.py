@@ -3,7 +3,8 @@ expire an incomplete one. Each emits the events Stripe sends for it."""
 from __future__ import annotations
 
 from ..store import Store
-from .invoicing import create_invoice, open_invoices, pay_invoice, payment_method_for
+from .invoicing import create_invoice, open_invoices
+from .payments import pay_invoice, payment_method_for
 from .periods import next_period_end, period_start_around, set_period
 from .render import render_subscription
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import billing
-from ..billing import invoicing, lifecycle, render
+from ..billing import lifecycle, payments, render
 from ..errors import card_declined, invalid
 from ..forms import as_bool
 from ..lists import CREATED, PAGE_PARAMS, created_filter, page, range_params
@@ -54,8 +54,8 @@ def pay(req: Request, invoice_id: str):
         if req.params.get("payment_method"):
             pm = payment_methods.attached_to(req, req.params["payment_method"], customer, "payment_method")
         else:
-            pm = invoicing.payment_method_for(req.store, sub) if sub else None
-        if not invoicing.pay_invoice(req.store, invoice, now, pm):
+            pm = payments.payment_method_for(req.store, sub) if sub else None
+        if not payments.pay_invoice(req.store, invoice, now, pm):
             raise card_declined()
     if sub is not None and before is not None:
         lifecycle.settle_after_payment(req.store, sub, before)

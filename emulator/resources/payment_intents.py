@@ -5,7 +5,7 @@ challenge) pays the invoice, which brings its subscription from `incomplete` to 
 completes a Checkout Session waiting on it. Other charges make no PaymentIntent here."""
 from __future__ import annotations
 
-from ..billing import invoicing, lifecycle, render
+from ..billing import lifecycle, payments, render
 from ..errors import invalid
 from ..lists import CREATED, PAGE_PARAMS, created_filter, page
 from ..router import Request, route
@@ -44,7 +44,7 @@ def confirm(req: Request, pi_id: str):
     if invoice is not None and invoice["status"] == "open":
         sub = req.store.get("subscription", invoice["subscription"]) if invoice["subscription"] else None
         before = render.render_subscription(req.store, sub) if sub else None
-        invoicing.mark_paid(req.store, invoice, now)
+        payments.mark_paid(req.store, invoice, now)
         if sub is not None and before is not None:
             lifecycle.settle_after_payment(req.store, sub, before)
         checkout_sessions.payment_confirmed(req, intent)

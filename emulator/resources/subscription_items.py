@@ -3,7 +3,7 @@ prorations (billing/prorations.py), and the `/v1/subscription_items` routes."""
 from __future__ import annotations
 
 from .. import billing
-from ..billing import invoicing, lifecycle, periods, prorations, render
+from ..billing import invoicing, lifecycle, payments, periods, prorations, render
 from ..errors import invalid
 from ..forms import as_bool, as_dict, merge_metadata, require
 from ..ids import new_id
@@ -44,7 +44,7 @@ def _prorate(req: Request, sub: dict, billed_before: dict, now: int, proration: 
         return
     if behaviour == "always_invoice":
         invoice = invoicing.create_invoice(req.store, sub, "subscription_update", now, now, now, lines=lines)
-        invoicing.pay_invoice(req.store, invoice, now, invoicing.payment_method_for(req.store, sub))
+        payments.pay_invoice(req.store, invoice, now, payments.payment_method_for(req.store, sub))
     else:
         sub.setdefault("_pending_prorations", []).extend(lines)
 

@@ -14,7 +14,7 @@ as in Stripe. A trial that ends without a payment method pauses or cancels the s
 from __future__ import annotations
 
 from .. import billing
-from ..billing import invoicing, lifecycle, periods, render
+from ..billing import invoicing, lifecycle, payments, periods, render
 from ..errors import card_declined, invalid, missing
 from ..forms import as_dict, as_int, merge_metadata, nullable, require
 from ..ids import new_id
@@ -82,13 +82,13 @@ def create_subscription(req: Request, params: dict) -> dict:
     pm = None
     if params.get("default_payment_method"):
         pm = payment_methods.attached_to(req, params["default_payment_method"], customer, "default_payment_method")
-    charge_pm = pm or invoicing.payment_method_for(req.store, {"default_payment_method": None,
+    charge_pm = pm or payments.payment_method_for(req.store, {"default_payment_method": None,
                                                              "customer": customer["id"]})
     due = 0 if trial_end else amount_of(zip(prices, quantities, strict=True))
     charge = due > 0 and collection == "charge_automatically"
     if charge and behaviour != "default_incomplete" and charge_pm is None:
         raise invalid(NO_PAYMENT_METHOD, code="resource_missing")
-    if charge and behaviour == "error_if_incomplete" and not invoicing.charge_succeeds(charge_pm):
+    if charge and behaviour == "error_if_incomplete" and not payments.charge_succeeds(charge_pm):
         raise card_declined()
 
     sub = template("subscription")
@@ -129,13 +129,13 @@ def create_subscription(req: Request, params: dict) -> dict:
     attempt = charge and behaviour != "default_incomplete"
     if trial_end:
         sub["status"] = "trialing"
-    elif not charge or (attempt and invoicing.charge_succeeds(charge_pm)):
+    elif not charge or (attempt and payments.charge_succeeds(charge_pm)):
         sub["status"] = "active"
     req.store.emit("customer.subscription.created", render.render_subscription(req.store, sub))
     invoice = invoicing.create_invoice(req.store, sub, "subscription_create", now, now, period_end,
                                        trial=bool(trial_end))
     if attempt or invoice["amount_due"] == 0:
-        invoicing.pay_invoice(req.store, invoice, now, charge_pm)
+        payments.pay_invoice(req.store, invoice, now, charge_pm)
     req.store.touch(customer["id"])
     return render.render_subscription(req.store, sub)
 

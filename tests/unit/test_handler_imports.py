@@ -41,7 +41,7 @@ def imported_names(module: str) -> set[str]:
 
 
 def test_the_check_sees_every_kind_of_import():
-    assert "billing_sync.bms.port.SubscriptionView" in imported_names("billing_sync.handlers.commands")
+    assert "billing_sync.bms.port.SubscriptionView" in imported_names("billing_sync.handlers.subscription_commands")
     assert "billing_sync.errors" in imported_names("billing_sync.handlers.commands")
     assert _is_forbidden("stripe.error") and _is_forbidden("billing_sync.bms.gateway.NotFound")
     assert not _is_forbidden("stripe_state") and not _is_forbidden("billing_sync.bms.port")
