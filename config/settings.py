@@ -29,6 +29,7 @@ SECRET_KEY_PREFIXES = ("sk_test_", "rk_test_", *LIVE_KEY_PREFIXES)
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 EVENT_BUS_SCHEMES = (*BROKER_SCHEMES, "memory")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_BROWSER_TOKEN_SECRET_BYTES = 32
 
 
 def _split_csv(value: object) -> object:
@@ -182,6 +183,16 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("browser_token_secret")
+    @classmethod
+    def _browser_token_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """HS256 with a key shorter than its 32-byte hash can be brute-forced offline from one
+        token (RFC 7518 3.2; PyJWT warns). Empty means unset: the derived key is used."""
+        if value is not None and 0 < len(value.get_secret_value().encode()) < MIN_BROWSER_TOKEN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_BROWSER_TOKEN_SECRET_BYTES} bytes (HS256 needs a key as long as "
+                             "its hash); e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
 
     @model_validator(mode="after")
     def _admin_tokens_are_not_service_tokens(self) -> "Settings":

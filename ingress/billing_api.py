@@ -3,7 +3,7 @@ per request (except `sync`, which is for that):
 
     GET  /v1/tenants/{tenant_id}/billing    the billing page's document, its version, an ETag
     GET  /v1/tenants/{tenant_id}/invoices   newest first, Stripe-style cursor pages
-    POST /v1/tenants/{tenant_id}/sync       reconcile the tenant from Stripe now (rate-limited)
+    POST /v1/tenants/{tenant_id}/sync       reconcile the tenant from Stripe now (rate-limited fleet-wide)
     POST /v1/tenants/{tenant_id}/tokens     a tenant token for a browser (service token only)
 
 `billing` and `invoices` take a tenant token for their own tenant too (auth.py). A tenant id
@@ -73,7 +73,7 @@ def page_params(query) -> tuple[int, str | None] | JSONResponse:
 
 def routes(bus: Bus) -> list[Route]:
     auth = Authenticator(bus)
-    sync_limit = TenantRateLimit(bus.settings.tenant_sync_per_minute / 60.0, burst=3)
+    sync_limit = TenantRateLimit(bus, bus.settings.tenant_sync_per_minute / 60.0, burst=3)
 
     def load_billing(tenant_id: str) -> dict | None:
         with bus.uow_factory() as uow:
@@ -130,11 +130,11 @@ def routes(bus: Bus) -> list[Route]:
         tenant_id, denied = checked(request, browsers=False)
         if denied:
             return denied
-        retry_after = sync_limit.take(tenant_id)
-        if retry_after is not None:
-            return JSONResponse({"error": "rate_limited", "retry_after": retry_after}, status_code=429,
-                                headers={"Retry-After": str(retry_after)})
         try:
+            retry_after = await run_in_threadpool(sync_limit.take, tenant_id)
+            if retry_after is not None:
+                return JSONResponse({"error": "rate_limited", "retry_after": retry_after}, status_code=429,
+                                    headers={"Retry-After": str(retry_after)})
             body = await run_in_threadpool(synced, tenant_id)
         except TransientError:  # Stripe or the database unavailable, or rate-limited: try again
             return JSONResponse({"error": "bms_unavailable"}, status_code=503, headers={"Retry-After": "1"})

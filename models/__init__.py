@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy models, the unit of work, migrations."""
-from .billing_tables import BillingAccount, Invoice, PlanPrice
+from .billing_tables import BillingAccount, Invoice, PlanPrice, SyncBudget
 from .db import make_engine, make_session_factory
 from .history_tables import EntitlementVersion
 from .metering_tables import MeterDelivery
@@ -22,7 +22,7 @@ from .tables import (
 from .unit_of_work import UnitOfWork, database_errors_are_transient, unit_of_work_factory
 
 __all__ = [
-    "Base", "BillingAccount", "Invoice", "MeterDelivery", "PlanPrice",
+    "Base", "BillingAccount", "Invoice", "MeterDelivery", "PlanPrice", "SyncBudget",
     "CommandInbox", "DeadLetter", "EntitlementSnapshot", "EntitlementVersion", "OutboxMessage",
     "ProcessedMessage", "Product",
     "QuotaCounter", "Subscription", "SubscriptionItem", "SyncCursor", "Tenant", "UnitOfWork", "UsageCounter",

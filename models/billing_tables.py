@@ -6,12 +6,13 @@ from Stripe by the handlers like every other mirror row, never by the read API.
   changed, like the entitlements version).
 - `Invoice`: the tenant's invoices, newest first by (`created`, `id`) for cursor pages.
 - `PlanPrice`: each catalog plan's live Stripe price (by its lookup_key), for `GET /v1/plans`.
+- `SyncBudget`: each tenant's budget of `POST …/sync` calls, shared by every ingress.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .tables import STRIPE_ID, Base, utcnow
@@ -28,6 +29,9 @@ class BillingAccount(Base):
     payment_method_id: Mapped[str | None] = mapped_column(STRIPE_ID, index=True)  # to find it on a detach
     # {amount_due, currency, date} of Stripe's invoice preview for the live subscription, or None.
     upcoming_invoice: Mapped[dict | None]
+    # {subscription_id, invoice_id, client_secret, amount_due, currency, expires_at} of the first
+    # payment an `incomplete` subscription waits for the customer to confirm in-app, or None.
+    pending_payment: Mapped[dict | None]
     # The billing document as last rendered from these rows (handlers/billing_document.py), so a
     # read is one primary-key lookup; its version (0 = never published) and a digest of it.
     document: Mapped[dict | None]
@@ -76,3 +80,14 @@ class PlanPrice(Base):
     trial_days: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncBudget(Base):
+    """GCRA state of one tenant's `POST /v1/tenants/{id}/sync` limit (ingress/sync_limit.py): the
+    "theoretical arrival time" of its next call, in Unix seconds. No foreign key: a sync of a
+    tenant the database does not know yet costs Stripe reads too, so it is counted as well."""
+
+    __tablename__ = "sync_budgets"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tat: Mapped[float] = mapped_column(Double)

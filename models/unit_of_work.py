@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import TransientError
-from .billing_page import BillingAccounts, Invoices, PlanPrices
+from .billing_page import BillingAccounts, Invoices, PlanPrices, SyncBudgets
 from .cursors import Cursors
 from .db import make_session_factory
 from .dead_letters import DeadLetters
@@ -51,10 +51,10 @@ class UnitOfWork:
     block without `commit()` rolls back). The repositories (`uow.tenants`, `uow.inbox`,
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
     `uow.entitlement_history`,
-    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`, `uow.metering`; the billing page's
-    `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`) work in its transaction. `uow.session` is
-    theirs (and the tests', to check what was stored): outside models/ the service does not touch it
-    (tests/unit/test_repository_seam.py)."""
+    `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`, `uow.metering`; the
+    billing page's `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`, `uow.sync_budgets`)
+    work in its transaction. `uow.session` is theirs (and the tests', to check what was stored):
+    outside models/ the service does not touch it (tests/unit/test_repository_seam.py)."""
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -76,6 +76,7 @@ class UnitOfWork:
         self.billing_accounts: BillingAccounts
         self.invoices: Invoices
         self.plan_prices: PlanPrices
+        self.sync_budgets: SyncBudgets
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -97,6 +98,7 @@ class UnitOfWork:
         self.billing_accounts = BillingAccounts(self.session)
         self.invoices = Invoices(self.session)
         self.plan_prices = PlanPrices(self.session)
+        self.sync_budgets = SyncBudgets(self.session)
         return self
 
     def __exit__(self, *exc) -> None:

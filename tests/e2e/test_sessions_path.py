@@ -48,3 +48,73 @@ def test_a_declined_checkout_changes_nothing_and_3d_secure_counts_once_confirmed
     (intent,) = fleet.stripe.v1.payment_intents.list(params={"customer": sub.customer}).data
     fleet.stripe.v1.payment_intents.confirm(intent.id)               # the customer passes 3-D Secure
     assert _pro(events, tenant)["data"]["status"] == "active"
+
+
+def _billing_when(fleet, tenant: str, check, timeout: float = 15.0) -> dict:
+    from contexts import wait_until
+
+    def ready():
+        response = fleet.api.get(f"/v1/tenants/{tenant}/billing")
+        return response.json() if response.status_code == 200 and check(response.json()) else None
+    return wait_until(ready, timeout=timeout, what=f"billing of {tenant}")
+
+
+def _control(fleet, path: str, body: dict) -> dict:
+    response = httpx.post(f"{fleet.emulator.url}/_emulator/{path}", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_portal_sessions_update_the_card_and_cancel_through_the_webhook_path(fleet):
+    tenant = fleet.new_tenant("portal")
+    fleet.staff_signup(tenant, "starter")
+    _billing_when(fleet, tenant, lambda b: b["payment_method"].get("last4") == "4242")
+
+    card = fleet.api.post(f"/v1/tenants/{tenant}/portal-sessions",
+                          json={"return_url": "https://app.test/billing", "flow": "payment_method_update"})
+    assert card.status_code == 201 and card.json()["url"].startswith("https://"), card.text
+    _control(fleet, f"billing_portal_sessions/{card.json()['id']}/update_payment_method",
+             {"payment_method": "pm_card_mastercard"})
+    body = _billing_when(fleet, tenant, lambda b: b["payment_method"].get("last4") == "4444")
+    assert body["payment_method"]["brand"] == "mastercard" and body["payment_method"]["status"] == "valid"
+
+    cancel = fleet.api.post(f"/v1/tenants/{tenant}/portal-sessions",
+                            json={"return_url": "https://app.test/billing", "flow": "subscription_cancel"})
+    assert cancel.status_code == 201, cancel.text
+    _control(fleet, f"billing_portal_sessions/{cancel.json()['id']}/cancel_subscription", {"at_period_end": True})
+    body = _billing_when(fleet, tenant, lambda b: b["subscription"]["cancel_at_period_end"])
+    assert body["actions"]["resume"] is True and body["actions"]["cancel"] is False
+
+
+def test_a_setup_intent_confirmed_with_stripe_makes_the_card_the_default(fleet):
+    tenant = fleet.new_tenant("seti")
+    answer = fleet.api.post(f"/v1/tenants/{tenant}/setup-intents", json={}, headers={"Idempotency-Key": "card-1"})
+    assert answer.status_code == 201, answer.text
+    secret = answer.json()["client_secret"]
+    intent_id = secret.split("_secret_")[0]
+    confirmed = fleet.stripe.v1.setup_intents.confirm(intent_id, params={"payment_method": "pm_card_visa"})
+    assert confirmed.status == "succeeded"                      # what Stripe.js does in the browser
+    body = _billing_when(fleet, tenant, lambda b: b["payment_method"].get("last4") == "4242")
+    assert body["payment_method"]["status"] == "valid" and body["actions"]["update_payment_method"] is True
+
+
+def test_a_change_sent_with_the_previews_proration_date_costs_what_the_preview_said(fleet, events):
+    from billing_sync.client import publish_command
+
+    tenant = fleet.new_tenant("preview")
+    fleet.staff_signup(tenant, "starter")
+    _billing_when(fleet, tenant, lambda b: b["subscription"] is not None and b["upcoming_invoice"] is not None)
+    preview = fleet.api.get(f"/v1/tenants/{tenant}/preview?plan=pro&seats=2")
+    assert preview.status_code == 200, preview.text
+    quoted = preview.json()
+    assert quoted["plan"] == "pro" and quoted["seats"] == 2 and quoted["amount_due"] > 0
+    command_id = publish_command(fleet.env["BILLING_BROKER_URL"], "billing.subscription.change", tenant,
+                                 {"tenant_id": tenant, "plan": "pro", "seats": 2,
+                                  "proration_date": quoted["proration_date"]},
+                                 queue_prefix=fleet.env["BILLING_QUEUE_PREFIX"])
+    done = events.wait_for(lambda e: e["type"].startswith("billing.command.")
+                           and e["data"].get("command_id") == command_id, timeout=15)
+    assert done["type"] == "billing.command.completed", done
+    body = _billing_when(fleet, tenant, lambda b: b["subscription"]["plan"] == "pro" and b["subscription"]["seats"] == 2
+                         and (b["upcoming_invoice"] or {}).get("amount_due") == quoted["amount_due"])
+    assert body["upcoming_invoice"]["currency"] == quoted["currency"]

@@ -75,7 +75,7 @@ def test_a_token_is_useless_after_expiry_and_when_altered(client, clock):
 
     claims = jwt.decode(token, options={"verify_signature": False})
     forged = [
-        jwt.encode({**claims, "sub": "t2"}, "guessed-key", algorithm="HS256"),             # another key
+        jwt.encode({**claims, "sub": "t2"}, "another-deployments-key-of-32-bytes", algorithm="HS256"),  # another key
         jwt.encode({**claims, "sub": "t2", "exp": claims["exp"] + 10**6}, None, algorithm="none"),  # alg none
         token[:-2] + ("AA" if not token.endswith("AA") else "BB"),                       # altered signature
     ]
@@ -118,3 +118,21 @@ def test_sync_is_rate_limited_per_tenant(pg_engine, make_settings, clock):
         assert body["billing"]["payment_method"]["status"] in ("valid", "missing")
         assert client.post("/v1/tenants/s2/sync", headers=SERVICE).status_code == 200  # its own budget
         assert client.post("/v1/tenants/nobody/sync", headers=SERVICE).status_code == 404
+        clock.advance(seconds=60)  # one call's worth back (1 a minute)
+        assert client.post("/v1/tenants/s1/sync", headers=SERVICE).status_code == 200
+        assert client.post("/v1/tenants/s1/sync", headers=SERVICE).status_code == 429
+
+
+def test_the_sync_budget_is_shared_by_every_ingress(pg_engine, make_settings, clock):
+    """Two apps (two ingresses) on one database draw from one budget per tenant."""
+    from fakes import FakeGateway
+
+    settings = make_settings(database_url=str(pg_engine.url), api_tokens="svc", tenant_sync_per_minute=1)
+    gw = FakeGateway(clock)
+    buses = [make_bus(settings, pg_engine, gw, clock) for _ in range(2)]
+    gw.add_customer("shared")
+    with TestClient(create_app(buses[0], enqueue=lambda m: None)) as one, \
+            TestClient(create_app(buses[1], enqueue=lambda m: None)) as two:
+        statuses = [(one if n % 2 else two).post("/v1/tenants/shared/sync", headers=SERVICE).status_code
+                    for n in range(6)]
+    assert statuses == [200, 200, 200, 429, 429, 429]

@@ -60,6 +60,7 @@ def cli_env(monkeypatch):
     ({"BILLING_STRIPE_API_KEY": "sk_live_abc"}, ["live key", "BILLING_WEBHOOK_SECRETS", "BILLING_API_TOKENS"]),
     ({"BILLING_STRIPE_API_KEY": "rk_live_abc", "BILLING_WEBHOOK_SECRETS": "whsec_x"}, ["BILLING_API_TOKENS"]),
     ({"BILLING_SWEEP_INTERVAL_S": "ten"}, ["BILLING_SWEEP_INTERVAL_S", "integer"]),
+    ({"BILLING_BROWSER_TOKEN_SECRET": "short-secret-31-bytes-long-xxxx"}, ["BILLING_BROWSER_TOKEN_SECRET", "32 bytes"]),
 ])
 @pytest.mark.parametrize("role", [["worker"], ["ingress"], ["bridge"], ["relay"], ["scheduler"], ["up"], ["status"]])
 def test_a_configuration_error_is_one_line_and_exit_2_for_every_role(cli_env, env, words, role):
@@ -70,6 +71,18 @@ def test_a_configuration_error_is_one_line_and_exit_2_for_every_role(cli_env, en
     for word in words:
         assert word in lines[0]
     assert "Traceback" not in result.output
+    assert "short-secret" not in result.output  # a secret is named, never shown
+
+
+@pytest.mark.parametrize("secret, accepted", [
+    ("x" * 31, False), ("é" * 16, True), ("x" * 32, True), ("", True),  # bytes, not characters; empty = unset
+])
+def test_an_explicit_browser_token_secret_needs_32_bytes(secret, accepted):
+    if accepted:
+        assert settings(browser_token_secret=secret).browser_token_secret is not None
+    else:
+        with pytest.raises(ValidationError, match="at least 32 bytes"):
+            settings(browser_token_secret=secret)
 
 
 @pytest.fixture
