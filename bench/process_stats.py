@@ -38,17 +38,20 @@ def process_tree(root: int) -> list[int]:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) one process has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def cpu_seconds(fleet: FleetProcesses) -> dict:
     """CPU time (user + system) used so far by each role's process tree, and by this process
     (the emulator, the support-staff clients, the event watcher and the bare receiver)."""
-    def of(pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / TICKS
-    out = {role: sum(of(pid) for pid in process_tree(proc.pid)) for role, proc in fleet.procs.items()}
-    out["bench process (emulator, clients)"] = of(os.getpid())
+    out = {role: sum(process_cpu_seconds(pid) for pid in process_tree(proc.pid)) for role, proc in fleet.procs.items()}
+    out["bench process (emulator, clients)"] = process_cpu_seconds(os.getpid())
     return out
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .billing_port import InvoiceView, SetupIntentStateView
-from .billing_views import checkout_session_view, invoice_view, setup_intent_state_view
+from .billing_port import InvoiceView, PendingPaymentView, SetupIntentStateView
+from .billing_views import checkout_session_view, invoice_view, pending_payment_view, setup_intent_state_view
 from .port import PriceView
 from .selfserve_port import CheckoutSessionView, PaymentMethodView
 from .selfserve_requests import payment_method_view
@@ -19,6 +19,7 @@ class BillingPageWire(Protocol):
     def retrieve_setup_intent(self, setup_intent_id: str) -> dict[str, Any] | None: ...
     def retrieve_checkout_session(self, session_id: str) -> dict[str, Any] | None: ...
     def find_price_by_lookup_key(self, lookup_key: str) -> dict[str, Any] | None: ...
+    def retrieve_subscription_first_payment(self, subscription_id: str) -> dict[str, Any] | None: ...
 
 
 class BillingPageIntents:
@@ -48,3 +49,7 @@ class BillingPageIntents:
     def price_for_lookup_key(self, lookup_key: str) -> PriceView | None:
         price = self._billing_wire.find_price_by_lookup_key(lookup_key)
         return price_view(price) if price is not None else None
+
+    def pending_payment(self, subscription_id: str) -> PendingPaymentView | None:
+        sub = self._billing_wire.retrieve_subscription_first_payment(subscription_id)
+        return pending_payment_view(sub) if sub is not None else None

@@ -1,7 +1,8 @@
 """What the billing page's handlers (issue 9) need from Stripe beyond the self-serve port
 (bms/selfserve_port.py, whose payment method, Checkout Session and upcoming-invoice views and
 reads they share): the state of one invoice with its dunning fields, a customer's every
-invoice, a setup intent's outcome, and a catalog price with its amount.
+invoice, a setup intent's outcome, a catalog price with its amount, and the first payment of an
+`incomplete` subscription that the customer confirms in-app.
 
 Like bms/port.py this imports nothing from Stripe, so handlers may import it; the adapter
 (bms/billing_intents.py over the wire methods of bms/gateway.py, and the unit tests' fake)
@@ -24,6 +25,19 @@ class SetupIntentStateView:
     status: str
 
 
+@dataclass(frozen=True)
+class PendingPaymentView:
+    """The open first invoice of an `incomplete` subscription and the client secret of its
+    PaymentIntent, which Stripe.js confirms in the customer's browser (3-D Secure included)."""
+
+    subscription_id: str
+    invoice_id: str
+    client_secret: str
+    amount_due: int
+    currency: str
+    expires_at: int  # Stripe ends the subscription `incomplete_expired` 23 hours after its creation
+
+
 class BillingPageGateway(Protocol):
     """Reads by id answer None when Stripe has nothing by that id."""
 
@@ -40,3 +54,7 @@ class BillingPageGateway(Protocol):
 
     def price_for_lookup_key(self, lookup_key: str) -> PriceView | None:
         """The active price with this lookup_key, with its amount and interval."""
+
+    def pending_payment(self, subscription_id: str) -> PendingPaymentView | None:
+        """The first payment an `incomplete` subscription waits for (one read); None when the
+        subscription is not incomplete, is gone, or its first invoice is no longer open."""

@@ -200,6 +200,10 @@ class StripeGateway(StripeIntents, SelfServeIntents, BillingPageIntents):
     def retrieve_setup_intent(self, setup_intent_id: str) -> dict | None:
         return self._retrieve(self.client.v1.setup_intents.retrieve, setup_intent_id)
 
+    def retrieve_subscription_first_payment(self, subscription_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.subscriptions.retrieve, subscription_id,
+                              {"expand": ["latest_invoice.confirmation_secret"]})
+
     def retrieve_checkout_session(self, session_id: str) -> dict | None:
         return self._retrieve(self.client.v1.checkout.sessions.retrieve, session_id)
 

@@ -152,9 +152,12 @@ class BillingGateway(Protocol):
 
     def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
                            trial_days: int | None, fail_if_payment_fails: bool,
-                           idempotency_key: str) -> SubscriptionView:
+                           idempotency_key: str, confirm_in_app: bool = False) -> SubscriptionView:
         """A subscription on one price. With `fail_if_payment_fails` a declined first payment raises
-        `PaymentFailed` instead of leaving an `incomplete` subscription behind."""
+        `PaymentFailed` instead of leaving an `incomplete` subscription behind. With
+        `confirm_in_app` nothing is charged now: the subscription is `incomplete` until the
+        customer confirms its first invoice's payment in the browser (`pending_payment`), whose
+        card then becomes the subscription's default; Stripe ends it after 23 hours unpaid."""
 
     def change_plan(self, sub: SubscriptionView, item: ItemView, *, price_id: str | None, quantity: int | None,
                     unschedule_cancel: bool, idempotency_key: str,

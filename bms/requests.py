@@ -140,7 +140,7 @@ class StripeIntents:
 
     def start_subscription(self, customer_id: str, *, tenant_id: str, price_id: str, quantity: int,
                            trial_days: int | None, fail_if_payment_fails: bool,
-                           idempotency_key: str) -> SubscriptionView:
+                           idempotency_key: str, confirm_in_app: bool = False) -> SubscriptionView:
         params: dict[str, Any] = {
             "customer": customer_id,
             "items": [{"price": price_id, "quantity": quantity}],
@@ -148,7 +148,10 @@ class StripeIntents:
         }
         if trial_days:
             params["trial_period_days"] = trial_days
-        if fail_if_payment_fails:
+        if confirm_in_app:  # Stripe's SCA integration: confirmed by Stripe.js, the card saved for renewals
+            params["payment_behavior"] = "default_incomplete"
+            params["payment_settings"] = {"save_default_payment_method": "on_subscription"}
+        elif fail_if_payment_fails:
             params["payment_behavior"] = "error_if_incomplete"
         return subscription_view(self._wire.create_subscription(params, idempotency_key=idempotency_key))
 

@@ -83,8 +83,14 @@ class TenantProvisioned(CommandData):
     seats: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
     trial_days: Annotated[int, Field(ge=1, le=MAX_TRIAL_DAYS)] | None = None
     # A Stripe PaymentMethod id collected by the product's checkout (`pm_card_visa` in test mode).
-    # Without one the subscription needs a trial, else the command fails with `payment_required`.
+    # Without one the subscription needs a trial, else the command fails with `payment_required`,
+    # unless `first_payment` is `in_app`.
     payment_method: PaymentMethodId | None = None
+    # `charge` (the default): the first invoice is charged now to `payment_method`. `in_app`: the
+    # subscription starts `incomplete` and its first payment waits for the customer to confirm it
+    # in the browser (Stripe.js, 3-D Secure when the bank asks): the SCA-correct path, no card needed
+    # beforehand; the completed outcome and the billing document carry its `pending_payment`.
+    first_payment: Literal["charge", "in_app"] = "charge"
 
 
 class TenantUpdated(CommandData):

@@ -7,6 +7,7 @@ by its object along a dotted path; a python list on the path (a list object's `d
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 
 from .errors import invalid
 from .forms import as_int, as_str_list
@@ -54,6 +55,12 @@ def window(ordered: list, params: dict, key, anchor) -> tuple[list, bool]:
     return ordered[:limit], len(ordered) > limit
 
 
+# Fields Stripe leaves out of an object unless `expand[]` asks for them ("includable"), by
+# (object type, field): a function of the store and the object's public shape. The resources
+# that own them register them (e.g. resources/payment_intents.py: an invoice's confirmation_secret).
+INCLUDABLE: dict[tuple[str, str], Callable[[Store, dict], object]] = {}
+
+
 def expand(store: Store, body: dict, params: dict) -> dict:
     for path in as_str_list(params.get("expand"), "expand"):
         segments = path.split(".")
@@ -72,9 +79,13 @@ def _expand(store: Store, value, segments: list[str], path: str):
     if not isinstance(value, dict):
         raise invalid(f"This property cannot be expanded ({path}).", param="expand")
     head, rest = segments[0], segments[1:]
-    if head not in value:
+    include = INCLUDABLE.get((str(value.get("object")), head))
+    if head in value:
+        child = value[head]
+    elif include is not None:
+        child = include(store, value)
+    else:
         raise invalid(f"This property cannot be expanded ({head}).", param="expand")
-    child = value[head]
     if isinstance(child, str):
         target = store.find(child)
         if target is None:

@@ -19,6 +19,7 @@ from typing import Any
 from ..bms.port import BillingGateway, CustomerView, SubscriptionView
 from ..config.catalog import Catalog
 from .dependencies import Clock
+from ..bms.billing_port import PendingPaymentView
 from ..bms.selfserve_port import PaymentMethodView
 from ..models import BillingAccount, Tenant, UnitOfWork
 from .billing_gateway import as_pages
@@ -117,11 +118,40 @@ def sync_upcoming_invoice(uow: UnitOfWork, tenant: Tenant, fresh_after: datetime
     return []
 
 
+def sync_pending_payment(uow: UnitOfWork, tenant: Tenant, *, gateway: BillingGateway) -> list[str]:
+    """The first payment the shown subscription waits for while it is `incomplete` (a paid plan
+    provisioned with `first_payment: in_app`), so the billing page can have the customer confirm
+    it. Call it after the subscriptions were synced. No read for any other status; while one
+    subscription stays incomplete its client secret does not change, so it is read once."""
+    account = account_of(uow, tenant.id)
+    sub = shown_subscription(uow, tenant.id)
+    pending = None
+    if sub is not None and sub.status == "incomplete":
+        if (account.pending_payment or {}).get("subscription_id") == sub.id:
+            return []
+        view = as_pages(gateway).pending_payment(sub.id)
+        if view is not None:
+            pending = pending_payment_json(view)
+    if account.pending_payment != pending:
+        account.pending_payment = pending
+        return ["pending payment changed"]
+    return []
+
+
+def pending_payment_json(view: PendingPaymentView) -> dict[str, Any]:
+    """As the billing document and the provisioning's outcome show it."""
+    expires_at = from_ts(view.expires_at)
+    return {"subscription_id": view.subscription_id, "invoice_id": view.invoice_id,
+            "client_secret": view.client_secret, "amount_due": view.amount_due, "currency": view.currency,
+            "expires_at": expires_at.isoformat() if expires_at else None}
+
+
 def sync_billing_account(uow: UnitOfWork, tenant: Tenant, fresh_after: datetime | None = None, *,
                          gateway: BillingGateway, now: Clock) -> list[str]:
-    """The card and the upcoming invoice, each unless fresh."""
+    """The card and the upcoming invoice, each unless fresh, and a first payment to confirm."""
     return (sync_payment_method(uow, tenant, fresh_after, gateway=gateway, now=now)
-            + sync_upcoming_invoice(uow, tenant, fresh_after, gateway=gateway, now=now))
+            + sync_upcoming_invoice(uow, tenant, fresh_after, gateway=gateway, now=now)
+            + sync_pending_payment(uow, tenant, gateway=gateway))
 
 
 def reconcile_billing(uow: UnitOfWork, tenant: Tenant, customer: CustomerView | None, read_at: datetime, *,
@@ -133,6 +163,7 @@ def reconcile_billing(uow: UnitOfWork, tenant: Tenant, customer: CustomerView | 
     if customer is None:
         return changes
     return (changes + sync_upcoming_invoice(uow, tenant, gateway=gateway, now=now)
+            + sync_pending_payment(uow, tenant, gateway=gateway)
             + sync_invoices(uow, tenant, read_at, gateway=gateway))
 
 

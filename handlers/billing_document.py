@@ -101,6 +101,14 @@ def _actions(tenant: Tenant, sub: Subscription | None) -> dict[str, Any]:
             "update_payment_method": tenant.stripe_customer_id is not None}
 
 
+def _pending_payment(pending: dict[str, Any] | None, sub: Subscription | None) -> dict[str, Any] | None:
+    """The first payment to confirm in-app, while the shown subscription is the incomplete one
+    it belongs to (`client_secret` is for Stripe.js: `stripe.confirmCardPayment(client_secret)`)."""
+    if not pending or sub is None or sub.status != "incomplete" or pending.get("subscription_id") != sub.id:
+        return None
+    return {key: pending[key] for key in ("invoice_id", "client_secret", "amount_due", "currency", "expires_at")}
+
+
 def document_content(uow: UnitOfWork, tenant: Tenant, catalog: Catalog) -> dict[str, Any]:
     """The document without its version and without the clock-dependent card status."""
     account = uow.billing_accounts.get(tenant.id)
@@ -114,6 +122,7 @@ def document_content(uow: UnitOfWork, tenant: Tenant, catalog: Catalog) -> dict[
         "subscription": _subscription_json(uow, catalog, sub),
         "payment_method": card,
         "upcoming_invoice": account.upcoming_invoice if account else None,
+        "pending_payment": _pending_payment(account.pending_payment if account else None, sub),
         "actions": _actions(tenant, sub),
     }
 

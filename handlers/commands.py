@@ -43,6 +43,8 @@ from ..config.settings import Settings
 from ..contract.commands import Command, TenantDeleted, TenantProvisioned, TenantUpdated, UsageRecorded
 from ..errors import InvalidMessage, NotFound, UnknownTenant
 from ..models import Tenant, UnitOfWork
+from .billing_account import pending_payment_json
+from .billing_gateway import as_pages
 from .command_keys import step_key
 from .command_queries import customer_id_for, find_customer, live_subscription, plan_price_id, require_customer_id, resolve_plan
 from .dependencies import Clock
@@ -72,10 +74,14 @@ def tenant_provisioned(cmd: Command[TenantProvisioned], tenant: Tenant, uow: Uni
         return result
 
     sub = live_subscription(gateway, customer.id)
+    in_app = data.first_payment == "in_app"
     if sub is None:
         sub = start_subscription_once(cmd, gateway, customer, tenant.id, price_id, data.seats or 1,
-                                   trial_days=data.trial_days)
+                                      trial_days=data.trial_days, confirm_in_app=in_app)
     result.update(subscription_id=sub.id, subscription_status=sub.status)
+    if in_app and sub.status == "incomplete":  # also on a retry: the same invoice, the same secret
+        pending = as_pages(gateway).pending_payment(sub.id)
+        result["pending_payment"] = pending_payment_json(pending) if pending is not None else None
     return result
 
 

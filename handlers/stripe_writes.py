@@ -60,16 +60,19 @@ def create_customer_once(tenant: Tenant, uow: UnitOfWork, gateway: BillingGatewa
 
 
 def start_subscription_once(cmd: Command[Any], gateway: BillingGateway, customer: CustomerView, tenant_id: str,
-                            price_id: str, seats: int, *, trial_days: int | None) -> SubscriptionView:
+                            price_id: str, seats: int, *, trial_days: int | None,
+                            confirm_in_app: bool = False) -> SubscriptionView:
     """A new subscription on the price, once (keyed by the command); without a payment method
-    only with a trial (else `payment_required`)."""
-    if not customer.has_payment_method and not trial_days:
+    only with a trial (else `payment_required`), or with `confirm_in_app`: then nothing is charged
+    and the subscription stays `incomplete` until the customer confirms its first payment."""
+    in_app = confirm_in_app and not trial_days  # a trial has nothing to pay now
+    if not customer.has_payment_method and not trial_days and not in_app:
         raise PaymentFailed("the customer has no payment method and the plan starts without a trial",
                             reason="payment_required")
-    # With a payment method, a declined first payment fails the command (card_declined) instead
-    # of leaving an `incomplete` subscription behind.
+    # With a payment method charged now, a declined first payment fails the command
+    # (card_declined) instead of leaving an `incomplete` subscription behind.
     sub = gateway.start_subscription(customer.id, tenant_id=tenant_id, price_id=price_id, quantity=seats,
                                      trial_days=trial_days, fail_if_payment_fails=customer.has_payment_method,
-                                     idempotency_key=step_key(cmd, "subscription"))
+                                     confirm_in_app=in_app, idempotency_key=step_key(cmd, "subscription"))
     log.info("command.subscription_created", command_id=cmd.id, tenant_id=tenant_id, subscription_id=sub.id)
     return sub

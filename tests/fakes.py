@@ -395,8 +395,10 @@ class FakeGateway(SelfServeFakeWire, StripeIntents, SelfServeIntents, BillingPag
             if trial:
                 now = self.now_ts()
                 fields.update(status="trialing", trial_start=now, trial_end=now + trial * 86400)
-            elif not pm:
-                fields["status"] = "incomplete"
+            elif not pm or params.get("payment_behavior") == "default_incomplete":
+                fields["status"] = "incomplete"   # default_incomplete: nothing charged until confirmed
+            if params.get("payment_settings"):
+                fields["payment_settings"] = dict(params["payment_settings"])
             sub = self.add_subscription(customer["id"], item["price"], quantity=item.get("quantity", 1), **fields)
             return {**sub, "latest_invoice": self.add_invoice(sub)["id"]}
 

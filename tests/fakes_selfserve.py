@@ -52,9 +52,24 @@ class SelfServeFakeWire:
                    "period_end": item["current_period_start"], "created": self.now_ts(),
                    "hosted_invoice_url": f"https://invoice.stripe.com/i/fake/{iid}",
                    "invoice_pdf": f"https://pay.stripe.com/invoice/fake/{iid}/pdf", "_seq": sequence}
+        if not paid:
+            invoice["_client_secret"] = f"pi_fake{sequence:06d}_secret_fake"
         self.invoice_objects[iid] = invoice
         self.subscriptions[sub["id"]]["latest_invoice"] = iid
         return copy.deepcopy(invoice)
+
+    def confirm_first_payment(self, subscription_id: str, token: str = "pm_card_visa") -> dict:
+        """What Stripe.js confirming the first invoice's PaymentIntent does (the customer passed
+        any 3-D Secure challenge): the invoice paid, the subscription active, the card saved on it
+        when `payment_settings[save_default_payment_method]` is `on_subscription`."""
+        sub = self.subscriptions[subscription_id]
+        invoice = self.invoice_objects[sub["latest_invoice"]]
+        pm = self.add_payment_method(token, customer=sub["customer"])
+        invoice.update(status="paid", amount_paid=invoice["amount_due"], attempt_count=1)
+        sub["status"] = "active"
+        if (sub.get("payment_settings") or {}).get("save_default_payment_method") == "on_subscription":
+            sub["default_payment_method"] = pm["id"]
+        return copy.deepcopy(sub)
 
     # -- wire methods ---------------------------------------------------------------------------
 
@@ -144,6 +159,20 @@ class SelfServeFakeWire:
         page = mine[:params.get("limit", 10)]
         return {"object": "list", "data": [{k: v for k, v in i.items() if not k.startswith("_")} for i in page],
                 "has_more": len(mine) > len(page)}
+
+    def retrieve_subscription_first_payment(self, subscription_id: str) -> dict | None:
+        self._enter("retrieve_subscription_first_payment", subscription_id)
+        sub = self.subscriptions.get(subscription_id)
+        if sub is None or sub.get("deleted"):
+            return None
+        sub = copy.deepcopy(sub)
+        invoice = self.invoice_objects.get(sub.get("latest_invoice") or "")
+        if invoice is not None:
+            secret = invoice.get("_client_secret")
+            sub["latest_invoice"] = {**{k: v for k, v in invoice.items() if not k.startswith("_")},
+                                     "confirmation_secret": {"client_secret": secret, "type": "payment_intent"}
+                                     if secret else None}
+        return sub
 
     def retrieve_payment_method(self, payment_method_id: str) -> dict | None:
         self._enter("retrieve_payment_method", payment_method_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..store import Store
 from .invoicing import create_invoice, open_invoices
-from .payments import pay_invoice, payment_method_for
+from .payments import cancel_payment_intent, pay_invoice, payment_method_for
 from .periods import next_period_end, period_start_around, set_period
 from .render import render_subscription
 
@@ -112,6 +112,7 @@ def expire_incomplete(store: Store, sub: dict, now: int) -> None:
         invoice["next_payment_attempt"] = None
         invoice["amount_remaining"] = 0
         store.emit("invoice.voided", store.render(invoice))
+        cancel_payment_intent(store, invoice, now)
     sub.update({"status": "incomplete_expired", "ended_at": now})
     store.emit("customer.subscription.deleted", render_subscription(store, sub))
     store.touch(sub["customer"])

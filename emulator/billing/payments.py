@@ -1,6 +1,7 @@
 """Payment attempts on invoices: which payment method a subscription charges, one charge and
-its outcome (paid, failed, or waiting for 3-D Secure), and the retry schedule of a failed renewal
-(spread over `faults.dunning_days`)."""
+its outcome (paid, failed, or waiting for 3-D Secure), a first payment left to the customer to
+confirm (`default_incomplete`), and the retry schedule of a failed renewal (spread over
+`faults.dunning_days`)."""
 from __future__ import annotations
 
 from ..ids import new_id, random_part
@@ -62,6 +63,17 @@ def mark_paid(store: Store, invoice: dict, now: int) -> None:
 
 def _payment_intent_for(store: Store, invoice: dict, pm: dict, now: int) -> dict:
     """The invoice's PaymentIntent, waiting for the customer's 3-D Secure challenge."""
+    intent = payment_intent_of(store, invoice, now)
+    intent.update({"payment_method": pm["id"], "status": "requires_action",
+                   "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}})
+    store.emit("payment_intent.requires_action", store.render(intent))
+    return intent
+
+
+def payment_intent_of(store: Store, invoice: dict, now: int) -> dict:
+    """The invoice's PaymentIntent, made when first needed (`requires_payment_method`): Stripe
+    makes one when it finalizes a charge_automatically invoice; here only an invoice whose payment
+    a customer confirms has one."""
     intent = store.get("payment_intent", invoice.get("_payment_intent"))
     if intent is None:
         intent = template("payment_intent")
@@ -75,11 +87,28 @@ def _payment_intent_for(store: Store, invoice: dict, pm: dict, now: int) -> dict
             "payment_method_configuration_details": None, "processing": None, "shipping": None,
             "transfer_data": None, "managed_payments": None, "_invoice": invoice["id"],
         })
+        intent.update({"payment_method": None, "status": "requires_payment_method", "next_action": None})
         store.add(intent)
         invoice["_payment_intent"] = intent_id
-    intent.update({"payment_method": pm["id"], "status": "requires_action",
-                   "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}})
-    store.emit("payment_intent.requires_action", store.render(intent))
+    return intent
+
+
+def cancel_payment_intent(store: Store, invoice: dict, now: int) -> None:
+    """A voided invoice's PaymentIntent can no longer be confirmed (`canceled`, `void_invoice`)."""
+    intent = store.get("payment_intent", invoice.get("_payment_intent"))
+    if intent is not None and intent["status"] not in ("succeeded", "canceled"):
+        intent.update({"status": "canceled", "canceled_at": now, "cancellation_reason": "void_invoice",
+                       "next_action": None})
+        store.emit("payment_intent.canceled", store.render(intent))
+
+
+def wait_for_confirmation(store: Store, invoice: dict, pm: dict | None, now: int) -> dict:
+    """`payment_behavior=default_incomplete`: nothing is charged; the first invoice's PaymentIntent
+    waits for the customer to confirm it in the browser (`requires_confirmation` with the
+    subscription's payment method, else `requires_payment_method`)."""
+    intent = payment_intent_of(store, invoice, now)
+    if pm is not None:
+        intent.update({"payment_method": pm["id"], "status": "requires_confirmation"})
     return intent
 
 

@@ -131,3 +131,13 @@ def apply_cancel_fields(req: Request, sub: dict, params: dict, now: int) -> None
             at = as_int(value, "cancel_at")
             sub.update({"cancel_at": at, "canceled_at": now, "cancel_at_period_end": at == sub["_period_end"]})
             sub["cancellation_details"]["reason"] = "cancellation_requested"
+
+
+def save_default_of(params: dict) -> str:
+    """`payment_settings[save_default_payment_method]`: `on_subscription` or `off` (the default)."""
+    settings = as_dict(params.get("payment_settings"), "payment_settings")
+    value = settings.get("save_default_payment_method", "off")
+    if value not in ("on_subscription", "off"):
+        raise invalid("Invalid payment_settings[save_default_payment_method]: must be one of on_subscription or off",
+                      param="payment_settings[save_default_payment_method]")
+    return value

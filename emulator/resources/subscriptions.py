@@ -3,7 +3,11 @@
 Creation charges the first invoice at once. `payment_behavior` follows Stripe:
 `allow_incomplete` (the default) creates the subscription `incomplete` when the first payment
 fails; `error_if_incomplete` answers 402 and creates nothing; `default_incomplete` leaves the
-first invoice open and the subscription `incomplete` until it is paid. Without a trial, a paid
+first invoice open and the subscription `incomplete` until the customer confirms its PaymentIntent
+(`POST /v1/payment_intents/{id}/confirm`; its client secret is the invoice's
+`confirmation_secret`, e.g. `expand[]=latest_invoice.confirmation_secret`), and with
+`payment_settings[save_default_payment_method]=on_subscription` the card confirmed becomes the
+subscription's default. Without a trial, a paid
 subscription needs a payment method (the subscription's or the customer's invoice default).
 
 Changes of price or quantity take effect in place (same `si_` ids) and are prorated as Stripe
@@ -37,6 +41,7 @@ from .subscription_params import (
     end_behaviour_of,
     price_for_item,
     quantity_of,
+    save_default_of,
     trial_end_of,
 )
 
@@ -106,7 +111,7 @@ def create_subscription(req: Request, params: dict) -> dict:
         "latest_invoice": None, "livemode": False, "metadata": merge_metadata({}, params.get("metadata", {})),
         "next_pending_invoice_item_invoice": None, "on_behalf_of": None, "pause_collection": None,
         "payment_settings": {"payment_method_options": None, "payment_method_types": None,
-                             "save_default_payment_method": "off"},
+                             "save_default_payment_method": save_default_of(params)},
         "pending_invoice_item_interval": None, "pending_setup_intent": None, "pending_update": None,
         "schedule": None, "start_date": now, "status": "incomplete", "test_clock": customer["test_clock"],
         "transfer_data": None, "trial_end": trial_end, "trial_start": now if trial_end else None,
@@ -136,6 +141,8 @@ def create_subscription(req: Request, params: dict) -> dict:
                                        trial=bool(trial_end))
     if attempt or invoice["amount_due"] == 0:
         payments.pay_invoice(req.store, invoice, now, charge_pm)
+    elif charge:   # default_incomplete: the customer confirms the first payment (payment_intents.py)
+        payments.wait_for_confirmation(req.store, invoice, charge_pm, now)
     req.store.touch(customer["id"])
     return render.render_subscription(req.store, sub)
 

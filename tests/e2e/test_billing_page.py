@@ -50,7 +50,7 @@ def test_a_dashboard_change_shows_up_in_billing(fleet, events):
     tenant = fleet.new_tenant("page")
     _, sub = fleet.staff_signup(tenant, "starter", quantity=1)
     first = billing_when(fleet, tenant, lambda b: (b["subscription"] or {}).get("seats") == 1
-                         and b["payment_method"]["status"] != "missing")
+                         and b["payment_method"]["status"] != "missing", timeout=30)  # the fleet's first work
     assert first["payment_method"].get("last4") == "4242" and first["payment_method"]["status"] == "valid", first
     assert first["customer"]["email"] == f"{tenant}@example.test"
 

@@ -118,3 +118,51 @@ def test_a_change_sent_with_the_previews_proration_date_costs_what_the_preview_s
     body = _billing_when(fleet, tenant, lambda b: b["subscription"]["plan"] == "pro" and b["subscription"]["seats"] == 2
                          and (b["upcoming_invoice"] or {}).get("amount_due") == quoted["amount_due"])
     assert body["upcoming_invoice"]["currency"] == quoted["currency"]
+
+
+def _provision_in_app(fleet, events, tenant: str) -> dict:
+    from billing_sync.client import publish_command
+
+    command_id = publish_command(fleet.env["BILLING_BROKER_URL"], "billing.tenant.provisioned", tenant,
+                                 {"tenant_id": tenant, "name": "Acme", "email": f"{tenant}@example.test",
+                                  "plan": "pro", "first_payment": "in_app"},
+                                 queue_prefix=fleet.env["BILLING_QUEUE_PREFIX"])
+    done = events.wait_for(lambda e: e["type"].startswith("billing.command.")
+                           and e["data"].get("command_id") == command_id, timeout=15)
+    assert done["type"] == "billing.command.completed", done
+    return done["data"]
+
+
+def test_a_paid_plan_without_a_card_waits_for_the_first_payment_confirmed_in_app(fleet, events):
+    """No card and no trial: `first_payment: in_app` instead of `payment_required`. Nothing is
+    granted until the customer confirms the payment with Stripe's own API (3-D Secure here)."""
+    tenant = fleet.new_tenant("sca")
+    done = _provision_in_app(fleet, events, tenant)
+    assert done["subscription_status"] == "incomplete"
+    secret = done["pending_payment"]["client_secret"]
+    body = _billing_when(fleet, tenant, lambda b: b["pending_payment"] is not None)
+    assert body["subscription"]["status"] == "incomplete" and body["pending_payment"]["client_secret"] == secret
+    assert body["pending_payment"]["amount_due"] == 4900 and body["payment_method"] == {"status": "missing"}
+    assert fleet.api.get(f"/v1/tenants/{tenant}/entitlements").json()["plan"] == "free"
+
+    intent = secret.split("_secret_")[0]                              # what Stripe.js does in the browser
+    asked = fleet.stripe.v1.payment_intents.confirm(intent, params={
+        "payment_method": "pm_card_authenticationRequired", "client_secret": secret})
+    assert asked.status == "requires_action"
+    assert fleet.stripe.v1.payment_intents.confirm(intent).status == "succeeded"   # 3-D Secure passed
+    assert _pro(events, tenant)["data"]["status"] == "active"
+    body = _billing_when(fleet, tenant, lambda b: b["subscription"]["status"] == "active"
+                         and b["payment_method"].get("last4") == "3184")
+    assert body["pending_payment"] is None and body["actions"]["cancel"] is True
+
+
+def test_an_unconfirmed_first_payment_expires_after_23_hours(fleet, events):
+    tenant = fleet.new_tenant("sca-exp")
+    done = _provision_in_app(fleet, events, tenant)
+    assert done["test_clock"] and done["pending_payment"]                  # BILLING_STRIPE_TEST_CLOCKS=true
+    _billing_when(fleet, tenant, lambda b: b["pending_payment"] is not None)
+    clock = fleet.stripe.v1.test_helpers.test_clocks.retrieve(done["test_clock"])
+    fleet.stripe.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + 86400})
+    body = _billing_when(fleet, tenant, lambda b: b["subscription"]["status"] == "incomplete_expired")
+    assert body["pending_payment"] is None and body["actions"]["change_plan"] is False
+    assert fleet.api.get(f"/v1/tenants/{tenant}/entitlements").json()["plan"] == "free"

@@ -360,3 +360,21 @@ def test_the_default_card_is_read_and_set(gateway, prices):
     mastercard = attach_card(gateway, sub.customer, "pm_card_mastercard")
     gateway.set_default_payment_method(sub.customer, mastercard, idempotency_key="card:set")
     assert gateway.default_payment_method(sub.customer).id == mastercard
+
+
+def test_a_first_payment_left_to_the_customer(gateway, prices):
+    """`confirm_in_app`: `incomplete` without a card, nothing charged, and the first payment's
+    client secret to confirm; nothing pending for a subscription that was charged."""
+    customer = new_customer(gateway, "t-in-app", payment_method=None)
+    sub = gateway.start_subscription(customer.id, tenant_id="t-in-app", price_id=prices["team_monthly"], quantity=1,
+                                     trial_days=None, fail_if_payment_fails=False, confirm_in_app=True,
+                                     idempotency_key="t-in-app:subscription")
+    assert sub.status == "incomplete"
+    pending = gateway.pending_payment(sub.id)
+    assert pending is not None and pending.subscription_id == sub.id
+    assert pending.client_secret.startswith("pi_") and "_secret_" in pending.client_secret
+    assert (pending.amount_due, pending.currency) == (9900, "usd")
+    assert pending.expires_at == sub.created + 23 * 3600
+    assert gateway.invoice(pending.invoice_id).status == "open"
+    assert gateway.pending_payment(subscribed(gateway, prices).id) is None
+    assert gateway.pending_payment("sub_missing") is None

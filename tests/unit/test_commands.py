@@ -137,6 +137,33 @@ def test_provisioned_without_payment_method_or_trial_fails_payment_required(worl
     assert failed["stripe_customer_id"] == world.customers("t1")[0]["id"]  # identity is kept
 
 
+def test_provisioned_with_the_first_payment_in_app_needs_no_card_and_grants_nothing_yet(world):
+    """`first_payment: in_app`: an `incomplete` subscription (Stripe's default_incomplete, the card
+    saved on it once paid) and, in the outcome, the first payment for Stripe.js to confirm."""
+    outcome, env = world.send("billing.tenant.provisioned", "t1",
+                              {"name": "A", "email": "a@x.test", "plan": "pro", "first_payment": "in_app"})
+    assert outcome == "completed"
+    sub = world.only_subscription("t1")
+    assert sub["status"] == "incomplete"
+    (created,) = [args[0] for name, args in world.gw.calls if name == "create_subscription"]
+    assert created["payment_behavior"] == "default_incomplete"
+    assert created["payment_settings"] == {"save_default_payment_method": "on_subscription"}
+    done = world.outcome(env["id"])
+    assert done["subscription_status"] == "incomplete"
+    pending = done["pending_payment"]
+    assert pending["subscription_id"] == sub["id"] and pending["invoice_id"] == sub["latest_invoice"]
+    assert pending["client_secret"].startswith("pi_") and pending["amount_due"] == 4900
+    assert pending["currency"] == "usd" and pending["expires_at"]
+    # Redelivered: the ledger answers; the same command again (a retry) finds the same payment.
+    assert world.bus.call(handle_command, env) == "duplicate"
+
+
+def test_first_payment_must_be_charge_or_in_app(world):
+    outcome, env = world.send("billing.tenant.provisioned", "t1",
+                              {"name": "A", "email": "a@x.test", "first_payment": "later"})
+    assert outcome == "failed" and world.outcome(env["id"])["reason"] == "invalid"
+
+
 def test_provisioned_free_plan_makes_a_customer_only(world):
     outcome, env = world.send("billing.tenant.provisioned", "t1", {"name": "A", "email": "a@x.test", "plan": "free"})
     assert outcome == "completed"
