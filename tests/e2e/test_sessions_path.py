@@ -23,7 +23,8 @@ def _pay(fleet, session_id: str, card: str) -> httpx.Response:
 
 def _pro(events, tenant: str):
     return events.wait_for(lambda e: e["type"] == "billing.entitlements.changed"
-                           and e["data"]["tenant_id"] == tenant and e["data"]["plan"] == "pro", timeout=10)
+                           and e["data"]["tenant_id"] == tenant and e["data"]["plan"] == "pro",
+                           timeout=30)  # a loaded machine's first webhooks to a new fleet take their time
 
 
 def test_a_completed_checkout_reaches_entitlements(fleet, events):
