@@ -65,15 +65,19 @@ def sync_payment_method(uow: UnitOfWork, tenant: Tenant, fresh_after: datetime |
     method a renewal charges: the shown subscription's own default, else the customer's invoice
     default. Call it after the subscriptions were synced. Returns what changed."""
     account = account_of(uow, tenant.id)
+    sub = shown_subscription(uow, tenant.id)
+    pm_id = sub.payment_method_id if sub is not None and sub.status not in ENDED else None
     if customer is UNREAD:
-        if tenant.stripe_customer_id is None or _fresh(account.synced_at, fresh_after):
+        # Fresh means the customer and its card were read after the event arrived; but the card a
+        # renewal charges is the shown subscription's own when it has one, and the subscription
+        # may have just been re-read with another (a first payment confirmed in-app saves it there).
+        moved = pm_id is not None and pm_id != account.payment_method_id
+        if tenant.stripe_customer_id is None or (_fresh(account.synced_at, fresh_after) and not moved):
             return []
         read_at = now()  # before the reads (see StripeEvent.fresh)
         customer = gateway.customer(tenant.stripe_customer_id)
     assert customer is None or isinstance(customer, CustomerView)
     read_at = read_at or now()
-    sub = shown_subscription(uow, tenant.id)
-    pm_id = sub.payment_method_id if sub is not None and sub.status not in ENDED else None
     if customer is not None:
         pm_id = pm_id or customer.default_payment_method
     pm = as_pages(gateway).payment_method(pm_id) if pm_id and customer is not None else None

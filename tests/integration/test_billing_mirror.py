@@ -277,3 +277,28 @@ def test_plans_carry_live_prices_and_the_change_for_a_tenant(world):
     assert world.api.get("/v1/plans?tenant_id=a%00b", headers=AUTH).status_code == 400
     assert world.api.get("/v1/plans?plan=x", headers=AUTH).status_code == 400
     assert world.api.get("/v1/plans").status_code == 401
+
+
+def test_a_first_payment_confirmed_in_app_shows_its_card_when_the_events_arrive_together(world):
+    """The card confirmed for an incomplete subscription is saved on the subscription. Its events
+    (payment_method.attached, invoice.paid, customer.subscription.updated, …) arriving at once, the
+    customer is read fresh by the first handler; the subscription's handler must still read the
+    card the re-read subscription now names (it skipped it as fresh once)."""
+    customer = world.stripe.v1.customers.create(params={"metadata": {"tenant_id": "inapp"}})
+    sub = world.stripe.v1.subscriptions.create(params={
+        "customer": customer.id, "items": [{"price": world.price("pro")}], "payment_behavior": "default_incomplete",
+        "payment_settings": {"save_default_payment_method": "on_subscription"},
+        "expand": ["latest_invoice.confirmation_secret"]})
+    world.deliver()
+    body = world.billing("inapp").json()
+    secret = sub.latest_invoice.confirmation_secret.client_secret
+    assert body["pending_payment"]["client_secret"] == secret and body["payment_method"] == {"status": "missing"}
+
+    world.stripe.v1.payment_intents.confirm(secret.split("_secret_")[0], params={"payment_method": "pm_card_visa"})
+    arrived = utcnow()
+    for event in [e for e in world.emulator.events() if e["id"] not in world.delivered]:
+        world.delivered.add(event["id"])
+        world.bus.handle(StripeEventReceived(message(event, arrived)))
+    body = world.billing("inapp").json()
+    assert body["subscription"]["status"] == "active" and body["pending_payment"] is None
+    assert body["payment_method"]["last4"] == "4242" and body["payment_method"]["status"] == "valid"
