@@ -1,9 +1,8 @@
 """Entry point for one Stripe event taken off the broker: `StripeEventReceived` on the bus.
 
-The message is `{"event": <verified event>, "received_at": <ISO-8601, when the ingress took it>}`.
-This only translates: the message is parsed once (stripe_event.py), its family looked up in
-registry.py's table (injected by the bus as `stripe_families`), and the pipeline
-(stripe_pipeline.py) runs with that family's strategy; a type nobody handles is ledgered as
+The message carries the event as the actor parsed it (stripe_event.py:parse, the one check).
+This only translates: the event's family is looked up in registry.py's table (injected by the
+bus as `stripe_families`), and the pipeline (stripe_pipeline.py) runs with that family's strategy; a type nobody handles is ledgered as
 "ignored" so that a redelivery is a visible duplicate.
 """
 from __future__ import annotations
@@ -12,11 +11,9 @@ from collections.abc import Mapping
 
 from ..bms.port import BillingGateway
 from ..config.catalog import Catalog
-from ..config.settings import Settings
 from . import stripe_pipeline
 from .dependencies import Clock, UowFactory
 from .messages import StripeEventReceived
-from .stripe_event import parse
 from .stripe_family import StripeFamily
 
 
@@ -27,9 +24,8 @@ def family_for(event_type: str, families: Mapping[str, StripeFamily]) -> StripeF
 
 
 def handle_stripe_event(message: StripeEventReceived, *, stripe_families: Mapping[str, StripeFamily],
-                        uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog, now: Clock,
-                        settings: Settings) -> str:
+                        uow_factory: UowFactory, gateway: BillingGateway, catalog: Catalog, now: Clock) -> str:
     """Process one event; returns the outcome: applied, duplicate or ignored."""
-    event = parse(message.message, now=now, settings=settings)
+    event = message.event
     return stripe_pipeline.run(event, family_for(event.type, stripe_families), uow_factory=uow_factory,
                                gateway=gateway, catalog=catalog, now=now)

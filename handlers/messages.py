@@ -8,17 +8,19 @@ gets its own failed outcome) is the command pipeline's first step.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from dataclasses import dataclass
+from .stripe_event import StripeEvent
 
 
 @dataclass(frozen=True)
 class StripeEventReceived:
-    """A verified Stripe event as the ingress (or catch-up, or `dlq replay`) enqueued it:
-    `{"event": <event>, "received_at": <ISO-8601>}`."""
+    """A Stripe event a worker took (enqueued by the ingress, catch-up or `dlq replay` as
+    `{"event": <event>, "received_at": <ISO-8601>}`), parsed and checked by the actor
+    (handlers/stripe_event.py:parse) before it reaches the bus."""
 
-    message: dict[str, Any]
+    event: StripeEvent
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
 """The parsed Stripe event every Stripe-event handler receives, and how a worker message becomes one.
 
 A worker message is `{"event": <verified event>, "received_at": <ISO-8601, when the ingress took
-it>}`. `parse` runs the one shape check (contract/stripe_event.py) once and keeps what the
-handlers use: the event's identity, the references of its object, and when it arrived. Nothing
-after `parse` looks at the payload: the handlers re-read from Stripe what they apply.
+it>}`. `parse` runs the one shape check (contract/stripe_event.py) once, in the actor
+(workers/actors.py), and keeps what the handlers use: the event's identity, the references of its
+object, and when it arrived. The handlers get the parsed event in `StripeEventReceived`, never the
+broker's dict: they re-read from Stripe what they apply.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..config.settings import Settings
 from ..contract.stripe_event import EventProblem, StripeEventFacts, read_event
@@ -44,28 +44,19 @@ def _parse_time(value: object, default: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _facts(message: object) -> StripeEventFacts:
-    try:
-        return read_event(message.get("event") if isinstance(message, dict) else None)
-    except EventProblem as exc:
-        raise InvalidMessage(f"not a Stripe event: {exc}") from None
-
-
-def checked_event(message: dict[str, Any]) -> dict[str, Any]:
-    """The Stripe event in a worker message, once it passed `contract.stripe_event`; raises
-    InvalidMessage (a permanent failure: one dead letter, no retry) when it is unusable.
+def parse(message: object, *, now: Clock, settings: Settings) -> StripeEvent:
+    """The parsed event of a worker message; raises InvalidMessage (a permanent failure: one dead
+    letter, no retry) when it is unusable.
 
     Events reach the worker from the ingress, the scheduler's catch-up and `dlq replay`, so the
-    check runs here whatever the path; the message says which field, never its value.
+    check runs in the worker whatever the path; the message says which field, never its value.
     """
-    _facts(message)
-    event: dict[str, Any] = message["event"]
-    return event
-
-
-def parse(message: dict[str, Any], *, now: Clock, settings: Settings) -> StripeEvent:
-    """The parsed event of a worker message; raises InvalidMessage when it is unusable."""
-    facts = _facts(message)
+    if not isinstance(message, dict):
+        raise InvalidMessage("not a Stripe event: not a JSON object")
+    try:
+        facts = read_event(message.get("event"))
+    except EventProblem as exc:
+        raise InvalidMessage(f"not a Stripe event: {exc}") from None
     try:
         received_at = _parse_time(message.get("received_at"), now())
     except (TypeError, ValueError) as exc:

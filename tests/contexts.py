@@ -12,6 +12,8 @@ from billing_sync.bootstrap import bootstrap
 from billing_sync.config.catalog import load_catalog
 from billing_sync.config.settings import DEFAULT_CATALOG
 from billing_sync.handlers.messagebus import Bus
+from billing_sync.handlers.messages import StripeEventReceived
+from billing_sync.handlers.stripe_event import parse
 
 START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -68,3 +70,14 @@ def wait_until(check: Callable[[], object], timeout: float = 10.0, what: str = "
 def message(event: dict, received_at: datetime) -> dict:
     """What the ingress enqueues for the worker."""
     return {"event": event, "received_at": received_at.isoformat()}
+
+
+def received(bus: Bus, worker_message: dict) -> StripeEventReceived:
+    """What the `process_stripe_event` actor hands `bus` for a worker message: the event parsed
+    once (raises InvalidMessage, as the actor does, when it is unusable)."""
+    return StripeEventReceived(parse(worker_message, now=bus.now, settings=bus.settings))
+
+
+def event_received(bus: Bus, event: dict, received_at: datetime) -> StripeEventReceived:
+    """`received` for the message the ingress enqueues when it takes `event` at `received_at`."""
+    return received(bus, message(event, received_at))

@@ -42,7 +42,7 @@ from ..handlers.messages import (
     ReconcileRequested,
     StripeEventReceived,
 )
-from ..handlers.stripe_event import checked_event
+from ..handlers.stripe_event import parse
 from .middleware import FailedForGood
 
 log = structlog.get_logger(__name__)
@@ -94,10 +94,11 @@ def _elapsed_ms(started: float) -> int:
 
 def _process_stripe_event(bus: Bus, message: dict) -> None:
     """`message = {"event": <verified Stripe event>, "received_at": <ISO-8601>}` (from the ingress)."""
-    event = checked_event(message)  # before the handler: an unusable event fails for good here
+    # The one check, before any handler: an unusable event fails for good here (InvalidMessage).
+    event = parse(message, now=bus.now, settings=bus.settings)
     started = time.monotonic()
-    outcome = bus.handle(StripeEventReceived(message))
-    log.info("actor.processed", actor="process_stripe_event", event_id=event["id"], event_type=event["type"],
+    outcome = bus.handle(StripeEventReceived(event))
+    log.info("actor.processed", actor="process_stripe_event", event_id=event.id, event_type=event.type,
              outcome=outcome, ms=_elapsed_ms(started))
 
 

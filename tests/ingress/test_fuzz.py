@@ -20,13 +20,11 @@ from starlette.testclient import TestClient
 
 from billing_sync.bootstrap import bootstrap
 from billing_sync.errors import InvalidMessage, PermanentError
-from billing_sync.handlers.messages import StripeEventReceived
-from billing_sync.handlers.stripe_event import checked_event
 from billing_sync.ingress.app import create_app
 from billing_sync.ingress.read_api import routes
 from billing_sync.models import EntitlementSnapshot, Tenant, utcnow
 
-from contexts import make_bus
+from contexts import make_bus, received
 from fakes import FakeGateway
 from hostile_events import HOSTILE_EVENTS, patched, valid_event
 from ingress_helpers import SECRETS, signed
@@ -84,16 +82,16 @@ def webhook_client(make_settings, sqlite_url):
     bus = bootstrap(settings_)
     enqueued: list[dict] = []
     with TestClient(create_app(bus, enqueue=enqueued.append)) as client:  # an exception fails the test
-        yield client, enqueued
+        yield client, enqueued, bus
     bus.engine.dispose()
 
 
-def _check_webhook_answer(response, enqueued: list[dict]) -> None:
+def _check_webhook_answer(response, enqueued: list[dict], bus) -> None:
     assert response.status_code in (200, 400, 413), (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     if response.status_code == 200:
         [message] = enqueued
-        checked_event(message)  # what the ingress takes, the worker can decode
+        received(bus, message)  # what the ingress takes, the worker can decode
     else:
         assert enqueued == []
     enqueued.clear()
@@ -102,23 +100,23 @@ def _check_webhook_answer(response, enqueued: list[dict]) -> None:
 @FUZZ
 @given(event=events(), ensure_ascii=st.booleans())
 def test_fuzz_signed_events(webhook_client, event, ensure_ascii):
-    client, enqueued = webhook_client
+    client, enqueued, bus = webhook_client
     body = encode(event, ensure_ascii)
-    _check_webhook_answer(client.post("/webhooks/stripe", content=body, headers=signed(body)), enqueued)
+    _check_webhook_answer(client.post("/webhooks/stripe", content=body, headers=signed(body)), enqueued, bus)
 
 
 @FUZZ
 @given(body=st.binary(max_size=300) | st.builds(lambda n, b: b"[" * n + b, st.integers(0, 5000), st.binary(max_size=8)))
 def test_fuzz_signed_raw_bodies(webhook_client, body):
-    client, enqueued = webhook_client
-    _check_webhook_answer(client.post("/webhooks/stripe", content=body, headers=signed(body)), enqueued)
+    client, enqueued, bus = webhook_client
+    _check_webhook_answer(client.post("/webhooks/stripe", content=body, headers=signed(body)), enqueued, bus)
 
 
 @FUZZ
 @given(signature=header_text, content_type=header_text, extra=st.dictionaries(
     st.text(string.ascii_letters + "-", min_size=1, max_size=20), header_text, max_size=3))
 def test_fuzz_signature_and_other_headers(webhook_client, signature, content_type, extra):
-    client, enqueued = webhook_client
+    client, enqueued, _ = webhook_client
     body = encode(valid_event(), True)
     headers = {**{k: v.encode("latin-1") for k, v in extra.items()},
                "Stripe-Signature": signature.encode("latin-1"), "Content-Type": content_type.encode("latin-1")}
@@ -142,11 +140,11 @@ def test_fuzz_worker_decoding_and_handlers(make_settings, pg_engine, event):
     gateway.add_subscription("cus_123", prices["pro"]["id"], id="sub_123")
     message = {"event": event, "received_at": utcnow().isoformat()}
     try:
-        checked_event(message)
+        event_received = received(bus, message)
     except InvalidMessage:
         return
     try:
-        outcome = bus.handle(StripeEventReceived(message))
+        outcome = bus.handle(event_received)
     except PermanentError:
         return
     assert isinstance(outcome, str) and outcome

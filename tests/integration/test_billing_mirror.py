@@ -14,14 +14,13 @@ from billing_sync.bms.catalog_sync import ensure_catalog
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.handlers.billing_account import refresh_billing_document
 from billing_sync.handlers.expiring_cards import announce_expiring_cards
-from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.reconcile import reconcile_tenant
 from billing_sync.handlers.sweep import sweep
 from billing_sync.ingress import billing_api, plans_api, read_api
 from billing_sync.models import BillingAccount, Invoice, OutboxMessage, utcnow
 from billing_sync_emulator.server import EmulatorServer
 
-from contexts import Clock, NoStripe, make_bus, message
+from contexts import Clock, NoStripe, event_received, make_bus
 
 TOKEN = "svc-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -60,7 +59,7 @@ class World:
             if event["id"] in self.delivered and not again:
                 continue
             self.delivered.add(event["id"])
-            outcomes.append(self.bus.handle(StripeEventReceived(message(event, utcnow()))))
+            outcomes.append(self.bus.handle(event_received(self.bus, event, utcnow())))
         return outcomes
 
     def outbox(self, type_: str, tenant: str) -> list[dict]:
@@ -298,7 +297,7 @@ def test_a_first_payment_confirmed_in_app_shows_its_card_when_the_events_arrive_
     arrived = utcnow()
     for event in [e for e in world.emulator.events() if e["id"] not in world.delivered]:
         world.delivered.add(event["id"])
-        world.bus.handle(StripeEventReceived(message(event, arrived)))
+        world.bus.handle(event_received(world.bus, event, arrived))
     body = world.billing("inapp").json()
     assert body["subscription"]["status"] == "active" and body["pending_payment"] is None
     assert body["payment_method"]["last4"] == "4242" and body["payment_method"]["status"] == "valid"

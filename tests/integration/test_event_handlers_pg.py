@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from billing_sync.handlers.entitlements import refresh_entitlements
-from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.models import (
     EntitlementSnapshot,
     OutboxMessage,
@@ -23,7 +22,7 @@ from billing_sync.models import (
     utcnow,
 )
 
-from contexts import Clock, make_bus, message
+from contexts import Clock, event_received, make_bus
 from fakes import FakeGateway
 
 # The entitlement events (the billing page's own, billing.account.changed, are counted elsewhere).
@@ -55,8 +54,8 @@ def test_subscription_event_and_duplicate_on_postgres(pg_engine, make_settings):
     sub = gw.add_subscription(customer["id"], prices["pro"]["id"], quantity=2)
     event = gw.add_event("customer.subscription.created", sub)
 
-    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "applied"
-    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "duplicate"
+    assert bus.handle(event_received(bus, event, clock.advance(seconds=1))) == "applied"
+    assert bus.handle(event_received(bus, event, clock.advance(seconds=1))) == "duplicate"
     assert _count(bus, OutboxMessage, ENTITLEMENTS) == 1
     assert _count(bus, ProcessedMessage) == 1
     with bus.uow_factory() as uow:
@@ -93,7 +92,7 @@ def test_concurrent_events_for_one_tenant_keep_versions_increasing(pg_engine, ma
             if done < len(events):
                 event = events[done]
                 # Both workers get every event: the second delivery must be a no-op.
-                outcomes.append(bus.handle(StripeEventReceived(message(event, utcnow()))))
+                outcomes.append(bus.handle(event_received(bus, event, utcnow())))
                 done += 1
             else:
                 time.sleep(0.001)
@@ -131,7 +130,7 @@ def test_first_sight_of_a_tenant_from_two_workers_at_once(pg_engine, make_settin
 
     def run(event):
         barrier.wait()
-        return bus.handle(StripeEventReceived(message(event, utcnow())))
+        return bus.handle(event_received(bus, event, utcnow()))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = [pool.submit(run, sub_event), pool.submit(run, invoice_event)]
@@ -182,12 +181,12 @@ def test_product_change_reaches_every_tenant_on_postgres(pg_engine, make_setting
         customer = gw.add_customer(tenant_id)
         sub = gw.add_subscription(customer["id"], prices["enterprise"]["id"])
         event = gw.add_event("customer.subscription.created", sub)
-        bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1))))
+        bus.handle(event_received(bus, event, clock.advance(seconds=1)))
     product_id = prices["enterprise"]["product"]
     gw.product_features[product_id] = ["data_residency"]
     event = gw.add_event("product.updated", gw.products[product_id])
-    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "applied"
-    assert bus.handle(StripeEventReceived(message(event, clock.advance(seconds=1)))) == "duplicate"
+    assert bus.handle(event_received(bus, event, clock.advance(seconds=1))) == "applied"
+    assert bus.handle(event_received(bus, event, clock.advance(seconds=1))) == "duplicate"
     with bus.uow_factory() as uow:
         snaps = uow.session.execute(select(EntitlementSnapshot)).scalars().all()
         assert sorted(s.tenant_id for s in snaps if "data_residency" in s.features) == tenants
@@ -209,7 +208,7 @@ def test_tenants_meeting_a_new_product_at_once_do_not_collide(pg_engine, make_se
 
     def run(event):
         barrier.wait()
-        return bus.handle(StripeEventReceived(message(event, utcnow())))
+        return bus.handle(event_received(bus, event, utcnow()))
 
     with ThreadPoolExecutor(max_workers=len(events)) as pool:
         assert [f.result(timeout=30) for f in [pool.submit(run, e) for e in events]] == ["applied"] * 4

@@ -13,11 +13,10 @@ from sqlalchemy import select
 from billing_sync.bms.gateway import StripeGateway
 from billing_sync.client import command_envelope
 from billing_sync.handlers.command_dispatch import handle_command
-from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.usage import current_usage
 from billing_sync.models import Subscription, utcnow
 
-from contexts import make_bus, message
+from contexts import event_received, make_bus
 
 
 @pytest.fixture
@@ -99,11 +98,11 @@ def test_a_change_made_while_our_read_is_on_the_wire_is_applied(bus, staff, emul
 
     monkeypatch.setattr(bus.gateway, "retrieve_subscription", read_then_staff_change)
     created = event_about(emulator, "customer.subscription.created", sub["id"])
-    assert bus.handle(StripeEventReceived(message(created, utcnow()))) == "applied"
+    assert bus.handle(event_received(bus, created, utcnow())) == "applied"
     monkeypatch.undo()
     assert local_quantity(bus, sub["id"]) == 2
 
-    assert bus.handle(StripeEventReceived(message(during["event"], during["received_at"]))) == "applied"
+    assert bus.handle(event_received(bus, during["event"], during["received_at"])) == "applied"
     assert local_quantity(bus, sub["id"]) == 5
 
 
@@ -117,7 +116,7 @@ def test_usage_recorded_before_the_subscription_webhook_counts_in_its_period(bus
     assert result == "completed" and outcome_of(bus, env["id"])["used"] == 100
 
     created = event_about(emulator, "customer.subscription.created", done["subscription_id"])
-    assert bus.handle(StripeEventReceived(message(created, utcnow()))) == "applied"  # the copy catches up
+    assert bus.handle(event_received(bus, created, utcnow())) == "applied"  # the copy catches up
     with bus.uow_factory() as uow:
         assert current_usage(uow, tenant, "api_calls", utcnow()) == 100
 

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync.errors import TransientError
-from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.reconcile import reconcile_tenant
 from billing_sync.models import (
     EntitlementSnapshot,
@@ -18,7 +17,7 @@ from billing_sync.models import (
     Tenant,
 )
 
-from contexts import message
+from contexts import event_received, received
 from fakes import FakeWorld
 
 
@@ -36,7 +35,7 @@ class World(FakeWorld):
     def deliver(self, event: dict, *, after_s: float = 1) -> str:
         """The ingress receives `event` now (+after_s) and a worker handles it."""
         self.clock.advance(seconds=after_s)
-        return self.bus.handle(StripeEventReceived(message(event, self.clock())))
+        return self.bus.handle(event_received(self.bus, event, self.clock()))
 
     def snapshot(self, tenant_id: str) -> dict | None:
         with self.bus.uow_factory() as uow:
@@ -156,8 +155,8 @@ def test_events_received_together_cost_one_read(world):
 
     received = world.clock.advance(seconds=1)  # both reach the ingress now
     world.clock.advance(seconds=1)  # and a worker takes them a moment later
-    assert world.bus.handle(StripeEventReceived(message(first, received))) == "applied"
-    assert world.bus.handle(StripeEventReceived(message(second, received))) == "applied"
+    assert world.bus.handle(event_received(world.bus, first, received)) == "applied"
+    assert world.bus.handle(event_received(world.bus, second, received)) == "applied"
     assert world.gw.count("retrieve_subscription") == 1
     snap = world.snapshot("t1")
     assert snap["limits"]["seats"] == 5 and snap["version"] == 2
@@ -364,11 +363,11 @@ def test_dispatch_routes_and_ignores_unknown_types(world):
     assert world.deliver(unknown) == "duplicate"
 
 
-def test_dispatch_rejects_a_message_that_is_not_an_event(world):
+def test_a_message_that_is_not_an_event_is_rejected_before_the_bus(world):
     from billing_sync.errors import InvalidMessage
 
     with pytest.raises(InvalidMessage):
-        world.bus.handle(StripeEventReceived({"event": {"no": "id"}}))
+        received(world.bus, {"event": {"no": "id"}})
 
 
 def test_feature_detached_from_a_product_reaches_tenants_through_their_summaries(world):
@@ -392,7 +391,7 @@ def test_feature_detached_from_a_product_reaches_tenants_through_their_summaries
     received = world.clock.advance(seconds=1)
     world.clock.advance(seconds=1)
     for event in events:
-        assert world.bus.handle(StripeEventReceived(message(event, received))) == "applied"
+        assert world.bus.handle(event_received(world.bus, event, received)) == "applied"
     for tenant_id in ("a", "b"):
         assert "sandbox" not in world.snapshot(tenant_id)["features"]
         assert world.snapshot(tenant_id)["version"] == 2
@@ -428,7 +427,7 @@ def test_an_event_received_during_a_read_is_read_again(world):
     assert world.snapshot("t1")["limits"]["seats"] == 2  # what Stripe said when it answered
 
     world.clock.advance(seconds=1)
-    assert world.bus.handle(StripeEventReceived(message(during["event"], during["received_at"]))) == "applied"
+    assert world.bus.handle(event_received(world.bus, during["event"], during["received_at"])) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 7
     assert world.subscription_row(sub["id"])["items"] == [("pro_monthly", 7)]
 
@@ -442,7 +441,7 @@ def test_a_worker_clock_slightly_ahead_of_the_ingress_does_not_skip_an_event(wor
     received_at = read_at - timedelta(seconds=0.2)  # ...and stamped by the slow ingress clock
 
     world.clock.advance(seconds=1)
-    assert world.bus.handle(StripeEventReceived(message(event, received_at))) == "applied"
+    assert world.bus.handle(event_received(world.bus, event, received_at)) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 4
 
 
@@ -471,5 +470,5 @@ def test_an_event_received_after_the_sweep_listed_stripe_is_read_again(world):
     assert world.snapshot("t1")["limits"]["seats"] == 2  # what the listing said
 
     world.clock.advance(seconds=1)
-    assert world.bus.handle(StripeEventReceived(message(during["event"], during["received_at"]))) == "applied"
+    assert world.bus.handle(event_received(world.bus, during["event"], during["received_at"])) == "applied"
     assert world.snapshot("t1")["limits"]["seats"] == 9

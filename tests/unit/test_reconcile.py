@@ -6,11 +6,11 @@ from sqlalchemy import select
 
 from billing_sync.errors import TransientError
 from billing_sync.handlers.catch_up import CATCH_UP_OVERLAP_S, EVENTS_CURSOR, catch_up
-from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.handlers.reconcile import reconcile_tenant
 from billing_sync.handlers.sweep import SWEEP_CURSOR, sweep
 from billing_sync.models import OutboxMessage, SyncCursor, Tenant
 
+from contexts import received
 from test_event_handlers import World
 
 
@@ -128,7 +128,7 @@ def test_catch_up_enqueues_missed_events_once_and_advances_the_cursor(world):
 
     # The enqueued event is processed; the next pass looks back only by the overlap.
     for m in queue:
-        world.bus.handle(StripeEventReceived(m))
+        world.bus.handle(received(world.bus, m))
     world.gw.reset_calls()
     assert world.bus.call(catch_up, queue.append) == 0
     assert world.gw.calls[:2] == [("retrieve_account", ()),  # the account pin, then the listing

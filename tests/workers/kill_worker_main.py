@@ -11,6 +11,7 @@ from pathlib import Path
 from billing_sync.config.settings import Settings
 from billing_sync.handlers.messagebus import Bus
 from billing_sync.handlers.messages import StripeEventReceived
+from billing_sync.models import utcnow
 from billing_sync.workers.broker import make_broker
 from billing_sync.workers.worker import InProcessWorkers
 
@@ -18,7 +19,7 @@ mode, markers = sys.argv[1], Path(sys.argv[2])
 
 
 def handle_stripe_event(received: StripeEventReceived) -> str:
-    event_id = received.message["event"]["id"]
+    event_id = received.event.id
     (markers / f"{mode}-started-{event_id}").write_text(str(os.getpid()))
     if mode == "slow":
         time.sleep(120)
@@ -26,9 +27,11 @@ def handle_stripe_event(received: StripeEventReceived) -> str:
     return "applied"
 
 
-# The stand-in handler needs no dependencies: a bus of its own with only that route.
-bus = Bus({StripeEventReceived: handle_stripe_event}, {})
-workers = InProcessWorkers(make_broker(Settings(_env_file=None), bus=bus), threads=1, idle_poll_ms=100).start()
+# The stand-in handler needs no dependencies: a bus of its own with only that route, and what the
+# actor parses the event with (the clock and the settings).
+settings = Settings(_env_file=None)
+bus = Bus({StripeEventReceived: handle_stripe_event}, {"now": utcnow, "settings": settings})
+workers = InProcessWorkers(make_broker(settings, bus=bus), threads=1, idle_poll_ms=100).start()
 (markers / f"{mode}-ready").write_text(str(os.getpid()))
 while True:
     time.sleep(1)

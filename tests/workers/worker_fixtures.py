@@ -70,7 +70,7 @@ class FakeHandlers:
     def routes(self) -> dict:
         """The bus routes of these stand-ins; a failed message's dead letter is the real one."""
         return {
-            StripeEventReceived: lambda m, *, uow_factory: self.event(m.message, uow_factory),
+            StripeEventReceived: lambda m, *, uow_factory: self.event(m.event, uow_factory),
             CommandReceived: lambda m, *, uow_factory: self.command(m.envelope, uow_factory),
             ReconcileRequested: lambda m, *, uow_factory: self.reconcile(m.tenant_id, uow_factory, cause=m.cause),
             MessageFailed: keep_dead_letter,
