@@ -21,7 +21,7 @@ integration:  # in-process tests on the real PostgreSQL, Redis and RabbitMQ, and
 	$(PYTHON) run.py test $(ALL) tests/integration tests/ingress tests/workers tests/emulator tests/live
 
 e2e:          # the real processes (ingress, worker, bridge, relay) as subprocesses
-	$(PYTHON) run.py test $(ALL) tests/e2e
+	$(PYTHON) run.py test $(ALL) tests/e2e tests/stream
 
 chaos:        # outages caused on purpose (slow)
 	$(PYTHON) run.py test $(ALL) tests/chaos

@@ -13,39 +13,36 @@ command to every deployment's bridge, which would apply it to its own Stripe acc
 """
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 from kombu import Connection, Exchange, Queue
 
-from .settings import DEFAULT_QUEUE_PREFIX
+from ..contract.bus_names import (
+    CLOUDEVENTS,
+    CLOUDEVENTS_CONTENT_TYPE,
+    SOURCE,
+    bridge_queue_name,
+    cloudevent,
+    commands_exchange_name,
+    events_exchange_name,
+    register_cloudevents_serializer,
+    routing_key,
+)
 
-SOURCE = "billing-sync"
 REDIS_VISIBILITY_TIMEOUT_S = 60
-
-
-def _namespaced(prefix: str | None, name: str) -> str:
-    prefix = prefix or DEFAULT_QUEUE_PREFIX
-    return name if prefix == DEFAULT_QUEUE_PREFIX else f"{prefix}.{name}"
 
 
 def commands_exchange(prefix: str | None = None) -> Exchange:
     """The exchange product services publish commands to, for the deployment `prefix`."""
-    return Exchange(_namespaced(prefix, "billing.commands"), type="topic", durable=True)
+    return Exchange(commands_exchange_name(prefix), type="topic", durable=True)
 
 
 def events_exchange(prefix: str | None = None) -> Exchange:
     """The exchange our outcomes and entitlement events go to, for the deployment `prefix`."""
-    return Exchange(_namespaced(prefix, "billing.events"), type="topic", durable=True)
+    return Exchange(events_exchange_name(prefix), type="topic", durable=True)
 
 
 # The default deployment's exchanges (BILLING_QUEUE_PREFIX unset).
 COMMANDS_EXCHANGE = commands_exchange()
 EVENTS_EXCHANGE = events_exchange()
-
-
-def routing_key(event_type: str) -> str:
-    return event_type.removeprefix("billing.")
 
 
 def connect(url: str) -> Connection:
@@ -60,10 +57,8 @@ def connect(url: str) -> Connection:
 
 
 def commands_queue(prefix: str) -> Queue:
-    """The queue the bridge consumes: every command type of its deployment. Not
-    `<prefix>.commands`: that is the Dramatiq queue of the apply_command actor, and on a shared
-    RabbitMQ the names would collide."""
-    return Queue(f"{prefix}.bridge.commands", commands_exchange(prefix), routing_key="#", durable=True)
+    """The queue the bridge consumes (`contract/bus_names.py:bridge_queue_name`)."""
+    return Queue(bridge_queue_name(prefix), commands_exchange(prefix), routing_key="#", durable=True)
 
 
 def declare_topology(connection: Connection, prefix: str) -> list[str]:
@@ -79,37 +74,9 @@ def declare_topology(connection: Connection, prefix: str) -> list[str]:
             f"queue {queue.name} bound to {queue.exchange.name} with '#'"]
 
 
-def cloudevent(type: str, subject: str | None, data: dict, *, id: str | None = None,
-               time: datetime | None = None, source: str = SOURCE) -> dict:
-    """A CloudEvents 1.0 structured-mode envelope."""
-    event = {
-        "specversion": "1.0",
-        "id": id or str(uuid.uuid4()),
-        "source": source,
-        "type": type,
-        "time": (time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-    if subject is not None:
-        event["subject"] = subject
-    return event
+# Registering the CloudEvents serializer with kombu lets any consumer in this codebase call
+# `message.decode()` (or use `accept=[CLOUDEVENTS]`) and lets the relay publish with it.
+register_cloudevents_serializer()
 
-
-# CloudEvents structured mode travels as `application/cloudevents+json`. Registering it with kombu
-# lets any consumer in this codebase call `message.decode()` (or use `accept=[CLOUDEVENTS]`) and
-# get the envelope dict back, and lets the relay publish with `serializer=CLOUDEVENTS`.
-CLOUDEVENTS = "cloudevents"
-CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
-
-
-def _register_cloudevents_serializer() -> None:
-    import json
-
-    from kombu.serialization import register
-
-    register(CLOUDEVENTS, lambda obj: json.dumps(obj, separators=(",", ":")), json.loads,
-             content_type=CLOUDEVENTS_CONTENT_TYPE, content_encoding="utf-8")
-
-
-_register_cloudevents_serializer()
+__all__ = ["CLOUDEVENTS", "CLOUDEVENTS_CONTENT_TYPE", "COMMANDS_EXCHANGE", "EVENTS_EXCHANGE", "SOURCE", "cloudevent",
+           "commands_exchange", "commands_queue", "connect", "declare_topology", "events_exchange", "routing_key"]

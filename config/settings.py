@@ -15,10 +15,11 @@ from typing import Annotated, Literal
 
 from .secret_files import SecretFilesSource
 
+from ..contract.bus_names import DEFAULT_QUEUE_PREFIX
+
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CATALOG = CONFIG_DIR / "catalog.yaml"
 EMBEDDED = "embedded"
-DEFAULT_QUEUE_PREFIX = "billing-sync"
 EMULATOR_API_KEY = "sk_test_emulator"
 # The defaults that make the embedded fleet and the bundled emulator work out of the box; they
 # are public, so they must never guard a live Stripe account.
@@ -107,6 +108,14 @@ class Settings(BaseSettings):
         8.0, gt=0, description="After SIGTERM, a role still blocked on a dead dependency exits this much later")
     command_repair_after_s: float = Field(
         60.0, gt=0, description="A received command with no outcome is sent to the workers again after this")
+    # GET /v1/stream (ingress/stream_api.py)
+    stream_heartbeat_s: float = Field(15.0, gt=0, le=300, description="Comment line on an idle stream this often")
+    stream_retention_s: int = Field(
+        86400, gt=0, description="A Last-Event-ID whose next change is older than this gets `reset`, not a replay")
+    stream_poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often the stream reads new rows without a NOTIFY (SQLite, LISTEN lost)")
+    stream_write_timeout_s: float = Field(
+        10.0, gt=0, description="A stream client that takes no bytes for this long is disconnected")
 
     metrics_port: int | None = Field(
         None, description="Serve Prometheus /metrics on this port in worker, bridge, relay, scheduler; None = off "

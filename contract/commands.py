@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from ..errors import InvalidMessage
+from ..errors import InvalidMessage as InvalidMessage  # re-exported: what parse_command raises
 from . import strict_json
 from .fields import (
     MAX_QUANTITY,

@@ -16,7 +16,8 @@
 
 `GET /healthz` (the process is up), `GET /readyz` (database and broker reachable: 200 or 503
 with a JSON body per check), `GET /metrics` (Prometheus). The read API (`ingress/read_api.py`)
-is mounted on the same app. Webhooks are logged by event id, type and outcome only.
+is mounted on the same app, and so is the entitlement stream
+(`ingress/stream_api.py`). Webhooks are logged by event id, type and outcome only.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from .plans_api import routes as plans_api_routes
 from .read_api import routes as read_api_routes
 from .sessions_api import routes as sessions_api_routes
 from .signature import SignatureError, verify
+from .stream_api import routes as stream_api_routes
 from .usage_api import routes as usage_api_routes
 
 log = structlog.get_logger(__name__)
@@ -151,6 +153,7 @@ def create_app(bus: Bus, broker=None, enqueue: Callable[[dict], object] | None =
         *billing_api_routes(bus),
         *plans_api_routes(bus),
         *admin_api_routes(bus),
+        *stream_api_routes(bus),
     ]
     middleware = []
     if settings.cors_origins:  # browsers of these origins may call the read API with a tenant token

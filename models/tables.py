@@ -208,7 +208,8 @@ class OutboxMessage(Base):
     """An event to publish on billing.events, committed with the change it announces."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "id"),)
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "id"),
+                      Index("ix_outbox_stream_seq", "stream_seq", unique=True))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)  # CloudEvents id
@@ -217,6 +218,9 @@ class OutboxMessage(Base):
     data: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # The row's place in GET /v1/stream, given at commit in commit order (migration 0013's
+    # trigger; models/stream_log.py); None for the types the stream does not carry.
+    stream_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeadLetter(Base):

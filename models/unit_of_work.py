@@ -23,6 +23,7 @@ from .outbox import Outbox
 from .quota import Quotas
 from .session_answers import SessionAnswers
 from .snapshots import Snapshots
+from .stream_log import StreamLog
 from .tables import Tenant
 from .tenants import Tenants
 from .usage import Usage
@@ -52,8 +53,8 @@ class UnitOfWork:
     `uow.ledger`, `uow.outbox`, `uow.usage`, `uow.cursors`, `uow.dead_letters`, `uow.snapshots`,
     `uow.entitlement_history`,
     `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`, `uow.metering`; the
-    billing page's `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`, `uow.sync_budgets`)
-    work in its transaction. `uow.session` is theirs (and the tests', to check what was stored):
+    billing page's `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`, `uow.sync_budgets`; the
+    stream's `uow.stream_log`) work in its transaction. `uow.session` is theirs (and the tests', to check what was stored):
     outside models/ the service does not touch it (tests/unit/test_repository_seam.py)."""
 
     def __init__(self, session_factory: Callable[[], Session]):
@@ -77,6 +78,7 @@ class UnitOfWork:
         self.invoices: Invoices
         self.plan_prices: PlanPrices
         self.sync_budgets: SyncBudgets
+        self.stream_log: StreamLog
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -99,6 +101,7 @@ class UnitOfWork:
         self.invoices = Invoices(self.session)
         self.plan_prices = PlanPrices(self.session)
         self.sync_budgets = SyncBudgets(self.session)
+        self.stream_log = StreamLog(self.session)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,7 +1,7 @@
 """The product services' client depends on the contract, not on billing-sync's insides: what it
-imports from billing_sync is `contract/` (the command types and their validation), the bus
-topology (`config/bus.py`: exchange names and routing keys, which are the wire) and the error it
-raises (`errors.InvalidMessage`)."""
+imports from billing_sync is `contract/` only (the command types and their validation, the bus's
+names and envelope in `contract/bus_names.py`, the error it raises), so a product service that
+installs it drags in no configuration, database or worker code."""
 from __future__ import annotations
 
 import ast
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import billing_sync
 
-ALLOWED = ("billing_sync.contract", "billing_sync.config.bus", "billing_sync.errors")
+ALLOWED = ("billing_sync.contract",)
 
 
 def _imported_modules(path: Path, package: str) -> set[str]:
@@ -36,7 +36,7 @@ def _is_module(name: str) -> bool:
         return False
 
 
-def test_the_client_imports_only_the_contract_the_bus_topology_and_its_error():
+def test_the_client_imports_only_the_contract():
     client = Path(billing_sync.__file__).parent / "client.py"
     ours = {name for name in _imported_modules(client, "billing_sync") if name.startswith("billing_sync")}
     assert "billing_sync.contract.commands" in ours
