@@ -76,6 +76,21 @@ class Changes:
             uow.commit()
         return version
 
+    def many_tenants(self, prefix: str, count: int) -> None:
+        """`count` tenants with entitlements (no events), in one transaction: a large snapshot."""
+        from sqlalchemy import insert
+
+        from billing_sync.models import EntitlementSnapshot, Tenant
+
+        ids = [f"{prefix}-{n}" for n in range(count)]
+        with self.uow_factory() as uow:
+            uow.session.execute(insert(Tenant), [{"id": tenant} for tenant in ids])
+            uow.session.execute(insert(EntitlementSnapshot), [
+                {"tenant_id": tenant, "version": 1, "plan": "pro", "status": "active", "cause": "test",
+                 "features": ["dashboard", "exports", "sso"], "limits": {"projects": n}, "updated_at": utcnow()}
+                for n, tenant in enumerate(ids)])
+            uow.commit()
+
     def account(self, tenant: str, version: int) -> None:
         with self.uow_factory() as uow:
             uow.tenants.lock(tenant)

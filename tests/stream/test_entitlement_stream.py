@@ -5,6 +5,7 @@ restarted misses no change; Last-Event-ID resumes on any ingress process; a posi
 cannot resume gets `reset` and a snapshot; the staleness bound turns `check` into the policy."""
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 
@@ -158,3 +159,28 @@ def test_the_client_misses_no_change_across_a_cut_connection(ingress, changes):
         _wait_until(lambda: ents.get(tenant).version == 4, 30, "v4 after the cut")
         assert seen == [2, 3, 4]
         assert proxy.connections_made >= 2
+
+
+@pytest.mark.slow  # a 13 MB snapshot
+@pytest.mark.timeout(300)
+def test_a_client_that_stops_reading_is_disconnected_and_costs_no_queue(ingresses, changes):
+    """A snapshot of 60,000 tenants (about 13 MB) to a client that never reads: once the socket
+    buffers are full (on loopback the kernel's alone take up to about 4 MB) the ingress's write
+    waits, and after BILLING_STREAM_WRITE_TIMEOUT_S it drops the connection instead of buffering
+    the rest."""
+    changes.many_tenants(f"bulk-{uuid.uuid4().hex[:6]}", 60_000)
+    url = ingresses.start(BILLING_STREAM_WRITE_TIMEOUT_S="1")
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(f"GET /v1/stream?snapshot=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                        .encode())
+        _wait_until(lambda: "stream.client_too_slow" in ingresses.logs(), 60, "the slow client dropped")
+        stalled.settimeout(10)
+        received = 0
+        while chunk := stalled.recv(1 << 20):  # what was in flight, then the end: the server closed
+            received += len(chunk)
+        assert 0 < received < 6_000_000  # of about 13 MB: the rest was never buffered for it
+    assert httpx.get(f"{url}/healthz").status_code == 200
+    ingresses.kill(url)
