@@ -54,8 +54,8 @@ class UnitOfWork:
     `uow.entitlement_history`,
     `uow.subscriptions`, `uow.products`, `uow.session_answers`, `uow.quotas`, `uow.metering`; the
     billing page's `uow.billing_accounts`, `uow.invoices`, `uow.plan_prices`, `uow.sync_budgets`; the
-    stream's `uow.stream_log`) work in its transaction. `uow.session` is theirs (and the tests', to check what was stored):
-    outside models/ the service does not touch it (tests/unit/test_repository_seam.py)."""
+    stream's `uow.stream_log`) work in its transaction. `uow.session` is theirs (and the tests', to
+    check what was stored): outside models/ the service does not touch it (tests/unit/test_repository_seam.py)."""
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
