@@ -20,6 +20,17 @@ from throwaway import migrated_database, start_emulator_with_catalog
 billing_logging.CACHE_LOGGERS = False  # see its comment: capture_logs must reach every logger
 
 
+@pytest.fixture(autouse=True)
+def _structlog_configuration_restored():
+    """A test that runs the CLI configures logging for the whole process (the level, the
+    renderer); put back what was there, so no later test logs through another test's settings."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 def pytest_collection_modifyitems(items):
     """Each test is marked with the services it needs: by the service fixtures it uses, and by
     the broker it is parametrized with (see tests/services.py)."""
