@@ -17,11 +17,10 @@ from billing_sync.cli import main
 from billing_sync.client import command_envelope
 from billing_sync.config.settings import get_settings
 from billing_sync.handlers.command_dispatch import handle_command
-from billing_sync.handlers.messages import StripeEventReceived
 from billing_sync.ingress import admin_api
 from billing_sync.models import utcnow
 
-from contexts import make_bus, message
+from contexts import event_received, make_bus
 
 KEY = "sk_test_story"
 ADMIN = "admin-secret-1"
@@ -71,7 +70,7 @@ class Story:
             if event["id"] in self.delivered or event["id"] in keep:
                 continue
             self.delivered.add(event["id"])
-            self.bus.handle(StripeEventReceived(message(event, utcnow())))
+            self.bus.handle(event_received(self.bus, event, utcnow()))
 
     def provisioned(self, seats: int = 2) -> tuple[str, dict]:
         tenant = f"story-{uuid.uuid4().hex[:8]}"
